@@ -1,0 +1,1 @@
+"""Disaster-recovery game-day harness for the SVG AI Parameter Optimization System's BCP."""

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Idempotent set-up: system parts (PostgreSQL 15, Prometheus, Alertmanager), .venv, the project.
+# Called by every Makefile target that needs it; a second run takes about a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_BIN=/usr/lib/postgresql/15/bin
+missing=()
+[ -x "$PG_BIN/postgres" ] && [ -x "$PG_BIN/pg_basebackup" ] || missing+=(postgresql-15)
+[ -f /usr/share/postgresql/15/extension/amcheck.control ] || missing+=(postgresql-15)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+if [ ${#missing[@]} -gt 0 ]; then
+  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing system packages; install them with: sudo apt-get install --no-install-recommends $pkgs" >&2
+    exit 1
+  fi
+  echo "setup: installing Debian packages: $pkgs"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+fi
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for c in python3.11 python3; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then PY=$c; break; fi
+  done
+fi
+[ -n "$PY" ] || { echo "setup: Python 3.11 is required (chaostoolkit-lib 1.44 and the torch CPU wheel); set PYTHON=/path/to/python3.11" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $PY"
+  "$PY" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+fi
+if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
+  # The CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
+  echo "setup: installing torch 2.13.0 (CPU)"
+  .venv/bin/pip install -q torch==2.13.0
+fi
+if [ ! -f .venv/.setup-stamp ] || [ pyproject.toml -nt .venv/.setup-stamp ]; then
+  echo "setup: installing the project and its dependencies"
+  .venv/bin/pip install -q -e .
+  touch .venv/.setup-stamp
+fi
