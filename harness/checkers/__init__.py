@@ -1,0 +1,16 @@
+"""Checkers: pure functions of a history (harness/history.py) that return plain data with evidence.
+
+    availability(events, probe, stability_s, timeout_s)  TTD, RTO, downtime, flapping, stalls
+    loss(events)                                         lost/unexpected/recovered writes, RPO
+    integrity(events) / functions(events)                data integrity, critical functions
+    detection(events, alert)                             did the monitoring notice
+    verdict(events, objectives, run)                     the BCP judgement of one run
+
+They never touch the network, the disk or the clock.
+"""
+from .availability import availability, fault_window
+from .integrity import detection, functions, integrity
+from .loss import loss
+from .verdict import verdict
+
+__all__ = ["availability", "fault_window", "loss", "integrity", "functions", "detection", "verdict"]

@@ -1,0 +1,177 @@
+"""Availability during the incident: time to detect, RTO, downtime, error count, flapping.
+
+A pure function of the history (see harness/history.py): no I/O, no clock. Times are the history's
+`t` (seconds since the run's start); durations are seconds, rounded to the microsecond the history
+keeps.
+
+RTO, as the BCP measures it: from `fault.start` to the first successful sample of the final run of
+continuous success, provided that run lasts at least `stability_s` and no failure follows it before
+the observation ends. A service that never failed has RTO 0; one that never settles has no RTO.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["availability", "fault_window", "observation_end"]
+
+
+def fault_window(events: list[dict]) -> tuple[float | None, float | None]:
+    """(t of the first `fault` start, t of the last `fault` end); None where absent."""
+    start = end = None
+    for e in events:
+        if e["kind"] != "fault":
+            continue
+        if e.get("phase") == "start" and start is None:
+            start = e["t"]
+        elif e.get("phase") == "end":
+            end = e["t"]
+    return start, end
+
+
+def observation_end(events: list[dict], samples: list[dict]) -> float | None:
+    """The last `observe_end` marker, else the last sample's t."""
+    end = None
+    for e in events:
+        if e["kind"] == "marker" and e.get("name") == "observe_end":
+            end = e["t"]
+    if end is None and samples:
+        end = samples[-1]["t"]
+    return end
+
+
+def availability(events: list[dict], probe: str = "api", stability_s: float = 5.0,
+                 timeout_s: float | None = None) -> dict:
+    """Judge the `sample` events of one probe against the fault window.
+
+    Returns plain data: ttd_s, rto_s (None when the service never settled, or settled only after
+    `timeout_s`), recovered, recovered_at_t, stable_from_t, downtime_s, error_count, samples,
+    availability_pct, first_failure_t, outages, flapping, observed_s, final_run_s, stalls,
+    max_gap_s, trustworthy, warnings, and `error` when there was nothing to judge.
+    """
+    samples = [e for e in events if e["kind"] == "sample" and e.get("probe") == probe]
+    t_fault, t_fault_end = fault_window(events)
+    result = _empty(probe, stability_s, timeout_s, t_fault, t_fault_end)
+    if not samples:
+        result.update(error=f"no samples for probe {probe!r}", trustworthy=False)
+        return result
+
+    obs_end = observation_end(events, samples)
+    # Without a fault there is no incident; measure from the first sample so the figures still
+    # describe what was seen (the verdict reports the run as an error anyway).
+    origin = t_fault if t_fault is not None else samples[0]["t"]
+    if t_fault is None:
+        result["warnings"].append("no fault start in the history: measured from the first sample")
+    result["observation_end_t"] = _r(obs_end)
+    result["observed_s"] = _r(max(0.0, obs_end - origin))
+    result["failures_before_fault"] = sum(1 for s in samples if s["t"] < origin and not s["ok"])
+
+    post = [s for s in samples if origin <= s["t"] <= obs_end]
+    if not post:
+        result.update(error=f"no samples for probe {probe!r} between the fault start and the end of observation",
+                      trustworthy=False)
+        return result
+
+    failed_idx = [i for i, s in enumerate(post) if not s["ok"]]
+    recovered, rto_s, stable_from_t, final_run_s = False, None, None, None
+    if not failed_idx:
+        # Zero downtime: the fault never showed on this probe.
+        recovered, rto_s, stable_from_t = True, 0.0, origin
+        final_run_s = post[-1]["t"] - post[0]["t"]
+        if final_run_s < stability_s:
+            result["warnings"].append(
+                f"observed only {final_run_s:.1f} s after the fault, less than the {stability_s:g} s stability window")
+    elif failed_idx[-1] < len(post) - 1:
+        # The final all-success run starts right after the last failure.
+        run = post[failed_idx[-1] + 1:]
+        stable_from_t = run[0]["t"]
+        final_run_s = run[-1]["t"] - run[0]["t"]
+        if final_run_s >= stability_s:
+            recovered, rto_s = True, stable_from_t - origin
+        else:
+            stable_from_t = None
+    else:
+        final_run_s = 0.0  # observation ended in failure
+
+    if recovered and timeout_s is not None and stable_from_t > origin + timeout_s:
+        result["warnings"].append(
+            f"stable only {stable_from_t - origin:.1f} s after the fault, later than the {timeout_s:g} s timeout")
+        recovered, rto_s = False, None
+
+    # The incident window: fault start to the recovery point, or to the end of observation.
+    incident_end = stable_from_t if (recovered and failed_idx) else obs_end
+    window = [s for s in post if s["t"] <= incident_end]
+    errors = sum(1 for s in window if not s["ok"])
+
+    downtime = 0.0
+    outages = 0
+    prev_ok = True  # the target was healthy before the fault (steady state)
+    for i, s in enumerate(post):
+        if not s["ok"]:
+            nxt = post[i + 1]["t"] if i + 1 < len(post) else obs_end
+            downtime += max(0.0, nxt - s["t"])
+            if prev_ok:
+                outages += 1
+        prev_ok = s["ok"]
+
+    stalls, max_stall = [], 0.0
+    for e in events:
+        # A stall's gap ends at its t; keep those that overlap the observation after the fault,
+        # where a starved sampler could fake uptime (or downtime).
+        if e["kind"] == "stall" and e["t"] >= origin and e["t"] - float(e.get("gap_s") or 0) <= obs_end:
+            stalls.append({"t": e["t"], "recorder": e.get("recorder"), "gap_s": e.get("gap_s"),
+                           "expected_s": e.get("expected_s")})
+            max_stall = max(max_stall, float(e.get("gap_s") or 0))
+    max_gap = max((b["t"] - a["t"] for a, b in zip(post, post[1:])), default=0.0)
+    trustworthy = max_stall <= stability_s / 2
+    if not trustworthy:
+        result["warnings"].append(
+            f"a recorder stalled for {max_stall:.1f} s, more than half the {stability_s:g} s stability window")
+    if stable_from_t is not None:
+        # Where the service is claimed up, samples must be dense enough to have seen an outage.
+        up = [s for s in post if s["t"] >= stable_from_t]
+        run_gap = max((b["t"] - a["t"] for a, b in zip(up, up[1:])), default=0.0)
+        if run_gap > stability_s / 2:
+            trustworthy = False
+            result["warnings"].append(
+                f"samples {run_gap:.1f} s apart while the service counted as up: too sparse to prove it was")
+
+    first_failure_t = post[failed_idx[0]]["t"] if failed_idx else None
+    result.update(
+        ttd_s=_r(first_failure_t - origin) if first_failure_t is not None else None,
+        rto_s=_r(rto_s),
+        recovered=recovered,
+        recovered_at_t=_r(stable_from_t) if recovered else None,
+        stable_from_t=_r(stable_from_t),
+        final_run_s=_r(final_run_s),
+        first_failure_t=_r(first_failure_t),
+        error_count=errors,
+        samples=len(window),
+        availability_pct=round(100.0 * (len(window) - errors) / len(window), 3) if errors else 100.0,
+        downtime_s=_r(downtime),
+        outages=outages,
+        flapping=max(0, outages - 1),
+        max_gap_s=_r(max_gap),
+        stalls=stalls,
+        trustworthy=trustworthy,
+    )
+    return result
+
+
+# Internals ---------------------------------------------------------------------------------
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
+
+
+def _empty(probe: str, stability_s: float, timeout_s: float | None,
+           t_fault: float | None, t_fault_end: float | None) -> dict[str, Any]:
+    return {
+        "probe": probe, "stability_s": stability_s, "timeout_s": timeout_s,
+        "fault_start_t": _r(t_fault), "fault_end_t": _r(t_fault_end),
+        "observation_end_t": None, "observed_s": None,
+        "ttd_s": None, "rto_s": None, "recovered": False, "recovered_at_t": None,
+        "stable_from_t": None, "final_run_s": None, "first_failure_t": None,
+        "error_count": 0, "samples": 0, "availability_pct": None, "downtime_s": None,
+        "outages": 0, "flapping": 0, "failures_before_fault": 0, "max_gap_s": None,
+        "stalls": [], "trustworthy": True, "warnings": [], "error": None,
+    }

@@ -1,0 +1,291 @@
+"""The whole judgement of one run against the BCP's success criteria.
+
+    RTO < 15 minutes achieved · RPO < 5 minutes maintained ·
+    All critical functions restored · Data integrity verified
+
+A pure function of the history (see harness/history.py) and the scenario's resolved objectives
+(see harness/objectives.py): no I/O, no clock. Status is honest: a run whose target was unhealthy
+before the fault, whose fault never happened, or which was interrupted proves nothing, so it is
+`error` or `interrupted`, never `pass`; its criteria are still computed as far as possible.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .availability import availability, fault_window
+from .integrity import detection, functions, integrity
+from .loss import loss
+
+__all__ = ["verdict", "KEYS_SHOWN"]
+
+KEYS_SHOWN = 50  # key lists in the verdict are truncated to this many; counts are exact
+
+_OBJECTIVE_DEFAULTS = {"stability_s": 5.0, "timeout_s": None, "max_lost_writes": None,
+                       "critical_functions": [], "integrity_checks": [], "detection": None}
+
+
+def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> dict:
+    """Judge a history against resolved scenario objectives (harness.objectives.resolve).
+
+    `run` may carry run_id, experiment, title, started, ended (copied as they are). Returns the
+    verdict: scenario, status (pass|fail|error|interrupted), reason, run fields, objectives,
+    measured, criteria [{name, passed, measured, objective, detail}], loss, integrity, functions,
+    flags."""
+    obj = _normalise(objectives)
+    run = run or {}
+    t_fault, t_fault_end = fault_window(events)
+
+    avail = availability(events, probe=obj["probe"], stability_s=obj["stability_s"], timeout_s=obj["timeout_s"])
+    lost = loss(events)
+    integ = integrity(events, since_t=t_fault)
+    funcs = functions(events, since_t=t_fault)
+    det = detection(events, obj["detection"]["alert"]) if obj["detection"] else None
+
+    criteria = [
+        _rto(avail, obj),
+        _rpo(lost, obj),
+        _required("critical_functions", funcs, obj["critical_functions"],
+                  "critical functions restored", "critical functions not restored"),
+        _required("data_integrity", integ, obj["integrity_checks"],
+                  "integrity checks passed", "data integrity not verified"),
+    ]
+    if det is not None:
+        criteria.append(_detection(det, obj["detection"], avail))
+
+    status, reason = _status(events, criteria, avail)
+    return {
+        "scenario": obj["scenario"],
+        "status": status,
+        "reason": reason,
+        "run_id": run.get("run_id"),
+        "experiment": run.get("experiment"),
+        "title": run.get("title"),
+        "started": run.get("started"),
+        "ended": run.get("ended"),
+        "objectives": {k: obj[k] for k in ("rto_s", "rpo_s", "stability_s", "timeout_s", "max_lost_writes",
+                                           "critical_functions", "integrity_checks", "detection")},
+        "measured": {
+            "rto_s": avail["rto_s"], "ttd_s": avail["ttd_s"], "rpo_s": lost["rpo_s"],
+            "downtime_s": avail["downtime_s"], "error_count": avail["error_count"],
+            "availability_pct": avail["availability_pct"],
+            **{k: lost[k] for k in ("acked_writes", "lost_writes", "unexpected_writes", "recovered_writes",
+                                    "duplicate_writes", "failed_writes", "in_doubt_writes")},
+            "detection_latency_s": det["latency_s"] if det else None,
+            "fault_start_t": t_fault, "fault_end_t": t_fault_end, "recovered_at_t": avail["recovered_at_t"],
+        },
+        "criteria": criteria,
+        "loss": {
+            "known": lost["known"],
+            "error": lost["error"],
+            **{k: lost[k][:KEYS_SHOWN] for k in ("lost_keys", "unexpected_keys", "recovered_keys", "duplicate_keys")},
+            "loss_window": lost["loss_window"],
+        },
+        "integrity": integ,
+        "functions": funcs,
+        "flags": _flags(events, avail, lost, t_fault, t_fault_end),
+    }
+
+
+# Internals ---------------------------------------------------------------------------------
+
+def _normalise(objectives: dict) -> dict:
+    missing = [k for k in ("rto_s", "rpo_s") if objectives.get(k) is None]
+    if missing:
+        raise ValueError(f"objectives lack {', '.join(missing)}: pass a dict from harness.objectives.resolve()")
+    obj = {**_OBJECTIVE_DEFAULTS, "scenario": None, "probe": "api", **objectives}
+    for k in ("stability_s", "probe"):  # explicit None means "the default"
+        if obj[k] is None:
+            obj[k] = {"stability_s": 5.0, "probe": "api"}[k]
+    obj["critical_functions"] = list(obj["critical_functions"] or [])
+    obj["integrity_checks"] = list(obj["integrity_checks"] or [])
+    return obj
+
+
+def _criterion(name: str, passed: bool, measured: Any, objective: Any, detail: str) -> dict:
+    return {"name": name, "passed": bool(passed), "measured": measured, "objective": objective, "detail": detail}
+
+
+def _rto(a: dict, obj: dict) -> dict:
+    goal, stab, timeout = obj["rto_s"], obj["stability_s"], obj["timeout_s"]
+    probe = a["probe"]
+    if a["error"]:
+        return _criterion("rto", False, None, goal, f"cannot measure RTO: {a['error']}")
+    if not a["recovered"]:
+        within = f" within the {_n(timeout)} s timeout" if timeout is not None else " before observation ended"
+        late = f"; it settled only {_n(a['stable_from_t'] - a['fault_start_t'])} s after the fault" \
+            if a["stable_from_t"] is not None and a["fault_start_t"] is not None else ""
+        return _criterion("rto", False, None, goal,
+                          f"never stable within timeout: probe '{probe}' had no {_n(stab)} s run of continuous "
+                          f"success free of later failures{within}{late} ({a['error_count']} failed samples, "
+                          f"{_n(a['observed_s'])} s observed after the fault)")
+    rto = a["rto_s"]
+    if rto == 0 and not a["error_count"]:
+        what = f"no failed sample on probe '{probe}' in {a['samples']} samples after the fault: RTO 0 s"
+    else:
+        what = (f"probe '{probe}' stable again {_n(rto)} s after the fault ({a['error_count']} failed samples, "
+                f"{_n(a['downtime_s'])} s down, first failure {_n(a['ttd_s'])} s after the fault)")
+    if rto >= goal:
+        return _criterion("rto", False, rto, goal, f"{what}, not under the {_n(goal)} s objective")
+    if not a["trustworthy"]:
+        worst = max((float(s.get("gap_s") or 0) for s in a["stalls"]), default=0.0)
+        why = f"a recorder stalled for {_n(worst)} s" if worst > stab / 2 else "its samples were too sparse"
+        return _criterion("rto", False, rto, goal,
+                          f"{what}, but {why} (more than half the {_n(stab)} s stability window), "
+                          f"so the sampler cannot prove the service was up")
+    return _criterion("rto", True, rto, goal, f"{what}; objective under {_n(goal)} s")
+
+
+def _rpo(lost: dict, obj: dict) -> dict:
+    goal, max_lost = obj["rpo_s"], obj["max_lost_writes"]
+    if not lost["known"]:
+        return _criterion("rpo", False, None, goal, f"{lost['error']}: loss unknown")
+    n, acked = lost["lost_writes"], lost["acked_writes"]
+    if lost["rpo_s"] is None:
+        return _criterion("rpo", False, None, goal,
+                          f"{n} of {acked} acknowledged writes lost, but there is no fault start to measure RPO from")
+    rpo = lost["rpo_s"]
+    if n == 0:
+        detail = f"no acknowledged write lost ({acked} acknowledged, {lost['read_keys']} keys read back): RPO 0 s"
+    else:
+        first = lost["loss_window"]["earliest_t"]
+        when = f"{_n(-first)} s before the fault" if first <= 0 else f"{_n(first)} s after the fault started"
+        detail = f"{n} of {acked} acknowledged writes lost, the earliest acknowledged {when}: RPO {_n(rpo)} s"
+    passed = rpo < goal
+    detail += f" (objective under {_n(goal)} s)" if passed else f", not under the {_n(goal)} s objective"
+    if max_lost is not None:
+        if n > max_lost:
+            passed = False
+            detail += f"; the scenario allows at most {max_lost} lost writes"
+        else:
+            detail += f"; at most {max_lost} lost writes allowed"
+    return _criterion("rpo", passed, rpo, goal, detail)
+
+
+def _required(name: str, collected: dict, required: list[str], ok_words: str, bad_words: str) -> dict:
+    checks = collected["checks"]
+    measured = {n: (checks[n]["ok"] if n in checks else None) for n in required}
+    if not required:
+        return _criterion(name, True, measured, required, f"nothing required by the objectives ({ok_words}: none)")
+    problems = []
+    for n in required:
+        if n not in checks:
+            problems.append(f"{n} never checked after the fault")
+        elif not checks[n]["ok"]:
+            detail = checks[n]["detail"]
+            problems.append(f"{n} failed" + (f" ({_short(detail)})" if detail not in (None, "") else ""))
+    if problems:
+        return _criterion(name, False, measured, required, f"{bad_words}: {'; '.join(problems)}")
+    return _criterion(name, True, measured, required, f"all {len(required)} {ok_words}: {', '.join(required)}")
+
+
+def _detection(det: dict, goal: dict, a: dict) -> dict:
+    alert, max_latency = goal.get("alert"), goal.get("max_latency_s")
+    latency = det["latency_s"]
+    objective = {"alert": alert, "max_latency_s": max_latency, "min_outage_s": goal.get("min_outage_s") or 0}
+    min_outage = goal.get("min_outage_s") or 0
+    outage = a.get("rto_s")
+    if not det["fired"] and min_outage and outage is not None and outage < min_outage:
+        return _criterion("detection", True, latency, objective,
+                          f"alert {alert} not required: the outage lasted {_n(outage)} s, shorter than the "
+                          f"{_n(min_outage)} s an alert needs to fire; it did not fire")
+    if not det["fired"]:
+        why = "no detection recorded" if not det["found"] else "it never fired"
+        return _criterion("detection", False, latency, objective, f"alert {alert} did not detect the outage: {why}")
+    problems = []
+    if latency is None:
+        problems.append("no latency recorded")
+    elif max_latency is not None and latency > max_latency:
+        problems.append(f"fired {_n(latency)} s after the outage began, later than the {_n(max_latency)} s allowed")
+    resolved = det["resolved"]
+    if resolved is None or resolved is False:
+        problems.append("it never resolved after recovery")
+    elif not isinstance(resolved, bool) and isinstance(resolved, (int, float)) \
+            and a["recovered_at_t"] is not None and resolved < a["recovered_at_t"]:
+        problems.append(f"it resolved at t={_n(resolved)}, before the service recovered at t={_n(a['recovered_at_t'])}")
+    if problems:
+        return _criterion("detection", False, latency, objective, f"alert {alert}: {'; '.join(problems)}")
+    return _criterion("detection", True, latency, objective,
+                      f"alert {alert} fired {_n(latency)} s after the outage began (allowed {_n(max_latency)} s) "
+                      f"and resolved after recovery")
+
+
+def _status(events: list[dict], criteria: list[dict], a: dict) -> tuple[str, str]:
+    markers = [e for e in events if e["kind"] == "marker"]
+    interrupted = [m for m in markers if m.get("name") == "interrupted"]
+    if interrupted:
+        signal = interrupted[-1].get("signal")
+        return "interrupted", (f"the run was interrupted{f' by {signal}' if signal else ''} before it finished, "
+                               f"so it proves nothing either way")
+    if any(m.get("name") == "steady_state" and m.get("phase") == "before" and m.get("met") is False for m in markers):
+        return "error", "target not healthy before fault: the steady-state hypothesis did not hold, so nothing was tested"
+    faults = [e for e in events if e["kind"] == "fault"]
+    if not any(f.get("phase") == "start" for f in faults):
+        return "error", "no fault was injected: the history has no fault start"
+    broken = [f for f in faults if f.get("ok") is False]
+    if broken:
+        f = broken[0]
+        detail = f": {_short(f['detail'])}" if f.get("detail") not in (None, "") else ""
+        return "error", f"fault action failed: {f['name']}{detail}; nothing was tested"
+    failed = [c for c in criteria if not c["passed"]]
+    if failed:
+        return "fail", (f"{len(failed)} of {len(criteria)} criteria failed: "
+                        + "; ".join(f"{c['name']}: {c['detail']}" for c in failed))
+    by = {c["name"]: c for c in criteria}
+    parts = [f"RTO {_n(by['rto']['measured'])} s under {_n(by['rto']['objective'])} s",
+             f"RPO {_n(by['rpo']['measured'])} s under {_n(by['rpo']['objective'])} s",
+             f"{len(by['critical_functions']['objective'])} critical functions restored",
+             f"{len(by['data_integrity']['objective'])} integrity checks passed"]
+    if "detection" in by:
+        parts.append(f"alert {by['detection']['objective']['alert']} fired after {_n(by['detection']['measured'])} s")
+    return "pass", f"all {len(criteria)} criteria met: " + ", ".join(parts)
+
+
+def _flags(events: list[dict], a: dict, lost: dict, t_fault: float | None, t_fault_end: float | None) -> list[str]:
+    flags = []
+    for s in a["stalls"]:
+        flags.append(f"{s['recorder']} stalled {_n(s['gap_s'])} s at t={_n(s['t'])}")
+    if not a["trustworthy"] and not a["error"]:
+        flags.append("RTO measured from an untrustworthy sampler")
+    if a["error"]:
+        flags.append(a["error"])
+    flags.extend(a["warnings"])
+    if a["failures_before_fault"]:
+        flags.append(f"{_many(a['failures_before_fault'], 'failed sample')} on probe '{a['probe']}' before the fault")
+    if t_fault is not None and t_fault_end is None:
+        flags.append("the fault has no end event")
+    if any(e["kind"] == "marker" and e.get("name") == "steady_state" and e.get("phase") == "after"
+           and e.get("met") is False for e in events):
+        flags.append("the steady-state hypothesis did not hold after the method")
+    if not lost["known"]:
+        flags.append(f"loss unknown: {lost['error']}")
+    else:
+        if lost["unexpected_writes"]:
+            flags.append(f"{_many(lost['unexpected_writes'], 'key')} in the final read never written")
+        if lost["duplicate_writes"]:
+            flags.append(f"{_many(lost['duplicate_writes'], 'key')} more than once in the final read")
+        if lost["recovered_writes"]:
+            flags.append(f"{_many(lost['recovered_writes'], 'write')} reported failed or unknown found after recovery")
+    if lost["in_doubt_writes"]:
+        flags.append(f"{_many(lost['in_doubt_writes'], 'write')} in doubt (outcome unknown)")
+    return flags
+
+
+def _n(x: Any) -> str:
+    """A number for a sentence: at most three decimals, no trailing zeros."""
+    if x is None:
+        return "?"
+    if isinstance(x, float):
+        if abs(x) < 0.0005:
+            return "0"
+        return f"{x:.3f}".rstrip("0").rstrip(".")
+    return str(x)
+
+
+def _many(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _short(detail: Any, limit: int = 160) -> str:
+    text = detail if isinstance(detail, str) else repr(detail)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

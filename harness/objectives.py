@@ -1,0 +1,327 @@
+"""BCP objectives and success criteria, per scenario (bcp.yaml).
+
+    load(path)                                → Objectives (validated; errors name file, field and value)
+    resolve(objectives, scenario, overrides)  → the dict harness.checkers.verdict() judges against
+    from_extension(experiment)                → (scenario, overrides) from an experiment's `bcp` extension
+    for_experiment(objectives, experiment)    → resolve(objectives, *from_extension(experiment))
+
+Every problem raises ObjectivesError with one line saying what is wrong, where, and with which
+value, so a bad file stops a game day before any fault is injected.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+__all__ = ["ObjectivesError", "Objectives", "load", "resolve", "from_extension", "for_experiment", "recorder_settings",
+           "DEFAULT_PATH", "OBJECTIVE_FIELDS"]
+
+DEFAULT_PATH = "bcp.yaml"
+
+
+class ObjectivesError(ValueError):
+    """bcp.yaml or an experiment's bcp extension is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """A validated bcp.yaml: `defaults` (every objective field) and `scenarios` (id → fields)."""
+    path: str
+    defaults: dict
+    scenarios: dict
+
+    def scenario_ids(self) -> list[str]:
+        return sorted(self.scenarios)
+
+
+def load(path: str = DEFAULT_PATH) -> Objectives:
+    """Read and validate bcp.yaml. Raises ObjectivesError (one line) if it is missing or malformed."""
+    name = str(path)
+    p = Path(path)
+    if not p.exists() and name == DEFAULT_PATH:
+        # Run from elsewhere than the project root: fall back to the project's own file.
+        fallback = Path(__file__).resolve().parent.parent / DEFAULT_PATH
+        if fallback.exists():
+            p = fallback
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ObjectivesError(f"{name}: file not found; the BCP objectives are required before any fault is injected") from None
+    except OSError as e:
+        raise ObjectivesError(f"{name}: cannot read the BCP objectives ({e.strerror})") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ObjectivesError(f"{name}: not valid YAML{where}: {e.problem or e}") from None
+    except yaml.YAMLError as e:
+        raise ObjectivesError(f"{name}: not valid YAML: {' '.join(str(e).split())}") from None
+    return _validate(data, name)
+
+
+def resolve(objectives: Objectives, scenario: str, overrides: dict | None = None, *,
+            source: str = "experiment") -> dict:
+    """defaults ∪ scenario ∪ experiment overrides → the objectives of one run.
+
+    Overrides (an experiment's `extensions.bcp.objectives`) may only tighten rto_s, rpo_s and
+    max_lost_writes, may set stability_s and timeout_s, and may add critical_functions and
+    integrity_checks. `source` names the experiment in error messages."""
+    if scenario not in objectives.scenarios:
+        raise ObjectivesError(f"{objectives.path}: unknown scenario {scenario!r} "
+                              f"(known: {', '.join(objectives.scenario_ids())})")
+    spec = objectives.scenarios[scenario]
+    out: dict[str, Any] = {"scenario": scenario}
+    out.update(copy.deepcopy(objectives.defaults))
+    out.update(copy.deepcopy(spec))
+    if overrides is None:
+        return out
+    base = "extensions.bcp.objectives"
+    if not isinstance(overrides, dict):
+        raise ObjectivesError(f"{source}: {base} must be a mapping of objectives, got {overrides!r}")
+    for key, value in overrides.items():
+        where = f"{base}.{key}"
+        if key in _TIGHTEN:
+            value = OBJECTIVE_FIELDS[key](value, source, where)
+            current = out[key]
+            if key == "max_lost_writes":
+                looser = current is not None and (value is None or value > current)
+            else:
+                looser = value > current
+            if looser:
+                unit = "" if key == "max_lost_writes" else " s"
+                raise ObjectivesError(
+                    f"{source}: {where} may only tighten the BCP objective for scenario {scenario!r} "
+                    f"({current}{unit}), got {value!r}")
+            out[key] = value
+        elif key in _SETTABLE:
+            out[key] = OBJECTIVE_FIELDS[key](value, source, where)
+        elif key in _ADDABLE:
+            for item in OBJECTIVE_FIELDS[key](value, source, where):
+                if item not in out[key]:
+                    out[key].append(item)
+        else:
+            allowed = ", ".join(_TIGHTEN + _SETTABLE + _ADDABLE)
+            raise ObjectivesError(f"{source}: {where} is not an objective an experiment may override "
+                                  f"(allowed: {allowed})")
+    return out
+
+
+def from_extension(experiment: dict) -> tuple[str, dict]:
+    """(scenario, overrides) from an experiment's `extensions: [{name: bcp, scenario, objectives?}]`."""
+    title = experiment.get("title") if isinstance(experiment, dict) else None
+    who = f"experiment {title!r}" if title else "experiment (untitled)"
+    extensions = experiment.get("extensions") if isinstance(experiment, dict) else None
+    if extensions is None:
+        extensions = []
+    if not isinstance(extensions, list):
+        raise ObjectivesError(f"{who}: extensions must be a list, got {extensions!r}")
+    found = [x for x in extensions if isinstance(x, dict) and x.get("name") == "bcp"]
+    if not found:
+        raise ObjectivesError(f"{who}: no 'bcp' extension naming its BCP scenario "
+                              f"(add extensions: [{{name: bcp, scenario: <scenario id from bcp.yaml>}}])")
+    if len(found) > 1:
+        raise ObjectivesError(f"{who}: {len(found)} 'bcp' extensions; keep exactly one")
+    ext = found[0]
+    unknown = sorted(set(ext) - set(EXTENSION_KEYS))
+    if unknown:
+        raise ObjectivesError(f"{who}: extensions.bcp.{unknown[0]} is not a known field "
+                              f"(known: {', '.join(EXTENSION_KEYS)})")
+    scenario = ext.get("scenario")
+    if not isinstance(scenario, str) or not scenario.strip():
+        raise ObjectivesError(f"{who}: extensions.bcp.scenario must name a BCP scenario, got {scenario!r}")
+    overrides = ext.get("objectives")
+    if overrides is None:
+        overrides = {}
+    if not isinstance(overrides, dict):
+        raise ObjectivesError(f"{who}: extensions.bcp.objectives must be a mapping of objectives, got {overrides!r}")
+    return scenario, dict(overrides)
+
+
+def recorder_settings(experiment: dict) -> dict:
+    """Sampler and load settings from `extensions.bcp.recorders` (interval_s, timeout_s, users,
+    warmup_s), defaults filled in; a bad value raises ObjectivesError naming it."""
+    title = experiment.get("title") if isinstance(experiment, dict) else None
+    who = f"experiment {title!r}" if title else "experiment (untitled)"
+    ext = next((x for x in experiment.get("extensions") or [] if isinstance(x, dict) and x.get("name") == "bcp"), {})
+    given = ext.get("recorders") or {}
+    if not isinstance(given, dict):
+        raise ObjectivesError(f"{who}: extensions.bcp.recorders must be a mapping, got {given!r}")
+    settings = dict(RECORDER_DEFAULTS)
+    for key, value in given.items():
+        if key not in RECORDER_DEFAULTS:
+            raise ObjectivesError(f"{who}: extensions.bcp.recorders.{key} is not a known field "
+                                  f"(known: {', '.join(RECORDER_DEFAULTS)})")
+        positive = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        if not positive or (key == "users" and not isinstance(value, int)):
+            raise ObjectivesError(f"{who}: extensions.bcp.recorders.{key} must be a positive "
+                                  f"{'whole number' if key == 'users' else 'number'}, got {value!r}")
+        settings[key] = value
+    return settings
+
+
+def for_experiment(objectives: Objectives, experiment: dict) -> dict:
+    """The resolved objectives of one experiment: its bcp extension applied to bcp.yaml."""
+    scenario, overrides = from_extension(experiment)
+    title = experiment.get("title")
+    return resolve(objectives, scenario, overrides, source=f"experiment {title!r}" if title else "experiment (untitled)")
+
+
+# Internals ---------------------------------------------------------------------------------
+
+EXTENSION_KEYS = ("name", "scenario", "objectives", "recorders", "negative_control")
+RECORDER_DEFAULTS = {"interval_s": 0.1, "timeout_s": 1.0, "users": 8, "warmup_s": 3.0}
+_TIGHTEN = ("rto_s", "rpo_s", "max_lost_writes")
+_SETTABLE = ("stability_s", "timeout_s")
+_ADDABLE = ("critical_functions", "integrity_checks")
+_SCENARIO_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def _bad(file: str, where: str, what: str, value: Any) -> ObjectivesError:
+    return ObjectivesError(f"{file}: {where} {what}, got {value!r}")
+
+
+def _unknown(file: str, where: str, known) -> ObjectivesError:
+    return ObjectivesError(f"{file}: {where} is not a known field (known: {', '.join(known)})")
+
+
+def _seconds(value: Any, file: str, where: str) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise _bad(file, where, "must be a positive number of seconds", value)
+    return value
+
+
+def _count_or_null(value: Any, file: str, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _bad(file, where, "must be a whole number of writes >= 0, or null for no bound", value)
+    return value
+
+
+def _name(value: Any, file: str, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(file, where, "must be a non-empty name", value)
+    return value
+
+
+def _names(value: Any, file: str, where: str) -> list[str]:
+    if not isinstance(value, list):
+        raise _bad(file, where, "must be a list of names", value)
+    seen = []
+    for i, item in enumerate(value):
+        _name(item, file, f"{where}[{i}]")
+        if item in seen:
+            raise _bad(file, f"{where}[{i}]", "repeats a name already listed", item)
+        seen.append(item)
+    return list(value)
+
+
+def _text(value: Any, file: str, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(file, where, "must be a non-empty sentence", value)
+    return value
+
+
+def _detection(value: Any, file: str, where: str) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _bad(file, where, "must be null or a mapping {alert, max_latency_s}", value)
+    known = ("alert", "max_latency_s", "min_outage_s")
+    for key in value:
+        if key not in known:
+            raise _unknown(file, f"{where}.{key}", known)
+    for key in ("alert", "max_latency_s"):
+        if key not in value:
+            raise ObjectivesError(f"{file}: {where}.{key} is required")
+    # An outage shorter than min_outage_s ends before the alert's `for:` window can elapse; it
+    # need not page anyone, so its alert is not required (it is still reported if it fired).
+    min_outage = value.get("min_outage_s", 0)
+    if min_outage != 0:
+        min_outage = _seconds(min_outage, file, f"{where}.min_outage_s")
+    return {"alert": _name(value["alert"], file, f"{where}.alert"),
+            "max_latency_s": _seconds(value["max_latency_s"], file, f"{where}.max_latency_s"),
+            "min_outage_s": min_outage}
+
+
+OBJECTIVE_FIELDS: dict[str, Callable[[Any, str, str], Any]] = {
+    "rto_s": _seconds,
+    "rpo_s": _seconds,
+    "stability_s": _seconds,
+    "timeout_s": _seconds,
+    "probe": _name,
+    "max_lost_writes": _count_or_null,
+    "critical_functions": _names,
+    "integrity_checks": _names,
+    "detection": _detection,
+}
+_SCENARIO_TEXT = {"description": _text, "bcp_section": _text}
+
+
+def _validate(data: Any, file: str) -> Objectives:
+    if not isinstance(data, dict):
+        raise ObjectivesError(f"{file}: must be a mapping with 'defaults' and 'scenarios', "
+                              f"got {type(data).__name__ if data is not None else 'an empty file'}")
+    for key in data:
+        if key not in ("defaults", "scenarios"):
+            raise _unknown(file, str(key), ("defaults", "scenarios"))
+    for key in ("defaults", "scenarios"):
+        if not isinstance(data.get(key), dict):
+            raise _bad(file, key, "must be a mapping" if key in data else "is required (a mapping)", data.get(key))
+
+    defaults = {}
+    for key, value in data["defaults"].items():
+        if key not in OBJECTIVE_FIELDS:
+            raise _unknown(file, f"defaults.{key}", OBJECTIVE_FIELDS)
+        defaults[key] = OBJECTIVE_FIELDS[key](value, file, f"defaults.{key}")
+    for key in OBJECTIVE_FIELDS:
+        if key not in defaults:
+            raise ObjectivesError(f"{file}: defaults.{key} is required (the value every scenario starts from)")
+
+    if not data["scenarios"]:
+        raise ObjectivesError(f"{file}: scenarios must name at least one BCP scenario")
+    scenarios = {}
+    known = (*_SCENARIO_TEXT, *OBJECTIVE_FIELDS)
+    for sid, spec in data["scenarios"].items():
+        if not isinstance(sid, str) or not _SCENARIO_ID.match(sid):
+            raise _bad(file, f"scenarios.{sid}", "is not a valid scenario id (lower-case words joined by '-')", sid)
+        where = f"scenarios.{sid}"
+        if not isinstance(spec, dict):
+            raise _bad(file, where, "must be a mapping with description, bcp_section and overrides", spec)
+        fields = {}
+        for key, value in spec.items():
+            check = _SCENARIO_TEXT.get(key) or OBJECTIVE_FIELDS.get(key)
+            if check is None:
+                raise _unknown(file, f"{where}.{key}", known)
+            fields[key] = check(value, file, f"{where}.{key}")
+        for key in _SCENARIO_TEXT:
+            if key not in fields:
+                raise ObjectivesError(f"{file}: {where}.{key} is required")
+        scenarios[sid] = fields
+    return Objectives(path=file, defaults=defaults, scenarios=scenarios)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last silently)."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, (str, int, float, bool, type(None))):
+            continue  # an odd key; construct_mapping reports it if it cannot be used
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)

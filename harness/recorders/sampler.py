@@ -1,0 +1,121 @@
+"""The health/critical-path sampler: probes the system every `interval_s` (default 100 ms) and
+appends one `sample` event per probe per tick.
+
+A sample's `t` is when its answer arrived (a success proves the service worked then; a timeout
+proves it did not answer since `started`). Requests run in a small pool so one slow answer never
+delays the next tick. The scheduler watches itself: a tick that fires more than 3 intervals late
+is recorded as a `stall`, so a starved sampler cannot fake uptime.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import requests
+
+from harness.history import History
+
+SAMPLE_BODY_FEATURES = {"edge_density": 0.2, "unique_colors": 12, "entropy": 3.1, "corner_density": 0.05,
+                        "gradient_strength": 0.3, "complexity_score": 0.4}
+
+
+def _http_probe(method: str, url: str, timeout_s: float, body_fn: Callable[[], dict] | None = None,
+                check: Callable[[requests.Response], bool] | None = None):
+    def probe() -> tuple[bool, str | None]:
+        try:
+            # A fresh connection each time: what a new client sees, not a kept-alive socket.
+            r = requests.request(method, url, json=body_fn() if body_fn else None, timeout=timeout_s,
+                                 headers={"Connection": "close"})
+        except requests.Timeout:
+            return False, "timeout"
+        except requests.ConnectionError as e:
+            return False, "connection refused" if "refused" in str(e).lower() else "connection error"
+        except requests.RequestException as e:
+            return False, type(e).__name__
+        if r.status_code != 200:
+            return False, f"HTTP {r.status_code}"
+        if check and not check(r):
+            return False, "bad body"
+        return True, None
+    return probe
+
+
+def make_probes(target: dict, names: list[str], timeout_s: float) -> dict[str, Callable[[], tuple[bool, str | None]]]:
+    api = target["api_url"]
+    counter = itertools.count()
+    tag = f"{os.getpid()}-{time.time_ns()}"
+
+    def optimize_body() -> dict:
+        return {"request_id": f"sample-{tag}-{next(counter)}", "features": SAMPLE_BODY_FEATURES, "target_quality": 0.9}
+
+    catalogue = {
+        # The critical path: models + a committed row, end to end.
+        "api": lambda: _http_probe("POST", api + "/api/v1/optimization/optimize", timeout_s, optimize_body,
+                                   lambda r: "predicted_ssim" in r.json()),
+        "ready": lambda: _http_probe("GET", api + "/ready", timeout_s),
+        "health": lambda: _http_probe("GET", api + "/health", timeout_s),
+        "prometheus": lambda: _http_probe("GET", target.get("prometheus_url", "") + "/api/v1/query?query=up", timeout_s),
+    }
+    unknown = [n for n in names if n not in catalogue]
+    if unknown:
+        raise ValueError(f"unknown sampler probe {unknown[0]!r}; known: {', '.join(catalogue)}")
+    return {n: catalogue[n]() for n in names}
+
+
+class Sampler:
+    def __init__(self, history: History, target: dict, probes: list[str], interval_s: float = 0.1,
+                 timeout_s: float = 1.0):
+        if interval_s <= 0:
+            raise ValueError(f"sampler interval must be positive, got {interval_s}")
+        self.history = history
+        self.interval_s = interval_s
+        self.probes = make_probes(target, probes, timeout_s)
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=max(8, int(4 * timeout_s / interval_s) * len(probes)),
+                                        thread_name_prefix="sampler")
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._lock = threading.Lock()
+        self.latest: dict[str, list[tuple[float, bool]]] = {n: [] for n in probes}  # for waiting on stability
+
+    def start(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def _one(self, name: str, probe) -> None:
+        started = self.history.now()
+        ok, error = probe()
+        t = self.history.now()
+        fields = {"probe": name, "ok": ok, "latency_s": round(t - started, 6), "started": round(started, 6)}
+        if error:
+            fields["error"] = error
+        self.history.append("sample", t=t, **fields)
+        with self._lock:
+            self.latest[name].append((t, ok))
+
+    def _run(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            late = now - next_tick
+            if late > 3 * self.interval_s:
+                self.history.append("stall", recorder="sampler", gap_s=round(late + self.interval_s, 3),
+                                    expected_s=self.interval_s)
+                next_tick = now
+            for name, probe in self.probes.items():
+                self._pool.submit(self._one, name, probe)
+            next_tick += self.interval_s
+            self._stop.wait(max(0.0, next_tick - time.monotonic()))
+
+    def samples(self, probe: str) -> list[tuple[float, bool]]:
+        with self._lock:
+            return list(self.latest.get(probe, []))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,130 @@
+"""`gameday report ...`: re-render and check the evidence.
+
+  gameday report run RUN_DIR                      report.html + junit.xml of one run
+  gameday report gameday DIR                      summary.json, index.html, junit.xml of a game day
+  gameday report quarterly --quarter 2026Q4 [--reports-dir reports] [--out DIR]
+  gameday report verify PATH                      exit 0 intact, 1 with each problem listed
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_REPORTS_DIR = "reports"
+
+
+def register(subparsers) -> None:
+    report = subparsers.add_parser("report", help="render game-day evidence: run, gameday, quarterly, verify",
+                                   description="Render and verify game-day evidence.")
+    sub = report.add_subparsers(dest="report_command", metavar="SUBCOMMAND")
+    report.set_defaults(func=_missing_subcommand)
+
+    p = sub.add_parser("run", help="re-render one run's report.html and junit.xml")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("gameday", help="re-render a game day's index, summary and junit.xml")
+    p.add_argument("dir", metavar="DIR")
+    p.set_defaults(func=cmd_gameday)
+
+    p = sub.add_parser("quarterly", help="build the quarterly BCP review evidence")
+    p.add_argument("--quarter", required=True, help="e.g. 2026Q4")
+    p.add_argument("--reports-dir", default=DEFAULT_REPORTS_DIR, help="where the runs are (default: reports)")
+    p.add_argument("--out", default=None, help="output dir (default: REPORTS_DIR/quarterly-QUARTER)")
+    p.set_defaults(func=cmd_quarterly)
+
+    p = sub.add_parser("verify", help="check an evidence manifest against the files")
+    p.add_argument("path", metavar="PATH", help="manifest.json or the dir holding it")
+    p.set_defaults(func=cmd_verify)
+
+
+def _usage(message: str):
+    from harness.cli import UsageError  # here, not at import: harness.cli imports this module
+
+    return UsageError(message)
+
+
+def _missing_subcommand(args: argparse.Namespace) -> int:
+    raise _usage("report: choose a subcommand: run, gameday, quarterly or verify")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.report.run import write_run_report
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise _usage(f"report run: no such run directory: {run_dir}")
+    if not (run_dir / "verdict.json").exists():
+        raise _usage(f"report run: {run_dir} is not a run directory (it has no verdict.json)")
+    path = write_run_report(run_dir)
+    print(path)
+    return 0
+
+
+def cmd_gameday(args: argparse.Namespace) -> int:
+    from harness.report.gameday import format_table, write_gameday_summary
+    from harness.report.rundir import find_run_dirs, read_json
+
+    gd = Path(args.dir)
+    if not gd.is_dir():
+        raise _usage(f"report gameday: no such directory: {gd}")
+    run_dirs = [d for d in find_run_dirs(gd) if d != gd]
+    if not run_dirs:
+        raise _usage(f"report gameday: no run directories (with verdict.json) under {gd}")
+    previous, _ = read_json(gd / "summary.json")
+    previous = previous if isinstance(previous, dict) else {}
+    verdicts = [read_json(d / "verdict.json")[0] or {} for d in run_dirs]
+    started = previous.get("started") or min((v.get("started") for v in verdicts if isinstance(v, dict)
+                                               and v.get("started")), default=None)
+    ended = previous.get("ended") or max((v.get("ended") for v in verdicts if isinstance(v, dict)
+                                          and v.get("ended")), default=None)
+    summary = write_gameday_summary(gd, run_dirs, started, ended)
+    print(format_table(summary, color=sys.stdout.isatty()))
+    print(gd / "index.html")
+    return 0
+
+
+def cmd_quarterly(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.report.quarterly import build_quarterly
+
+    try:
+        index = build_quarterly(args.reports_dir, args.quarter, args.out)
+    except ValueError as e:
+        raise _usage(f"report quarterly: {e}")
+    except FileNotFoundError as e:
+        raise _usage(f"report quarterly: {e}")
+    ev = json.loads((index.parent / "evidence.json").read_text(encoding="utf-8"))
+    manifest = json.loads((index.parent / "manifest.json").read_text(encoding="utf-8"))
+    print(index)
+    if ev["runs_total"]:
+        broken = [c["bcp"] for c in ev["criteria"] if c["breaking"]]
+        print(f"{ev['quarter']}: {ev['runs_total']} runs, {ev['statuses']['pass']} passed, "
+              f"{len(ev['failures'])} not passed; "
+              + (f"criteria broken: {'; '.join(broken)}" if broken else "every BCP success criterion held")
+              + f"; {ev['backup_verification']['count']} backup verifications; manifest head {manifest['head'][:16]}")
+    else:
+        print(f"{ev['quarter']}: no game-day runs were recorded; {ev['backup_verification']['count']} backup "
+              f"verifications; manifest head {manifest['head'][:16]}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from harness.report.manifest import MANIFEST, verify
+
+    path = Path(args.path)
+    if not path.exists():
+        raise _usage(f"report verify: no such file or directory: {path}")
+    if path.is_dir() and not (path / MANIFEST).is_file():
+        raise _usage(f"report verify: {path} holds no {MANIFEST}")
+    problems = verify(path)
+    if problems:
+        for p in problems:
+            print(p)
+        print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}: the evidence does not match its manifest",
+              file=sys.stderr)
+        return 1
+    print("intact: every file matches its manifest entry and the hash chain is whole")
+    return 0

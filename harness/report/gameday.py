@@ -1,0 +1,298 @@
+"""A game day's index over its runs: summary.json, index.html, junit.xml; the terminal table
+printed at the end; and the live progress view printed while it runs.
+
+The game day's status is "pass" only if every run passed. Otherwise it is "fail" when any run
+failed a criterion, else "interrupted" when any run was interrupted, else "error".
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from harness.report import junit
+from harness.report.page import (
+    badge, esc, fmt_int, fmt_s, fmt_when, is_number, page, status_of, table,
+)
+from harness.report.rundir import REPORT_HTML, iso, load_verdict, measured, objectives
+
+__all__ = ["write_gameday_summary", "gameday_status", "format_table", "LiveView"]
+
+
+def gameday_status(statuses: list[str]) -> str:
+    if statuses and all(s == "pass" for s in statuses):
+        return "pass"
+    for s in ("fail", "interrupted"):
+        if s in statuses:
+            return s
+    return "error"
+
+
+def _run_row(run_dir: Path, base: Path) -> tuple[dict, dict]:
+    verdict, problem = load_verdict(run_dir)
+    report = run_dir / REPORT_HTML
+    if not report.exists():  # links must lead somewhere: render what the run left
+        try:
+            from harness.report.run import write_run_report
+
+            write_run_report(run_dir)
+        except Exception as e:  # the index is still written; the row says why the link is dead
+            problem = problem or f"report.html could not be written: {e}"
+    m, o = measured(verdict), objectives(verdict)
+    row = {
+        "run_id": str(verdict.get("run_id") or run_dir.name),
+        "scenario": str(verdict.get("scenario") or "unknown"),
+        "status": status_of(verdict),
+        "reason": str(problem or verdict.get("reason") or ""),
+        "rto_s": m.get("rto_s"),
+        "rto_objective_s": o.get("rto_s"),
+        "rpo_s": m.get("rpo_s"),
+        "rpo_objective_s": o.get("rpo_s"),
+        "lost_writes": m.get("lost_writes"),
+        "acked_writes": m.get("acked_writes"),
+        "detection_latency_s": m.get("detection_latency_s"),
+        "report": Path(os.path.relpath(report, base)).as_posix(),
+    }
+    return row, verdict
+
+
+def write_gameday_summary(gameday_dir: str | os.PathLike, run_dirs: list[str | os.PathLike],
+                          started: str | datetime | None, ended: str | datetime | None) -> dict:
+    """Write summary.json, index.html and junit.xml into gameday_dir; returns the summary.
+    A run whose report.html is missing gets one rendered, so every link works."""
+    gameday_dir = Path(gameday_dir)
+    gameday_dir.mkdir(parents=True, exist_ok=True)
+    rows, verdicts = [], []
+    for d in run_dirs:
+        row, verdict = _run_row(Path(d), gameday_dir)
+        rows.append(row)
+        verdicts.append(verdict)
+    summary = {
+        "gameday_id": gameday_dir.resolve().name,
+        "started": iso(started) if started else None,
+        "ended": iso(ended) if ended else None,
+        "status": gameday_status([r["status"] for r in rows]),
+        "runs": rows,
+    }
+    (gameday_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
+                                              encoding="utf-8")
+    (gameday_dir / "index.html").write_text(render_index(summary), encoding="utf-8")
+    (gameday_dir / "junit.xml").write_bytes(junit.gameday_xml(verdicts, name=f"gameday {summary['gameday_id']}"))
+    return summary
+
+
+def _vs(value: Any, objective: Any, none: str) -> str:
+    return f"{fmt_s(value, none)} / {fmt_s(objective)}"
+
+
+def _lost(row: dict) -> str:
+    lost, acked = row.get("lost_writes"), row.get("acked_writes")
+    if not is_number(lost):
+        return "unknown" if is_number(acked) and acked else "—"
+    return f"{int(lost)} / {fmt_int(acked)}" if is_number(acked) else str(int(lost))
+
+
+def _none_words(row: dict) -> tuple[str, str]:
+    """How to say "no value" for RTO / RPO: a run that never got to its fault has neither."""
+    had_fault = row.get("status") in ("pass", "fail")
+    return ("not recovered" if had_fault else "—"), ("unknown" if had_fault else "—")
+
+
+def render_index(summary: dict) -> str:
+    runs = summary.get("runs", [])
+    counts = {s: sum(1 for r in runs if r["status"] == s) for s in ("pass", "fail", "error", "interrupted")}
+    rows, classes = [], []
+    for i, r in enumerate(runs, 1):
+        rto_none, rpo_none = _none_words(r)
+        rows.append([
+            str(i),
+            f"<b class=\"nowrap\">{esc(r['scenario'])}</b><br><span class=\"muted small mono\">{esc(r['run_id'])}</span>",
+            badge(r["status"]),
+            esc(r["reason"]),
+            esc(_vs(r["rto_s"], r["rto_objective_s"], rto_none)),
+            esc(_vs(r["rpo_s"], r["rpo_objective_s"], rpo_none)),
+            esc(_lost(r)),
+            esc(fmt_s(r["detection_latency_s"])),
+            f'<a href="{esc(r["report"])}">report</a>',
+        ])
+        classes.append(f"row-{r['status']}")
+    period = " – ".join(fmt_when(x) for x in (summary.get("started"), summary.get("ended")) if x)
+    tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no runs"
+    body = [
+        f'<header class="header"><h1>Game day {esc(summary.get("gameday_id"))}</h1>{badge(summary.get("status", "error"))}'
+        f'<p class="reason">{len(runs)} run{"s" if len(runs) != 1 else ""}: {esc(tally)}.</p></header>',
+        f'<div class="meta"><span>{esc(period)}</span><span><a href="summary.json">summary.json</a></span>'
+        '<span><a href="junit.xml">junit.xml</a></span></div>',
+        "<h2>Runs</h2>",
+        table(["#", "Scenario", "Status", "Reason", "RTO / objective", "RPO / objective", "Lost / acked writes",
+               "Detection", "Evidence"], rows, num_cols=(0, 4, 5, 6, 7), row_classes=classes)
+        if rows else "<p>No runs.</p>",
+        '<footer>Generated by harness.report. Each report holds the run\'s criteria, timeline and data checks.</footer>',
+    ]
+    return page(f"{summary.get('status', 'error').upper()} · game day {summary.get('gameday_id')}", "\n".join(body))
+
+
+# Terminal -------------------------------------------------------------------------------------
+
+ANSI = {"pass": "\x1b[32m", "fail": "\x1b[31m", "error": "\x1b[33m", "interrupted": "\x1b[90m"}
+BOLD, RESET = "\x1b[1m", "\x1b[0m"
+
+
+def format_table(summary: dict, color: bool = False) -> str:
+    """The game day as aligned columns for a terminal: scenario, status, RTO vs objective,
+    RPO vs objective, lost writes, detection latency. ANSI colours only when color=True."""
+    headers = ["SCENARIO", "STATUS", "RTO / OBJECTIVE", "RPO / OBJECTIVE", "LOST WRITES", "DETECTION"]
+    body = []
+    for r in summary.get("runs", []):
+        rto_none, rpo_none = _none_words(r)
+        body.append([r["scenario"], r["status"].upper(), _vs(r["rto_s"], r["rto_objective_s"], rto_none),
+                     _vs(r["rpo_s"], r["rpo_objective_s"], rpo_none), _lost(r), fmt_s(r["detection_latency_s"])])
+    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: list[str], status: str | None = None, head: bool = False) -> str:
+        out = []
+        for i, (cell, w) in enumerate(zip(cells, widths)):
+            text = cell.ljust(w) if i < 2 else cell.rjust(w)
+            if color and head:
+                text = BOLD + text + RESET
+            elif color and i == 1 and status:
+                text = ANSI.get(status, "") + text + RESET
+            out.append(text)
+        return "  ".join(out).rstrip()
+
+    lines = [line(headers, head=True)]
+    for r, cells in zip(summary.get("runs", []), body):
+        lines.append(line(cells, r["status"]))
+    status = summary.get("status", "error")
+    passed = sum(1 for r in summary.get("runs", []) if r["status"] == "pass")
+    verdict = status.upper()
+    if color:
+        verdict = BOLD + ANSI.get(status, "") + verdict + RESET
+    lines.append(f"game day {summary.get('gameday_id')}: {verdict} ({passed}/{len(summary.get('runs', []))} runs passed)")
+    return "\n".join(lines)
+
+
+class LiveView:
+    """Progress of a game day, one line per event:
+
+        [2/5] database-failure: injecting fault (+0:12)
+        [2/5] database-failure: PASS in 1:07
+
+    On a TTY a status line under the log is redrawn every second with the elapsed time (from a
+    background thread); elsewhere (CI logs, files) only the plain lines are written. All methods
+    are thread-safe; close() (or leaving a `with` block) stops the ticker and ends the line.
+    """
+
+    def __init__(self, stream: TextIO | None = None, total: int = 0, tick_s: float = 1.0):
+        self.stream = stream if stream is not None else sys.stdout
+        self.total = total
+        self.tick_s = tick_s
+        try:
+            self.tty = bool(self.stream.isatty())
+        except (AttributeError, ValueError, io.UnsupportedOperation):
+            self.tty = False
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._index = 0
+        self._scenario: str | None = None
+        self._state = ""
+        self._t_start = 0.0
+        self._status_shown = False
+
+    # public ------------------------------------------------------------------------------------
+    def start(self, scenario: str) -> None:
+        with self._lock:
+            self._index += 1
+            self._scenario = scenario
+            self._state = "starting"
+            self._t_start = time.monotonic()
+            self._emit(f"{self._prefix()} {scenario}: started")
+            if self.tty and self._thread is None:
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._tick, name="liveview-ticker", daemon=True)
+                self._thread.start()
+
+    def update(self, state: str) -> None:
+        with self._lock:
+            self._state = str(state)
+            scenario = self._scenario or "game day"
+            self._emit(f"{self._prefix()} {scenario}: {self._state} (+{self._elapsed()})")
+
+    def finish(self, scenario: str, status: str) -> None:
+        with self._lock:
+            elapsed = self._elapsed() if self._scenario else "0:00"
+            label = str(status).upper()
+            if self.tty:
+                label = ANSI.get(str(status).lower(), "") + label + RESET
+            self._emit(f"{self._prefix()} {scenario}: {label} in {elapsed}")
+            self._scenario = None
+            self._state = ""
+        if self.total and self._index >= self.total:
+            self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2 * self.tick_s + 1)
+        with self._lock:
+            self._clear_status()
+            self._flush()
+
+    def __enter__(self) -> "LiveView":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # internals ---------------------------------------------------------------------------------
+    def _prefix(self) -> str:
+        return f"[{self._index}/{self.total}]" if self.total else f"[{self._index}]"
+
+    def _elapsed(self) -> str:
+        s = int(time.monotonic() - self._t_start)
+        return f"{s // 60}:{s % 60:02d}"
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+        except (ValueError, OSError):  # the stream went away (closed pipe): progress is not worth a crash
+            pass
+
+    def _flush(self) -> None:
+        try:
+            self.stream.flush()
+        except (ValueError, OSError, AttributeError):
+            pass
+
+    def _clear_status(self) -> None:
+        if self.tty and self._status_shown:
+            self._write("\r\x1b[K")
+            self._status_shown = False
+
+    def _draw_status(self) -> None:
+        if self.tty and self._scenario:
+            self._write(f"\r\x1b[K{self._prefix()} {self._scenario} · {self._state} · {self._elapsed()}")
+            self._status_shown = True
+
+    def _emit(self, line: str) -> None:
+        self._clear_status()
+        self._write(line + "\n")
+        self._draw_status()
+        self._flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            with self._lock:
+                if self._stop.is_set():
+                    break
+                self._clear_status()
+                self._draw_status()
+                self._flush()

@@ -1,0 +1,99 @@
+"""`gameday run [EXPERIMENT...]`: one experiment, several, or (no arguments) the monthly suite of
+every scenario in experiments/local/. Exit 0 only if every criterion of every run passed; 1 if a
+criterion failed; 2 for error, interruption or bad input."""
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run experiments (no arguments: the monthly suite) and judge them against the BCP")
+    p.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="experiment files (default: experiments/local/*)")
+    p.add_argument("--reports-dir", default=None, help="where run folders go (default: reports/ in the project)")
+    p.add_argument("--keep-target", action="store_true", help="leave the stack up if this run brought it up")
+    p.add_argument("--home", help="embedded stack folder (default $GAMEDAY_HOME or .gameday)")
+    p.add_argument("--port-base", help="embedded stack port base (default $GAMEDAY_PORT_BASE or 15400)")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args) -> int:
+    from harness import runner, target as target_mod
+    from harness.cli import UsageError
+    from harness.stack.layout import LayoutError, port_base_from_env
+
+    try:
+        port_base = port_base_from_env(args.port_base)
+    except LayoutError as e:
+        raise UsageError(f"--port-base: {e}") from None
+    paths = args.experiments or runner.discover()
+    if not paths:
+        raise UsageError(f"no experiments given and none found in {runner.EXPERIMENTS_DIR}")
+    try:
+        planned = runner.plan(paths)
+    except runner.RunnerError as e:
+        raise UsageError(str(e)) from None
+    reports = Path(args.reports_dir or target_mod.PROJECT_ROOT / "reports").resolve()
+    suite = len(planned) > 1
+    started = datetime.now(timezone.utc)
+    base_dir = reports / f"gameday-{started:%Y%m%dT%H%M%SZ}" if suite else reports
+    base_dir.mkdir(parents=True, exist_ok=True)
+
+    from harness.report.gameday import LiveView
+    from harness.stack import embedded
+
+    verdicts = []
+    started_here = False
+    view = LiveView(sys.stdout, total=len(planned))
+    with runner._Signals() as signals:
+        try:
+            try:
+                target_file, started_here = runner.ensure_target(args.home, port_base)
+            except (embedded.StackError, LayoutError) as e:
+                print(f"error: the target could not be brought up: {e}", file=sys.stderr)
+                return 2
+            except KeyboardInterrupt:
+                return 2
+            for i, p in enumerate(planned):
+                if signals.received:
+                    break
+                if i > 0:
+                    settle(args.home, port_base, view)
+                view.start(p.objectives["scenario"])
+                view.update("running")
+                verdict = runner.run_one(p, base_dir, target_file, signals, log=lambda m: view.update(m.strip()))
+                view.finish(p.objectives["scenario"], verdict["status"])
+                verdicts.append(verdict)
+        finally:
+            view.close()
+            if started_here and not args.keep_target:
+                try:
+                    embedded.down(args.home, port_base, log=lambda m: None)
+                except Exception as e:
+                    print(f"warning: taking the stack down failed: {e}", file=sys.stderr)
+    for v in verdicts:
+        print(f"{v['status'].upper():<11} {v['scenario']:<28} {v.get('reason', '')}")
+        print(f"            report: {Path(v['_run_dir']) / 'report.html'}")
+    if suite and verdicts:
+        from harness.report.gameday import format_table, write_gameday_summary
+        summary = write_gameday_summary(base_dir, [v["_run_dir"] for v in verdicts], started.isoformat(),
+                                        datetime.now(timezone.utc).isoformat())
+        print()
+        print(format_table(summary, color=sys.stdout.isatty()))
+        print(f"game-day summary: {base_dir / 'index.html'}")
+    return runner.exit_code(verdicts) if verdicts else 2
+
+
+def settle(home, port_base, view, timeout_s: float = 90.0) -> None:
+    """Return the stack to steady state between scenarios: a failed scenario never poisons the
+    next. `target up` is idempotent: it releases holds and restarts whatever is down."""
+    from harness.stack import embedded
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if embedded.status(home)["healthy"]:
+            return
+        time.sleep(1)
+    view.update("stack unhealthy after the last scenario: repairing")
+    embedded.up(home, port_base, log=lambda m: None)

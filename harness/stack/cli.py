@@ -1,0 +1,77 @@
+"""`gameday target up | down | status [--json]`: the embedded reference stack."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _common(p) -> None:
+    p.add_argument("--home", help="stack folder (default $GAMEDAY_HOME or .gameday in the project)")
+    p.add_argument("--port-base", help="first of 8 consecutive ports (default $GAMEDAY_PORT_BASE or 15400)")
+
+
+def register(sub) -> None:
+    target = sub.add_parser("target", help="bring the embedded reference stack up or down")
+    tsub = target.add_subparsers(dest="target_command", metavar="ACTION", required=True)
+    p = tsub.add_parser("up", help="start the stack (idempotent) and write its target description")
+    _common(p)
+    p.set_defaults(func=cmd_up)
+    p = tsub.add_parser("down", help="stop everything the stack started")
+    _common(p)
+    p.set_defaults(func=cmd_down)
+    p = tsub.add_parser("status", help="health of every component; exit 1 if any is unhealthy")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_status)
+
+
+def _errors():
+    from harness.stack.embedded import StackError
+    from harness.stack.layout import LayoutError
+    return StackError, LayoutError
+
+
+def _port_base(args):
+    from harness.cli import UsageError
+    from harness.stack.layout import LayoutError, port_base_from_env
+    try:
+        return port_base_from_env(args.port_base)
+    except LayoutError as e:
+        raise UsageError(f"--port-base: {e}") from None
+
+
+def cmd_up(args) -> int:
+    from harness.stack import embedded
+    base = _port_base(args)
+    try:
+        embedded.up(args.home, base)
+    except _errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_down(args) -> int:
+    from harness.stack import embedded
+    try:
+        embedded.down(args.home, int(args.port_base) if args.port_base else None)
+    except (ValueError, *_errors()) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_status(args) -> int:
+    from harness.stack import embedded
+    st = embedded.status(args.home)
+    if args.json:
+        print(json.dumps(st, indent=2))
+    else:
+        if st.get("error"):
+            print(st["error"])
+        for c in st["components"]:
+            mark = "ok  " if c["healthy"] else "DOWN"
+            print(f"{mark} {c['name']:<17} pid {str(c['pid'] or '-'):>7}  {c['detail']}")
+        if st["api_url"]:
+            print(f"API: {st['api_url']}")
+    return 0 if st["healthy"] else 1

@@ -1,0 +1,462 @@
+"""The embedded reference stack: the SVG AI system on one machine, supervised.
+
+  postgres-primary   PostgreSQL 15, WAL archiving, one base backup at set-up
+  postgres-standby   streaming replica (pg_basebackup -R)
+  api                gunicorn + uvicorn workers (the replicas) behind one address
+  prometheus         scrapes the API every second; alert rules in seconds
+  alertmanager       delivers alerts to the alert receiver
+  alert-receiver     logs delivered alerts (detection evidence)
+  liveness           kills a hung API so supervision replaces it
+
+`up` is idempotent and never leaves a half-started stack: on any error it takes down what it
+started. It writes the target description every other layer reads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from harness import target as target_mod
+from harness.stack import launchers, monitoring, postgres, supervisor
+from harness.stack.layout import PG_BIN, PORT_OFFSETS, Layout, port_base_from_env, server_user
+from harness.target import PROJECT_ROOT
+
+API_REPLICAS = 2
+API_WORKER_TIMEOUT_S = 10
+START_ORDER = ("postgres-primary", "postgres-standby", "api", "prometheus", "alertmanager",
+               "alert-receiver", "liveness")
+
+
+class StackError(RuntimeError):
+    """Something stops the stack from coming up or going down; one sentence for a person."""
+
+
+def _venv_bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def check_binaries() -> None:
+    missing = [(p, pkg) for p, pkg in (
+        (PG_BIN / "postgres", "postgresql-15"), (PG_BIN / "pg_basebackup", "postgresql-15"),
+        (Path(shutil.which("prometheus") or "/nonexistent/prometheus"), "prometheus"),
+        (Path(shutil.which("prometheus-alertmanager") or "/nonexistent/prometheus-alertmanager"), "prometheus-alertmanager"),
+    ) if not p.exists()]
+    if missing:
+        path, pkg = missing[0]
+        raise StackError(f"{path.name} not found; install the Debian package {pkg} (make setup does it as root)")
+    for tool in ("gunicorn", "supervisord"):
+        if not Path(_venv_bin(tool)).exists():
+            raise StackError(f"{tool} not found beside {sys.executable}; run make setup")
+
+
+def check_home(layout: Layout) -> None:
+    home = layout.home
+    if home.exists() and not home.is_dir():
+        raise StackError(f"home {home} is a file, not a folder")
+    if home.exists() and any(home.iterdir()) and not layout.marker.exists():
+        raise StackError(f"home {home} is not empty and is not a gameday home (no {layout.marker.name}); choose another --home")
+    if layout.marker.exists():
+        try:
+            recorded = json.loads(layout.marker.read_text())["port_base"]
+        except (ValueError, KeyError, TypeError):
+            raise StackError(f"corrupt home {home}: {layout.marker.name} is unreadable; take it down and remove the folder") from None
+        if recorded != layout.port_base:
+            raise StackError(f"home {home} was set up with port base {recorded}, not {layout.port_base}; "
+                             f"use --port-base {recorded} or another --home")
+    if layout.primary_dir.exists() and not (layout.primary_dir / "PG_VERSION").exists():
+        raise StackError(f"corrupt home {home}: {layout.primary_dir} has no PG_VERSION; take it down and remove the folder")
+
+
+def check_ports_free(layout: Layout) -> None:
+    for name in PORT_OFFSETS:
+        port = layout.port(name)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                raise StackError(f"port {port} ({name}) on 127.0.0.1 is in use; stop what holds it or choose "
+                                 f"another --port-base") from None
+
+
+def programs(layout: Layout) -> list[supervisor.Program]:
+    pg_user = server_user() if os.geteuid() == 0 else None
+    pg_launch = layout.bin_dir / "pg-launch.sh"
+    api_launch = layout.bin_dir / "api-launch.sh"
+    py = sys.executable
+    return [
+        supervisor.Program(
+            "postgres-primary", f"{pg_launch} {layout.primary_dir} {layout.holds_dir / 'postgres-primary'} {PG_BIN / 'postgres'}",
+            user=pg_user, stopsignal="INT", priority=100),
+        supervisor.Program(
+            "postgres-standby", f"{pg_launch} {layout.standby_dir} {layout.holds_dir / 'postgres-standby'} {PG_BIN / 'postgres'}",
+            user=pg_user, stopsignal="INT", priority=110),
+        supervisor.Program(
+            "api",
+            f"{api_launch} {layout.api_pidfile} {layout.holds_dir / 'api'} {layout.metrics_dir} "
+            f"{_venv_bin('gunicorn')} svgai.api:app -k uvicorn_worker.UvicornWorker -w {API_REPLICAS} "
+            f"--timeout {API_WORKER_TIMEOUT_S} --graceful-timeout 2 --backlog 2048 --preload --no-control-socket "
+            f"-b 127.0.0.1:{layout.port('api')}",
+            environment={
+                "SVGAI_DSN": layout.app_dsn(), "SVGAI_MODEL_DIR": str(layout.model_dir),
+                "SVGAI_CONFIG": str(layout.config_path), "PROMETHEUS_MULTIPROC_DIR": str(layout.metrics_dir),
+                "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"},
+            stopwaitsecs=5, priority=200),
+        supervisor.Program(
+            "prometheus",
+            f"prometheus --config.file={layout.prometheus_dir / 'prometheus.yml'} "
+            f"--storage.tsdb.path={layout.prometheus_dir / 'data'} --storage.tsdb.retention.time=90d "
+            f"--web.listen-address=127.0.0.1:{layout.port('prometheus')} --web.enable-lifecycle",
+            priority=300),
+        supervisor.Program(
+            "alertmanager",
+            f"prometheus-alertmanager --config.file={layout.alertmanager_dir / 'alertmanager.yml'} "
+            f"--storage.path={layout.alertmanager_dir / 'data'} --cluster.listen-address= "
+            f"--web.listen-address=127.0.0.1:{layout.port('alertmanager')}",
+            priority=300),
+        supervisor.Program(
+            "alert-receiver", f"{py} -m harness.stack.alert_receiver --port {layout.port('alert-receiver')} --out {layout.alerts_log}",
+            priority=250),
+        supervisor.Program(
+            "liveness",
+            f"{py} -m harness.stack.liveness --url {layout.url('api', '/health')} --supervisor {layout.url('supervisor')} "
+            f"--program api --period 1 --timeout 1 --failures 5 --initial-delay 10 --hold {layout.holds_dir / 'api'}",
+            priority=400),
+    ]
+
+
+def describe(layout: Layout) -> dict:
+    """The target description for this stack (written to target.json)."""
+    return {
+        "kind": "local",
+        "name": "svg-ai (embedded reference stack)",
+        "home": str(layout.home),
+        "port_base": layout.port_base,
+        "api_url": layout.url("api"),
+        "api_replicas": API_REPLICAS,
+        "app_dsn": layout.app_dsn(),
+        "primary": {"port": layout.port("postgres-primary"), "data_dir": str(layout.primary_dir),
+                    "dsn": layout.dsn("postgres-primary"), "admin_dsn": layout.dsn("postgres-primary", "postgres"),
+                    "program": "postgres-primary"},
+        "standby": {"port": layout.port("postgres-standby"), "data_dir": str(layout.standby_dir),
+                    "dsn": layout.dsn("postgres-standby"), "admin_dsn": layout.dsn("postgres-standby", "postgres"),
+                    "program": "postgres-standby"},
+        "scratch_port": layout.port("postgres-scratch"),
+        "pg_bin": str(PG_BIN),
+        "server_user": server_user(),
+        "srv_dir": str(layout.srv),
+        "archive_dir": str(layout.archive_dir),
+        "backup_dir": str(layout.backup_dir),
+        "socket_dir": str(layout.socket_dir),
+        "holds_dir": str(layout.holds_dir),
+        "model_dir": str(layout.model_dir),
+        "config_path": str(layout.config_path),
+        "artifact_backup_dir": str(layout.home / "artifact-backups"),
+        "prometheus_url": layout.url("prometheus"),
+        "prometheus_data_dir": str(layout.prometheus_dir / "data"),
+        "alertmanager_url": layout.url("alertmanager"),
+        "alert_receiver_url": layout.url("alert-receiver"),
+        "alerts_log": str(layout.alerts_log),
+        "supervisor_url": layout.url("supervisor"),
+        "api_pidfile": str(layout.api_pidfile),
+        "logs_dir": str(layout.logs),
+        "programs": list(START_ORDER),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Health checks, one per component; each returns (healthy, detail).
+
+def _http_ok(url: str, timeout_s: float = 2.0) -> tuple[bool, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
+            return r.status == 200, f"HTTP {r.status}"
+    except urllib.error.HTTPError as e:
+        body = e.read()[:300].decode(errors="replace")
+        return False, f"HTTP {e.code} {body}"
+    except Exception as e:
+        return False, f"{type(e).__name__}: {e}"
+
+
+def _pg_check(layout: Layout, which: str) -> tuple[bool, str]:
+    port = layout.port(which)
+    try:
+        recovering = postgres.in_recovery(port)
+    except Exception as e:
+        return False, f"not accepting connections on {port}: {str(e).strip().splitlines()[0] if str(e).strip() else e}"
+    if which == "postgres-primary":
+        if recovering:
+            return False, "in recovery (read-only)"
+        try:
+            n = len([r for r in postgres.replication_state(port) if r["state"] == "streaming"])
+        except Exception:
+            n = 0
+        return True, f"primary, {n} streaming standby"
+    return (True, "standby, in recovery") if recovering else (False, "not in recovery: not a standby")
+
+
+def _prometheus_check(layout: Layout) -> tuple[bool, str]:
+    ok, detail = _http_ok(layout.url("prometheus", "/-/ready"))
+    if not ok:
+        return ok, detail
+    try:
+        q = urllib.parse.quote('up{job="svg-ai-api"}')
+        with urllib.request.urlopen(layout.url("prometheus", f"/api/v1/query?query={q}"), timeout=2) as r:
+            result = json.load(r)["data"]["result"]
+        if result and result[0]["value"][1] == "1":
+            return True, "ready, scraping the API"
+        return False, "ready, but the API target is not up yet"
+    except Exception as e:
+        return False, f"query failed: {e}"
+
+
+def component_health(layout: Layout, name: str) -> tuple[bool, str]:
+    if name in ("postgres-primary", "postgres-standby"):
+        return _pg_check(layout, name)
+    if name == "api":
+        return _http_ok(layout.url("api", "/ready"))
+    if name == "prometheus":
+        return _prometheus_check(layout)
+    if name == "alertmanager":
+        return _http_ok(layout.url("alertmanager", "/-/ready"))
+    if name == "alert-receiver":
+        return _http_ok(layout.url("alert-receiver", "/"))
+    return True, "running"
+
+
+def wait_healthy(layout: Layout, name: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    ok, detail = component_health(layout, name)
+    while not ok and time.monotonic() < deadline:
+        time.sleep(0.2)
+        ok, detail = component_health(layout, name)
+    if not ok:
+        log_hint = layout.logs / f"{name}.log"
+        raise StackError(f"{name} did not become healthy within {timeout_s:.0f} s ({detail}); see {log_hint}")
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _run_py(args: list[str], what: str) -> None:
+    r = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    if r.returncode != 0:
+        lines = (r.stderr or r.stdout).strip().splitlines()
+        raise StackError(f"{what} failed: {lines[-1] if lines else 'exit ' + str(r.returncode)}")
+
+
+def _start_supervisord(layout: Layout) -> None:
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    conf = supervisor.render_conf(programs(layout), port=layout.port("supervisor"),
+                                  pidfile=str(layout.supervisor_pidfile),
+                                  logfile=str(layout.logs / "supervisord.log"), logs_dir=str(layout.logs))
+    layout.supervisor_conf.write_text(conf)
+    r = subprocess.run([_venv_bin("supervisord"), "-c", str(layout.supervisor_conf)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise StackError(f"supervisord failed to start: {(r.stderr or r.stdout).strip()[-300:]}")
+    deadline = time.monotonic() + 15
+    while not supervisor.alive(layout.url("supervisor")):
+        if time.monotonic() > deadline:
+            raise StackError(f"supervisord did not answer on {layout.url('supervisor')}; see {layout.logs / 'supervisord.log'}")
+        time.sleep(0.1)
+
+
+def up(home: str | os.PathLike | None = None, port_base: int | None = None,
+       log: Callable[[str], None] = print) -> dict:
+    """Bring the embedded stack up (idempotent) and return its target description."""
+    layout = Layout(Path(home) if home else target_mod.default_home(), port_base_from_env(port_base))
+    t_start = time.monotonic()
+
+    def step(msg: str) -> None:
+        log(f"[{time.monotonic() - t_start:6.1f}s] {msg}")
+
+    check_binaries()
+    check_home(layout)
+    sup_url = layout.url("supervisor")
+    already = supervisor.alive(sup_url)
+    if not already:
+        check_ports_free(layout)
+    started_here = not already
+    try:
+        layout.home.mkdir(parents=True, exist_ok=True)
+        layout.marker.write_text(json.dumps({"port_base": layout.port_base}) + "\n")
+        postgres.prepare_srv(layout)
+        launchers.write_launchers(layout.bin_dir)
+        for hold in layout.holds_dir.iterdir():  # a fresh `up` is never held down
+            hold.unlink()
+        if not (layout.model_dir / "manifest.json").exists():
+            step("training models (torch quality predictor, sklearn regressors)")
+            _run_py(["-m", "svgai.train", "--model-dir", str(layout.model_dir), "--config", str(layout.config_path)],
+                    "model training")
+        fresh_db = not (layout.primary_dir / "PG_VERSION").exists()
+        if fresh_db:
+            step("initdb primary")
+            postgres.init_primary(layout)
+        else:
+            postgres.configure(layout, layout.primary_dir, layout.port("postgres-primary"))
+        monitoring.write_configs(layout)
+        if not already:
+            step("starting supervisord")
+            _start_supervisord(layout)
+
+        step("starting postgres-primary")
+        supervisor.start(sup_url, "postgres-primary")
+        postgres.wait_ready(layout.port("postgres-primary"), 60, "postgres-primary")
+        postgres.create_app_database(layout.port("postgres-primary"))
+        _run_py(["-m", "svgai.migrate", "--dsn", layout.dsn("postgres-primary")], "schema migration")
+        if not any(layout.backup_dir.iterdir()):
+            step("taking the first base backup")
+            postgres.take_base_backup(layout)
+        if not (layout.standby_dir / "PG_VERSION").exists():
+            step("cloning the streaming standby")
+            postgres.clone_standby(layout)
+        else:
+            postgres.configure(layout, layout.standby_dir, layout.port("postgres-standby"))
+        for name in START_ORDER[1:]:
+            step(f"starting {name}")
+            supervisor.start(sup_url, name)
+        for name, timeout_s in (("postgres-standby", 60), ("api", 90), ("alert-receiver", 20),
+                                ("alertmanager", 30), ("prometheus", 40)):
+            step(f"waiting for {name} to be healthy")
+            wait_healthy(layout, name, timeout_s)
+        target = describe(layout)
+        target_mod.save(target, layout.target_file)
+        step(f"stack up: API {target['api_url']}, Prometheus {target['prometheus_url']}, "
+             f"target description {layout.target_file}")
+        return target
+    except BaseException as e:
+        if started_here:
+            try:
+                down(layout.home, layout.port_base, log=lambda m: None)
+            except Exception:
+                pass
+        if isinstance(e, (StackError, KeyboardInterrupt)):
+            raise
+        if isinstance(e, postgres.PostgresError):
+            raise StackError(str(e)) from None
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _processes_in(folder: Path) -> list[int]:
+    """PostgreSQL processes run with their data folder as working folder: find leftovers."""
+    pids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if os.readlink(p / "cwd") == str(folder):
+                    pids.append(int(p.name))
+            except OSError:
+                pass
+    return pids
+
+
+def down(home: str | os.PathLike | None = None, port_base: int | None = None,
+         log: Callable[[str], None] = print) -> None:
+    """Stop everything this stack started; leave no process or listener behind."""
+    home_path = Path(home) if home else target_mod.default_home()
+    base = port_base
+    marker = home_path / ".gameday-home"
+    if base is None and marker.exists():
+        try:
+            base = json.loads(marker.read_text())["port_base"]
+        except Exception:
+            base = None
+    layout = Layout(home_path, port_base_from_env(base))
+    sup_url = layout.url("supervisor")
+    sup_pid = None
+    if layout.supervisor_pidfile.exists():
+        try:
+            sup_pid = int(layout.supervisor_pidfile.read_text().strip())
+        except ValueError:
+            sup_pid = None
+    if supervisor.alive(sup_url):
+        log("stopping programs")
+        try:
+            supervisor.rpc(sup_url, timeout=120).supervisor.stopAllProcesses(True)
+        except Exception as e:
+            log(f"stopAllProcesses: {e}")
+        try:
+            supervisor.rpc(sup_url).supervisor.shutdown()
+        except Exception:
+            pass
+    elif sup_pid and _pid_alive(sup_pid):
+        os.kill(sup_pid, signal.SIGTERM)
+    if sup_pid:
+        deadline = time.monotonic() + 30
+        while _pid_alive(sup_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _pid_alive(sup_pid):
+            os.kill(sup_pid, signal.SIGKILL)
+    # Leftovers a crash may have orphaned: postgres backends, API workers of a killed arbiter.
+    for folder in (layout.primary_dir, layout.standby_dir):
+        for pid in _processes_in(folder):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    if layout.api_pidfile.exists():
+        try:
+            os.killpg(int(layout.api_pidfile.read_text().strip()), signal.SIGKILL)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+    busy = []
+    deadline = time.monotonic() + 10
+    while True:
+        busy = []
+        for name in PORT_OFFSETS:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind(("127.0.0.1", layout.port(name)))
+                except OSError:
+                    busy.append(f"{name}:{layout.port(name)}")
+        if not busy or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if busy:
+        raise StackError(f"after down, ports still in use: {', '.join(busy)}")
+    log("stack down")
+
+
+def status(home: str | os.PathLike | None = None) -> dict:
+    home_path = Path(home) if home else target_mod.default_home()
+    try:
+        target = target_mod.load(home_path)
+    except target_mod.TargetError as e:
+        return {"api_url": None, "home": str(home_path), "healthy": False, "error": str(e), "components": []}
+    layout = Layout(home_path, target["port_base"])
+    sup_url = layout.url("supervisor")
+    infos = {}
+    sup_ok = supervisor.alive(sup_url)
+    if sup_ok:
+        infos = {i["name"]: i for i in supervisor.all_process_info(sup_url)}
+    components = [{"name": "supervisord", "healthy": sup_ok, "pid": None, "state": "RUNNING" if sup_ok else "DOWN",
+                   "detail": sup_url}]
+    for name in START_ORDER:
+        info = infos.get(name, {})
+        state = info.get("statename", "UNKNOWN")
+        healthy, detail = (component_health(layout, name) if state == "RUNNING" else (False, f"supervisor state {state}"))
+        components.append({"name": name, "healthy": healthy, "pid": info.get("pid") or None, "state": state,
+                           "detail": detail})
+    return {"api_url": target["api_url"], "home": str(home_path), "healthy": all(c["healthy"] for c in components),
+            "components": components}

@@ -1,0 +1,75 @@
+"""Prometheus and Alertmanager configuration for the embedded stack: scrape the API every second,
+alert rules whose `for:` suits a game day (seconds, not minutes), alerts delivered to a local
+webhook receiver whose log the detection checks read."""
+from __future__ import annotations
+
+from harness.stack.layout import Layout
+
+ALERT_FOR = "2s"
+
+RULES = f"""groups:
+  - name: svg-ai
+    interval: 1s
+    rules:
+      - alert: SvgAiApiDown
+        expr: up{{job="svg-ai-api"}} == 0
+        for: {ALERT_FOR}
+        labels: {{severity: critical}}
+        annotations: {{summary: "SVG AI API is not answering scrapes"}}
+      - alert: SvgAiDatabaseDown
+        expr: max(svg_ai_db_up) == 0
+        for: {ALERT_FOR}
+        labels: {{severity: critical}}
+        annotations: {{summary: "SVG AI API cannot write to PostgreSQL"}}
+      - alert: SvgAiHighErrorRate
+        expr: sum(rate(svg_ai_requests_total{{status=~"5.."}}[10s])) / sum(rate(svg_ai_requests_total[10s])) > 0.05
+        for: {ALERT_FOR}
+        labels: {{severity: high}}
+        annotations: {{summary: "More than 5 % of SVG AI requests fail"}}
+"""
+
+
+def prometheus_config(layout: Layout) -> str:
+    return f"""global:
+  scrape_interval: 1s
+  scrape_timeout: 900ms
+  evaluation_interval: 1s
+rule_files:
+  - {layout.prometheus_dir / 'rules.yml'}
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ['127.0.0.1:{layout.port('alertmanager')}']
+scrape_configs:
+  - job_name: svg-ai-api
+    static_configs:
+      - targets: ['127.0.0.1:{layout.port('api')}']
+  - job_name: prometheus
+    static_configs:
+      - targets: ['127.0.0.1:{layout.port('prometheus')}']
+"""
+
+
+def alertmanager_config(layout: Layout) -> str:
+    return f"""route:
+  receiver: gameday
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: gameday
+    webhook_configs:
+      - url: {layout.url('alert-receiver', '/alerts')}
+        send_resolved: true
+"""
+
+
+def write_configs(layout: Layout) -> None:
+    layout.prometheus_dir.mkdir(parents=True, exist_ok=True)
+    (layout.prometheus_dir / "data").mkdir(exist_ok=True)
+    layout.alertmanager_dir.mkdir(parents=True, exist_ok=True)
+    (layout.alertmanager_dir / "data").mkdir(exist_ok=True)
+    (layout.prometheus_dir / "prometheus.yml").write_text(prometheus_config(layout))
+    (layout.prometheus_dir / "rules.yml").write_text(RULES)
+    (layout.alertmanager_dir / "alertmanager.yml").write_text(alertmanager_config(layout))

@@ -1,0 +1,154 @@
+"""PostgreSQL 15 primary + streaming standby for the embedded stack: initdb, configuration,
+base backups, standby cloning. Servers run under supervisord; this module prepares their folders
+and checks on them."""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+
+from harness.stack.layout import PG_BIN, Layout, server_user
+
+
+class PostgresError(RuntimeError):
+    pass
+
+
+def as_server_user(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL tool as the database's OS user (they refuse to run as root)."""
+    user = server_user()
+    if os.geteuid() == 0 and user != "root":
+        cmd = ["runuser", "-u", user, "--", *cmd]
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        tool = Path(cmd[3] if cmd[0] == "runuser" else cmd[0]).name
+        msg = (r.stderr or r.stdout).strip().splitlines()
+        raise PostgresError(f"{tool} failed: {msg[-1] if msg else 'exit ' + str(r.returncode)}")
+    return r
+
+
+def chown_to_server_user(*paths: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    pw = pwd.getpwnam(server_user())
+    for p in paths:
+        os.chown(p, pw.pw_uid, pw.pw_gid)
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                for n in dirs + files:
+                    os.lchown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
+
+
+def prepare_srv(layout: Layout) -> None:
+    """Folders the database user owns: data, WAL archive, backups, sockets, holds."""
+    for d in (layout.srv, layout.archive_dir, layout.backup_dir, layout.socket_dir, layout.holds_dir, layout.bin_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    layout.srv.chmod(0o755)
+    chown_to_server_user(layout.srv, layout.archive_dir, layout.backup_dir, layout.socket_dir, layout.holds_dir)
+
+
+def server_settings(layout: Layout, port: int) -> str:
+    return f"""# Written by gameday target up.
+listen_addresses = '127.0.0.1'
+port = {port}
+unix_socket_directories = '{layout.socket_dir}'
+max_connections = 100
+shared_buffers = 64MB
+wal_level = replica
+max_wal_senders = 10
+wal_keep_size = 256MB
+hot_standby = on
+# WAL archiving: base backups + archive are what point-in-time recovery restores from.
+archive_mode = on
+archive_command = 'test ! -f {layout.archive_dir}/%f && cp %p {layout.archive_dir}/%f'
+# A segment is archived at least this often, which bounds RPO for archive-based restores.
+archive_timeout = 5s
+logging_collector = off
+log_line_prefix = '%m [%p] '
+"""
+
+
+HBA = """# Local reference stack: loopback only.
+local all all trust
+host all all 127.0.0.1/32 trust
+local replication all trust
+host replication all 127.0.0.1/32 trust
+"""
+
+
+def init_primary(layout: Layout) -> None:
+    data = layout.primary_dir
+    # 1 MB WAL segments keep archive_timeout cheap (16 MB files every 5 s otherwise).
+    as_server_user([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                    "--wal-segsize=1", "-E", "UTF8", "--locale=C.UTF-8"])
+    configure(layout, data, layout.port("postgres-primary"))
+
+
+def configure(layout: Layout, data: Path, port: int) -> None:
+    conf = data / "gameday.conf"
+    conf.write_text(server_settings(layout, port))
+    (data / "pg_hba.conf").write_text(HBA)
+    main = data / "postgresql.conf"
+    text = main.read_text()
+    if "include_if_exists = 'gameday.conf'" not in text:
+        main.write_text(text + "\ninclude_if_exists = 'gameday.conf'\n")
+    chown_to_server_user(conf, data / "pg_hba.conf", main)
+
+
+def wait_ready(port: int, timeout_s: float = 30.0, what: str = "postgres") -> None:
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=1"):
+                return
+        except psycopg.Error as e:
+            last = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        time.sleep(0.1)
+    raise PostgresError(f"{what} on port {port} did not accept connections within {timeout_s:.0f} s ({last})")
+
+
+def create_app_database(port: int) -> None:
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as c:
+        if not c.execute("select 1 from pg_roles where rolname='svgai'").fetchone():
+            c.execute("create role svgai login")
+        if not c.execute("select 1 from pg_database where datname='svgai'").fetchone():
+            c.execute("create database svgai owner svgai")
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=svgai", autocommit=True) as c:
+        c.execute("create extension if not exists amcheck")
+
+
+def take_base_backup(layout: Layout, label: str | None = None) -> Path:
+    """A plain-format, self-contained base backup of the primary into backups/<id>; WAL after it comes from the archive."""
+    backup_id = label or time.strftime("base-%Y%m%dT%H%M%SZ", time.gmtime())
+    dest = layout.backup_dir / backup_id
+    if dest.exists():
+        raise PostgresError(f"backup {backup_id} already exists")
+    as_server_user([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(layout.port("postgres-primary")),
+                    "-U", "postgres", "-D", str(dest), "-X", "stream", "-c", "fast", "-l", backup_id])
+    return dest
+
+
+def clone_standby(layout: Layout) -> None:
+    data = layout.standby_dir
+    if data.exists():
+        shutil.rmtree(data)
+    as_server_user([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(layout.port("postgres-primary")),
+                    "-U", "postgres", "-D", str(data), "-R", "-X", "stream", "-c", "fast"])
+    configure(layout, data, layout.port("postgres-standby"))
+
+
+def replication_state(primary_port: int) -> list[dict]:
+    with psycopg.connect(f"host=127.0.0.1 port={primary_port} user=postgres dbname=postgres connect_timeout=2") as c:
+        cur = c.execute("select application_name, state, client_port from pg_stat_replication")
+        return [dict(zip(("application_name", "state", "client_port"), row)) for row in cur.fetchall()]
+
+
+def in_recovery(port: int) -> bool:
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2") as c:
+        return bool(c.execute("select pg_is_in_recovery()").fetchone()[0])

@@ -1,0 +1,56 @@
+"""The target description: where the system under test is (URLs, DSNs, paths, supervisor).
+
+`gameday target up` writes it for the embedded stack; for a real deployment an operator writes
+one by hand (kind: kubernetes). Faults, probes and recorders read it and nothing else, so the same
+experiment runs against either. This module is the bottom layer: it imports nothing of ours.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+HOME_ENV = "GAMEDAY_HOME"
+TARGET_ENV = "GAMEDAY_TARGET"
+TARGET_FILE = "target.json"
+
+
+class TargetError(RuntimeError):
+    """No usable target description: say which file and what is wrong with it."""
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(HOME_ENV) or PROJECT_ROOT / ".gameday").resolve()
+
+
+def target_path(home: str | os.PathLike | None = None) -> Path:
+    if home is not None:
+        return Path(home).resolve() / TARGET_FILE
+    if os.environ.get(TARGET_ENV):
+        return Path(os.environ[TARGET_ENV]).resolve()
+    return default_home() / TARGET_FILE
+
+
+def load(path: str | os.PathLike | None = None) -> dict:
+    """Read a target description. `path` may be the file or a stack home folder; by default
+    $GAMEDAY_TARGET, else $GAMEDAY_HOME/target.json, else the project's .gameday/target.json."""
+    p = Path(path) if path else target_path()
+    if p.is_dir():
+        p = p / TARGET_FILE
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise TargetError(f"no target description at {p}: run 'gameday target up' first") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise TargetError(f"target description {p} is unreadable: {e}") from None
+    if not isinstance(data, dict) or "api_url" not in data:
+        raise TargetError(f"target description {p} lacks 'api_url'")
+    return data
+
+
+def save(target: dict, path: str | os.PathLike) -> None:
+    p = Path(path)
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(json.dumps(target, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, p)

@@ -1,0 +1,139 @@
+"""Database probes: writability, replication, WAL archiving, amcheck integrity, the final read."""
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from harness import target as target_mod
+
+__all__ = ["primary_writable", "standby_streaming", "wal_archiving_healthy", "check_primary_writable",
+           "check_standby_streaming", "check_wal_archiving", "check_amcheck", "read_keys", "APP_TABLE"]
+
+APP_TABLE = "optimization_results"
+
+
+def _err(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _admin_dsn(t: dict, dbname: str = "svgai") -> str:
+    # Whichever server currently accepts writes (the primary, or a promoted standby).
+    return t["app_dsn"].replace("user=svgai", "user=postgres").replace("dbname=svgai", f"dbname={dbname}")
+
+
+def check_primary_writable(target: str | None = None) -> tuple[bool, str]:
+    """A server accepts writes on the application's DSN."""
+    t = target_mod.load(target)
+    try:
+        with psycopg.connect(t["app_dsn"], autocommit=True) as c:
+            port = c.info.port
+            c.execute("select txid_current()")
+        return True, f"writable server on port {port}"
+    except psycopg.Error as e:
+        return False, f"no writable server: {_err(e)}"
+
+
+def check_standby_streaming(target: str | None = None, timeout_s: float = 10.0) -> tuple[bool, str]:
+    """A row written on the primary becomes visible on a streaming standby."""
+    t = target_mod.load(target)
+    try:
+        with psycopg.connect(_admin_dsn(t, "postgres"), autocommit=True) as c:
+            primary_port = c.info.port
+            rows = c.execute("select client_port, state from pg_stat_replication").fetchall()
+            if not any(state == "streaming" for _, state in rows):
+                return False, f"primary on port {primary_port} has no streaming standby"
+            c.execute("create table if not exists gameday_replication_probe (id int primary key, t timestamptz)")
+            c.execute("insert into gameday_replication_probe values (1, now()) on conflict (id) do update set t = now()")
+            lsn = c.execute("select pg_current_wal_lsn()").fetchone()[0]
+    except psycopg.Error as e:
+        return False, f"primary: {_err(e)}"
+    standby_port = t["standby"]["port"] if primary_port == t["primary"]["port"] else t["primary"]["port"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(f"host=127.0.0.1 port={standby_port} user=postgres dbname=postgres connect_timeout=2",
+                                 autocommit=True) as c:
+                if c.execute("select pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]:
+                    return True, f"standby on port {standby_port} replayed the probe write"
+        except psycopg.Error:
+            pass
+        time.sleep(0.1)
+    return False, f"standby on port {standby_port} did not replay the probe write within {timeout_s:.0f} s"
+
+
+def check_wal_archiving(target: str | None = None, timeout_s: float = 15.0) -> tuple[bool, str]:
+    """A forced WAL segment switch is archived (archive_command works)."""
+    t = target_mod.load(target)
+    try:
+        with psycopg.connect(_admin_dsn(t, "postgres"), autocommit=True) as c:
+            before = c.execute("select archived_count, failed_count from pg_stat_archiver").fetchone()
+            c.execute("select txid_current()")
+            c.execute("select pg_switch_wal()")
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                now = c.execute("select archived_count, failed_count, last_failed_wal from pg_stat_archiver").fetchone()
+                if now[0] > before[0]:
+                    return True, f"archived {now[0] - before[0]} segment(s)"
+                time.sleep(0.2)
+            return False, f"no segment archived within {timeout_s:.0f} s (failed {now[1]}, last failed {now[2]})"
+    except psycopg.Error as e:
+        return False, f"archiver: {_err(e)}"
+
+
+def check_amcheck(target: str | None = None) -> tuple[bool, str]:
+    """amcheck on the application tables: every B-tree index with heapallindexed, and verify_heapam."""
+    t = target_mod.load(target)
+    try:
+        with psycopg.connect(_admin_dsn(t), autocommit=True) as c:
+            c.execute("create extension if not exists amcheck")
+            indexes = [r[0] for r in c.execute(
+                "select i.indexrelid::regclass::text from pg_index i join pg_class c on c.oid = i.indrelid "
+                "where c.relname = %s", (APP_TABLE,)).fetchall()]
+            for idx in indexes:
+                c.execute("select bt_index_check(%s::regclass, heapallindexed => true)", (idx,))
+            bad = c.execute(f"select blkno, offnum, msg from verify_heapam('{APP_TABLE}') limit 5").fetchall()
+            if bad:
+                return False, f"verify_heapam on {APP_TABLE}: " + "; ".join(f"block {b} item {o}: {m}" for b, o, m in bad)
+            n = c.execute(f"select count(*) from {APP_TABLE}").fetchone()[0]
+        return True, f"{len(indexes)} indexes and the heap of {APP_TABLE} verified ({n} rows)"
+    except psycopg.Error as e:
+        return False, f"amcheck on {APP_TABLE}: {_err(e)}"
+
+
+def read_keys(keys: list[str], target: str | None = None, timeout_s: float = 60.0) -> tuple[bool, list[str], str]:
+    """The final read: which of `keys` exist, from whichever server accepts writes (retrying until
+    the database answers or timeout_s passes). Returns (ok, found_keys, detail)."""
+    t = target_mod.load(target)
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while True:
+        try:
+            with psycopg.connect(t["app_dsn"]) as c:
+                found: list[str] = []
+                for i in range(0, len(keys), 20000):
+                    chunk = keys[i:i + 20000]
+                    found += [r[0] for r in c.execute(
+                        f"select request_id from {APP_TABLE} where request_id = any(%s)", (chunk,)).fetchall()]
+                return True, found, f"read {len(keys)} keys from port {c.info.port}: {len(found)} present"
+        except psycopg.Error as e:
+            last = _err(e)
+        if time.monotonic() > deadline:
+            return False, [], f"database did not answer within {timeout_s:.0f} s: {last}"
+        time.sleep(0.5)
+
+
+def primary_writable(target: str | None = None) -> bool:
+    """True when a server accepts writes on the application's DSN."""
+    return check_primary_writable(target)[0]
+
+
+def standby_streaming(target: str | None = None, timeout_s: float = 10.0) -> bool:
+    """True when a write on the primary is replayed by a streaming standby."""
+    return check_standby_streaming(target, timeout_s)[0]
+
+
+def wal_archiving_healthy(target: str | None = None, timeout_s: float = 15.0) -> bool:
+    """True when a forced WAL switch gets archived."""
+    return check_wal_archiving(target, timeout_s)[0]

@@ -1,0 +1,88 @@
+"""HTTP probes of the SVG AI API: readiness, the optimize critical path, history reads."""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+
+import requests
+
+from harness import target as target_mod
+
+__all__ = ["api_ready", "optimize_works", "history_readable", "check_api_ready", "check_optimize",
+           "check_history", "SAMPLE_FEATURES", "optimize_body"]
+
+SAMPLE_FEATURES = {"edge_density": 0.2, "unique_colors": 12, "entropy": 3.1, "corner_density": 0.05,
+                   "gradient_strength": 0.3, "complexity_score": 0.4}
+_counter = itertools.count()
+
+
+def optimize_body(request_id: str, features: dict | None = None, target_quality: float = 0.9) -> dict:
+    return {"request_id": request_id, "features": features or SAMPLE_FEATURES, "target_quality": target_quality}
+
+
+def _probe_id(prefix: str) -> str:
+    return f"{prefix}-{os.getpid()}-{time.time_ns()}-{next(_counter)}"
+
+
+def _short(resp: requests.Response) -> str:
+    return f"HTTP {resp.status_code} {resp.text[:200]}"
+
+
+def check_api_ready(target: str | None = None, timeout_s: float = 2.0) -> tuple[bool, str]:
+    """GET /ready: database writable, models loaded and matching their manifest."""
+    url = target_mod.load(target)["api_url"] + "/ready"
+    try:
+        r = requests.get(url, timeout=timeout_s)
+    except requests.RequestException as e:
+        return False, f"{url}: {type(e).__name__}"
+    return r.status_code == 200, _short(r)
+
+
+def check_optimize(target: str | None = None, timeout_s: float = 2.0) -> tuple[bool, str]:
+    """POST an optimize request (the critical path: models + a committed row)."""
+    api = target_mod.load(target)["api_url"]
+    rid = _probe_id("probe-optimize")
+    try:
+        r = requests.post(api + "/api/v1/optimization/optimize", json=optimize_body(rid), timeout=timeout_s)
+    except requests.RequestException as e:
+        return False, f"optimize: {type(e).__name__}"
+    if r.status_code != 200:
+        return False, f"optimize: {_short(r)}"
+    body = r.json()
+    if not isinstance(body.get("parameters"), dict) or not 0 < body.get("predicted_ssim", -1) < 1:
+        return False, f"optimize answered without parameters/predicted_ssim: {r.text[:200]}"
+    return True, f"optimize ok ({r.elapsed.total_seconds() * 1000:.0f} ms)"
+
+
+def check_history(target: str | None = None, timeout_s: float = 2.0) -> tuple[bool, str]:
+    """Write one result, then read it back through the history endpoint and compare."""
+    api = target_mod.load(target)["api_url"]
+    rid = _probe_id("probe-history")
+    try:
+        w = requests.post(api + "/api/v1/optimization/optimize", json=optimize_body(rid), timeout=timeout_s)
+        if w.status_code != 200:
+            return False, f"optimize before history read: {_short(w)}"
+        r = requests.get(f"{api}/api/v1/optimization/history/{rid}", timeout=timeout_s)
+    except requests.RequestException as e:
+        return False, f"history: {type(e).__name__}"
+    if r.status_code != 200:
+        return False, f"history: {_short(r)}"
+    if r.json().get("parameters") != w.json().get("parameters"):
+        return False, "history row differs from what optimize returned"
+    return True, "history row read back intact"
+
+
+def api_ready(target: str | None = None, timeout_s: float = 2.0) -> bool:
+    """True when the API answers /ready with 200 (database writable, models verified)."""
+    return check_api_ready(target, timeout_s)[0]
+
+
+def optimize_works(target: str | None = None, timeout_s: float = 2.0) -> bool:
+    """True when an optimize request succeeds end to end (parameters and predicted SSIM returned)."""
+    return check_optimize(target, timeout_s)[0]
+
+
+def history_readable(target: str | None = None, timeout_s: float = 2.0) -> bool:
+    """True when a freshly written result can be read back through the history endpoint."""
+    return check_history(target, timeout_s)[0]

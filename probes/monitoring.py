@@ -1,0 +1,66 @@
+"""Monitoring probes: Prometheus readiness, scraping, and alert evidence read from Prometheus's
+own sample timestamps (not from when we happened to poll)."""
+from __future__ import annotations
+
+import time
+
+import requests
+
+from harness import target as target_mod
+
+__all__ = ["prometheus_ready", "targets_scraped", "check_prometheus_ready", "check_targets_scraped",
+           "alert_firing_times", "query"]
+
+
+def query(prometheus_url: str, promql: str, timeout_s: float = 2.0, at: float | None = None) -> list[dict]:
+    params = {"query": promql}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    r = requests.get(prometheus_url + "/api/v1/query", params=params, timeout=timeout_s)
+    r.raise_for_status()
+    return r.json()["data"]["result"]
+
+
+def check_prometheus_ready(target: str | None = None, timeout_s: float = 2.0) -> tuple[bool, str]:
+    """Prometheus answers /-/ready."""
+    url = target_mod.load(target)["prometheus_url"]
+    try:
+        r = requests.get(url + "/-/ready", timeout=timeout_s)
+    except requests.RequestException as e:
+        return False, f"prometheus: {type(e).__name__}"
+    return r.status_code == 200, f"prometheus /-/ready HTTP {r.status_code}"
+
+
+def check_targets_scraped(target: str | None = None, job: str = "svg-ai-api", max_age_s: float = 5.0) -> tuple[bool, str]:
+    """Prometheus scraped the API successfully within the last max_age_s seconds."""
+    url = target_mod.load(target)["prometheus_url"]
+    try:
+        result = query(url, f'timestamp(up{{job="{job}"}} == 1)')
+    except (requests.RequestException, KeyError, ValueError) as e:
+        return False, f"prometheus query failed: {type(e).__name__}"
+    if not result:
+        return False, f"no successful scrape of job {job}"
+    age = time.time() - float(result[0]["value"][1])
+    if age > max_age_s:
+        return False, f"last successful scrape of {job} was {age:.1f} s ago"
+    return True, f"{job} scraped {age:.1f} s ago"
+
+
+def alert_firing_times(target: str | None, alert: str, since_epoch: float, until_epoch: float | None = None) -> list[float]:
+    """Epoch timestamps of the samples at which `alert` was firing, from Prometheus's ALERTS series."""
+    url = target_mod.load(target)["prometheus_url"]
+    end = until_epoch or time.time()
+    window = max(1, int(end - since_epoch) + 2)
+    result = query(url, f'ALERTS{{alertname="{alert}",alertstate="firing"}}[{window}s]', timeout_s=5, at=end)
+    times = sorted(float(ts) for series in result for ts, _ in series["values"])
+    return [ts for ts in times if ts >= since_epoch]
+
+
+def prometheus_ready(target: str | None = None) -> bool:
+    """True when Prometheus is ready."""
+    return check_prometheus_ready(target)[0]
+
+
+def targets_scraped(target: str | None = None) -> bool:
+    """True when Prometheus scraped the API in the last few seconds."""
+    return check_targets_scraped(target)[0]

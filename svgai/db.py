@@ -1,0 +1,124 @@
+"""Schema and queries of the SVG AI system (PostgreSQL 15, psycopg 3).
+
+Every function takes an open psycopg connection and commits before it returns, so a result it
+reports is durable (as durable as the server's commit settings make it).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Mapping
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+__all__ = ["SCHEMA", "TABLE", "ensure_schema", "insert_result", "get_result", "ping_writable"]
+
+TABLE = "optimization_results"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS optimization_results (
+    request_id      text PRIMARY KEY,
+    image_features  jsonb NOT NULL,
+    target_quality  double precision,
+    parameters      jsonb NOT NULL,
+    predicted_ssim  double precision NOT NULL,
+    model_version   text NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS optimization_results_created_at_idx ON optimization_results (created_at);
+"""
+
+_COLUMNS = "request_id, image_features, target_quality, parameters, predicted_ssim, model_version, created_at"
+
+_INSERT = (
+    "INSERT INTO optimization_results "
+    "(request_id, image_features, target_quality, parameters, predicted_ssim, model_version) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING "
+    f"RETURNING {_COLUMNS}"
+)
+_SELECT = f"SELECT {_COLUMNS} FROM optimization_results WHERE request_id = %s"
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    """Create the ``optimization_results`` table and its ``created_at`` index if absent; commit."""
+    with _transaction(conn):
+        conn.execute(SCHEMA)
+
+
+def insert_result(conn: psycopg.Connection, row: Mapping[str, Any]) -> dict:
+    """Store one optimization result keyed by ``row["request_id"]`` and return the stored row.
+
+    Idempotent: when the request id is already stored, nothing is written and the originally stored
+    row is returned (never a duplicate, never an overwrite). Committed before returning.
+    ``row`` needs request_id, image_features (dict), target_quality, parameters (dict),
+    predicted_ssim and model_version.
+    """
+    args = (
+        row["request_id"],
+        Jsonb(dict(row["image_features"])),
+        row.get("target_quality"),
+        Jsonb(dict(row["parameters"])),
+        float(row["predicted_ssim"]),
+        row["model_version"],
+    )
+    with _transaction(conn):
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(_INSERT, args)
+            stored = cur.fetchone()
+            if stored is None:  # already there: return what was stored first
+                cur.execute(_SELECT, (row["request_id"],))
+                stored = cur.fetchone()
+    if stored is None:
+        raise psycopg.errors.DataError(f"row {row['request_id']!r} neither inserted nor found")
+    return _plain(stored)
+
+
+def get_result(conn: psycopg.Connection, request_id: str) -> dict | None:
+    """Return the stored row for ``request_id`` as a JSON-able dict, or None if absent."""
+    with _transaction(conn):
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(_SELECT, (request_id,))
+            stored = cur.fetchone()
+    return _plain(stored) if stored is not None else None
+
+
+def ping_writable(conn: psycopg.Connection) -> bool:
+    """Return True when the server accepts writes (it is a primary, not a standby in recovery)."""
+    with _transaction(conn):
+        row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    return row is not None and row[0] is False
+
+
+# ---------------------------------------------------------------------------------------------
+# Internals
+
+
+class _transaction:
+    """Commit on success, roll back on error; a no-op wrapper on an autocommit connection."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.conn.autocommit or self.conn.closed:
+            return
+        if exc_type is None:
+            self.conn.commit()
+        else:
+            try:
+                self.conn.rollback()
+            except psycopg.Error:
+                pass
+
+
+def _plain(row: Mapping[str, Any]) -> dict:
+    out = dict(row)
+    created = out.get("created_at")
+    if isinstance(created, _dt.datetime):
+        out["created_at"] = created.isoformat()
+    return out

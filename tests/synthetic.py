@@ -1,0 +1,148 @@
+"""Synthetic histories for checker tests: a few lines of a test build exactly the timeline it judges.
+
+    h = History()
+    h.up(0, 10)                  # api samples ok every 0.1 s in [0, 10)
+    h.fault(10, 20)              # fault start at 10, end at 20
+    h.down(10, 14.2)             # failures in [10, 14.2)
+    h.up(14.2, 30)
+    h.write("k1", 5)             # invoke at 5, ok at 5.01
+    h.final_read(31, ["k1"])
+    events = h.events()          # validated by harness.history, sorted by t as read() returns them
+
+Every event is checked with harness.history.validate_event, so tests use the real format.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from harness.history import validate_event
+
+WALL = "2025-01-01T00:00:00.000Z"
+
+
+class History:
+    def __init__(self) -> None:
+        self._events: list[dict] = []
+
+    # -- any event ------------------------------------------------------------------------
+    def add(self, kind: str, t: float, **fields: Any) -> "History":
+        self._events.append(validate_event({"kind": kind, "t": round(float(t), 6), "wall": WALL, **fields}))
+        return self
+
+    def events(self) -> list[dict]:
+        # The same order harness.history.read gives: by t, file order kept for equal times.
+        return sorted(self._events, key=lambda e: e["t"])
+
+    # -- samples --------------------------------------------------------------------------
+    def sample(self, t: float, ok: bool, probe: str = "api", latency_s: float = 0.01,
+               error: str | None = None) -> "History":
+        fields: dict[str, Any] = {"probe": probe, "ok": ok, "latency_s": latency_s}
+        if not ok:
+            fields["error"] = error or "connection refused"
+        self.add("sample", t, **fields)
+        return self
+
+    def samples(self, start: float, end: float, ok: bool, every: float = 0.1, probe: str = "api") -> "History":
+        """One sample every `every` seconds in [start, end)."""
+        n = round((end - start) / every)
+        for i in range(n):
+            self.sample(start + i * every, ok, probe=probe)
+        return self
+
+    def up(self, start: float, end: float, every: float = 0.1, probe: str = "api") -> "History":
+        return self.samples(start, end, True, every, probe)
+
+    def down(self, start: float, end: float, every: float = 0.1, probe: str = "api") -> "History":
+        return self.samples(start, end, False, every, probe)
+
+    # -- fault window, recovery, markers --------------------------------------------------
+    def fault(self, start: float, end: float | None = None, name: str = "kill-primary", ok: bool = True,
+              detail: str | None = None) -> "History":
+        fields: dict[str, Any] = {"name": name, "ok": ok}
+        if detail is not None:
+            fields["detail"] = detail
+        self.add("fault", start, phase="start", **fields)
+        if end is not None:
+            self.add("fault", end, phase="end", name=name, ok=ok)
+        return self
+
+    def marker(self, t: float, name: str, **fields: Any) -> "History":
+        self.add("marker", t, name=name, **fields)
+        return self
+
+    def steady_state(self, t: float, met: bool, phase: str = "before") -> "History":
+        return self.marker(t, "steady_state", met=met, phase=phase)
+
+    def stall(self, t: float, gap_s: float, recorder: str = "sampler", expected_s: float = 0.1) -> "History":
+        self.add("stall", t, recorder=recorder, gap_s=gap_s, expected_s=expected_s)
+        return self
+
+    # -- writes and the final read ---------------------------------------------------------
+    def write(self, key: Any, t: float, outcome: str | None = "ok", latency_s: float = 0.01) -> "History":
+        """invoke at t, then `outcome` (ok|fail|info) at t + latency_s; outcome None: no completion."""
+        self.add("op", t, type="invoke", f="write", key=key)
+        if outcome is not None:
+            self.add("op", t + latency_s, type=outcome, f="write", key=key)
+        return self
+
+    def final_read(self, t: float, keys: Iterable[Any] | None, ok: bool = True, error: str | None = None) -> "History":
+        fields: dict[str, Any] = {"keys": list(keys or []), "ok": ok}
+        if error is not None:
+            fields["error"] = error
+        self.add("final_read", t, **fields)
+        return self
+
+    # -- after recovery --------------------------------------------------------------------
+    def integrity(self, t: float, check: str, ok: bool = True, detail: Any = "clean") -> "History":
+        self.add("integrity", t, check=check, ok=ok, detail=detail)
+        return self
+
+    def function(self, t: float, name: str, ok: bool = True, detail: Any = "ok") -> "History":
+        self.add("function", t, name=name, ok=ok, detail=detail)
+        return self
+
+    def detection(self, t: float, alert: str, fired: bool = True, latency_s: float | None = None,
+                  resolved: Any = None) -> "History":
+        fields: dict[str, Any] = {"alert": alert, "fired": fired}
+        if latency_s is not None:
+            fields["latency_s"] = latency_s
+        if resolved is not None:
+            fields["resolved"] = resolved
+        self.add("detection", t, **fields)
+        return self
+
+    def checks_after_recovery(self, t: float, functions: Iterable[str] = ("ready", "optimize", "history"),
+                              integrity: Iterable[str] = ("amcheck", "models", "config")) -> "History":
+        for name in functions:
+            self.function(t, name)
+        for check in integrity:
+            self.integrity(t, check)
+        return self
+
+
+def objectives(**overrides: Any) -> dict:
+    """Resolved objectives as harness.objectives.resolve returns them, BCP defaults unless overridden."""
+    base = {"scenario": "database-failure", "rto_s": 900, "rpo_s": 300, "stability_s": 5, "timeout_s": 180,
+            "probe": "api", "max_lost_writes": None, "critical_functions": ["ready", "optimize", "history"],
+            "integrity_checks": ["amcheck", "models", "config"], "detection": None}
+    base.update(overrides)
+    return base
+
+
+def healthy_run(outage: tuple[float, float] | None = (10.0, 14.2), end: float = 30.0) -> History:
+    """A complete run that passes with defaults: steady state met, fault at 10, an outage, recovery,
+    writes before and after the fault all read back, every check passing."""
+    h = History()
+    h.steady_state(0, True)
+    if outage:
+        h.up(0, outage[0]).down(*outage).up(outage[1], end)
+    else:
+        h.up(0, end)
+    h.fault(10.0, 11.0)
+    for i in range(5):
+        h.write(f"k{i}", 2 + i)
+    h.write("k-late", 20)
+    h.final_read(end + 0.5, [f"k{i}" for i in range(5)] + ["k-late"])
+    h.checks_after_recovery(end + 1)
+    h.marker(end, "observe_end")
+    return h
