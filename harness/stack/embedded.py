@@ -136,8 +136,28 @@ def programs(layout: Layout) -> list[supervisor.Program]:
     ]
 
 
-def describe(layout: Layout) -> dict:
+def current_roles(layout: Layout, programs: list[str] = ("postgres-primary", "postgres-standby")) -> dict:
+    """Which PostgreSQL program is the primary now. After a failover the standby's program is the
+    primary and the old primary's folder is rebuilt as its standby: roles move, programs stay."""
+    primaries, standbys = [], []
+    for name in programs:
+        (standbys if postgres.in_recovery(layout.port(name)) else primaries).append(name)
+    if len(primaries) != 1:
+        raise StackError("no primary: every PostgreSQL server is in recovery" if not primaries else
+                         f"split brain: {' and '.join(primaries)} both accept writes; fence one before going on")
+    other = [n for n in ("postgres-primary", "postgres-standby") if n != primaries[0]][0]
+    return {"primary": primaries[0], "standby": other}
+
+
+def _server(layout: Layout, program: str) -> dict:
+    data = layout.primary_dir if program == "postgres-primary" else layout.standby_dir
+    return {"port": layout.port(program), "data_dir": str(data), "dsn": layout.dsn(program),
+            "admin_dsn": layout.dsn(program, "postgres"), "program": program}
+
+
+def describe(layout: Layout, roles: dict | None = None) -> dict:
     """The target description for this stack (written to target.json)."""
+    roles = roles or {"primary": "postgres-primary", "standby": "postgres-standby"}
     return {
         "kind": "local",
         "name": "svg-ai (embedded reference stack)",
@@ -146,12 +166,8 @@ def describe(layout: Layout) -> dict:
         "api_url": layout.url("api"),
         "api_replicas": API_REPLICAS,
         "app_dsn": layout.app_dsn(),
-        "primary": {"port": layout.port("postgres-primary"), "data_dir": str(layout.primary_dir),
-                    "dsn": layout.dsn("postgres-primary"), "admin_dsn": layout.dsn("postgres-primary", "postgres"),
-                    "program": "postgres-primary"},
-        "standby": {"port": layout.port("postgres-standby"), "data_dir": str(layout.standby_dir),
-                    "dsn": layout.dsn("postgres-standby"), "admin_dsn": layout.dsn("postgres-standby", "postgres"),
-                    "program": "postgres-standby"},
+        "primary": _server(layout, roles["primary"]),
+        "standby": _server(layout, roles["standby"]),
         "scratch_port": layout.port("postgres-scratch"),
         "pg_bin": str(PG_BIN),
         "server_user": server_user(),
@@ -193,17 +209,14 @@ def _pg_check(layout: Layout, which: str) -> tuple[bool, str]:
     port = layout.port(which)
     try:
         recovering = postgres.in_recovery(port)
+        if not recovering:
+            n = len([r for r in postgres.replication_state(port) if r["state"] == "streaming"])
+            return True, f"primary, {n} streaming standby"
+        if postgres.wal_receiver_streaming(port):
+            return True, "standby, streaming"
+        return False, "standby, not streaming from a primary"
     except Exception as e:
         return False, f"not accepting connections on {port}: {str(e).strip().splitlines()[0] if str(e).strip() else e}"
-    if which == "postgres-primary":
-        if recovering:
-            return False, "in recovery (read-only)"
-        try:
-            n = len([r for r in postgres.replication_state(port) if r["state"] == "streaming"])
-        except Exception:
-            n = 0
-        return True, f"primary, {n} streaming standby"
-    return (True, "standby, in recovery") if recovering else (False, "not in recovery: not a standby")
 
 
 def _prometheus_check(layout: Layout) -> tuple[bool, str]:
@@ -309,17 +322,22 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
             step("starting supervisord")
             _start_supervisord(layout)
 
-        step("starting postgres-primary")
-        supervisor.start(sup_url, "postgres-primary")
-        postgres.wait_ready(layout.port("postgres-primary"), 60, "postgres-primary")
-        postgres.create_app_database(layout.port("postgres-primary"))
-        _run_py(["-m", "svgai.migrate", "--dsn", layout.dsn("postgres-primary")], "schema migration")
+        step("starting PostgreSQL")
+        pg_programs = ["postgres-primary"] + (["postgres-standby"] if (layout.standby_dir / "PG_VERSION").exists() else [])
+        for name in pg_programs:
+            supervisor.start(sup_url, name)
+        for name in pg_programs:
+            postgres.wait_ready(layout.port(name), 60, name)
+        roles = current_roles(layout, pg_programs)
+        primary_port = layout.port(roles["primary"])
+        postgres.create_app_database(primary_port)
+        _run_py(["-m", "svgai.migrate", "--dsn", layout.dsn(roles["primary"])], "schema migration")
         if not any(layout.backup_dir.iterdir()):
             step("taking the first base backup")
-            postgres.take_base_backup(layout)
-        if not (layout.standby_dir / "PG_VERSION").exists():
+            postgres.take_base_backup(layout, port=primary_port)
+        if "postgres-standby" not in pg_programs:
             step("cloning the streaming standby")
-            postgres.clone_standby(layout)
+            postgres.clone_standby(layout, primary_port, layout.standby_dir, layout.port("postgres-standby"))
         else:
             postgres.configure(layout, layout.standby_dir, layout.port("postgres-standby"))
         for name in START_ORDER[1:]:
@@ -329,7 +347,7 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
                                 ("alertmanager", 30), ("prometheus", 40)):
             step(f"waiting for {name} to be healthy")
             wait_healthy(layout, name, timeout_s)
-        target = describe(layout)
+        target = describe(layout, current_roles(layout))
         target_mod.save(target, layout.target_file)
         step(f"stack up: API {target['api_url']}, Prometheus {target['prometheus_url']}, "
              f"target description {layout.target_file}")

@@ -123,24 +123,31 @@ def create_app_database(port: int) -> None:
         c.execute("create extension if not exists amcheck")
 
 
-def take_base_backup(layout: Layout, label: str | None = None) -> Path:
-    """A plain-format, self-contained base backup of the primary into backups/<id>; WAL after it comes from the archive."""
+def take_base_backup(layout: Layout, label: str | None = None, port: int | None = None) -> Path:
+    """A plain-format, self-contained base backup of the primary (on `port`, default the
+    postgres-primary program's) into backups/<id>; WAL after it comes from the archive."""
     backup_id = label or time.strftime("base-%Y%m%dT%H%M%SZ", time.gmtime())
     dest = layout.backup_dir / backup_id
     if dest.exists():
         raise PostgresError(f"backup {backup_id} already exists")
-    as_server_user([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(layout.port("postgres-primary")),
+    as_server_user([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(port or layout.port("postgres-primary")),
                     "-U", "postgres", "-D", str(dest), "-X", "stream", "-c", "fast", "-l", backup_id])
     return dest
 
 
-def clone_standby(layout: Layout) -> None:
-    data = layout.standby_dir
+def clone_standby(layout: Layout, from_port: int, data: Path, port: int) -> None:
+    """(Re)build a streaming standby in `data` from the primary on `from_port`."""
     if data.exists():
         shutil.rmtree(data)
-    as_server_user([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(layout.port("postgres-primary")),
+    as_server_user([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(from_port),
                     "-U", "postgres", "-D", str(data), "-R", "-X", "stream", "-c", "fast"])
-    configure(layout, data, layout.port("postgres-standby"))
+    configure(layout, data, port)
+
+
+def wal_receiver_streaming(port: int) -> bool:
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2") as c:
+        row = c.execute("select status from pg_stat_wal_receiver").fetchone()
+        return bool(row and row[0] == "streaming")
 
 
 def replication_state(primary_port: int) -> list[dict]:
