@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_ERROR
         return int(args.func(args) or 0)
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # always one line
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -57,4 +57,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m harness.cli`: use the importable module's classes, not __main__'s copies.
+    from harness.cli import main as _main
+    sys.exit(_main())

@@ -80,9 +80,12 @@ def _quiet_chaoslib(log_file: Path | None = None) -> None:
     from chaoslib.log import configure_logger
     configure_logger(verbose=False, log_file=str(log_file) if log_file else None)
     logger = logging.getLogger("chaostoolkit")
+    logger.propagate = False
     for h in list(logger.handlers):
         if not isinstance(h, logging.FileHandler):
             logger.removeHandler(h)
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
 
 
 class _Signals:

@@ -18,7 +18,7 @@ _counter = itertools.count()
 
 
 def optimize_body(request_id: str, features: dict | None = None, target_quality: float = 0.9) -> dict:
-    return {"request_id": request_id, "features": features or SAMPLE_FEATURES, "target_quality": target_quality}
+    return {"request_id": request_id, "features": dict(features or SAMPLE_FEATURES), "target_quality": target_quality}
 
 
 def _probe_id(prefix: str) -> str:

@@ -64,9 +64,10 @@ def test_quarterly_counts_in_quarter_runs_only(tmp_path):
     assert [m["month"] for m in db["monthly"]] == ["2026-10", "2026-11", "2026-12"]
     crit = {c["name"]: c for c in ev["criteria"]}
     assert crit["rto"]["bcp"] == "RTO < 15 minutes achieved"
-    assert crit["rto"]["proving"] == 2 and crit["rto"]["breaking"] == 2  # the no-restore run and the error run
-    assert {b["run_id"] for b in crit["rto"]["breaking_runs"]} == {"02-database-failure-no-restore",
-                                                                   "03-api-crash-all"}
+    # the error run proves nothing: not judged, though its verdict lists criteria
+    assert (crit["rto"]["proving"], crit["rto"]["breaking"], crit["rto"]["not_judged"]) == (2, 1, 1)
+    assert [b["run_id"] for b in crit["rto"]["breaking_runs"]] == ["02-database-failure-no-restore"]
+    assert (crit["data_integrity"]["proving"], crit["data_integrity"]["breaking"]) == (3, 0)
     assert ev["backup_verification"]["count"] == 10  # Sept's record is Q3
     assert ev["backup_verification"]["integrity_failures"] == 1
     assert len(ev["failures"]) == 2

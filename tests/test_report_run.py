@@ -165,3 +165,53 @@ def test_large_history_is_downsampled(tmp_path):
     for path in re.findall(r'class="latency" d="([^"]+)"', svg):
         assert len(re.findall(r"[ML]", path)) <= 600
     assert svg.count('<g class="lost-write">') == 50  # the verdict names at most 50 lost keys
+
+
+EVIL = '<x onload="alert(1)">&'
+
+
+def _poison(value):
+    """Every string in a JSON value replaced by markup (keys too), to find any unescaped output."""
+    if isinstance(value, str):
+        return EVIL + value
+    if isinstance(value, list):
+        return [_poison(v) for v in value]
+    if isinstance(value, dict):
+        return {(k if k in _KEEP_KEYS else EVIL + k): (v if k in _KEEP_VALUES else _poison(v)) for k, v in value.items()}
+    return value
+
+
+_KEEP_KEYS = {"scenario", "status", "reason", "run_id", "experiment", "title", "started", "ended", "objectives",
+              "measured", "criteria", "loss", "integrity", "functions", "flags", "name", "passed", "detail",
+              "objective", "lost_keys", "unexpected_keys", "recovered_keys", "duplicate_keys", "loss_window",
+              "known", "checks", "ok", "run", "activity", "type", "start", "end", "critical_functions",
+              "integrity_checks", "detection", "alert", "max_latency_s", "rto_s", "rpo_s"}
+_KEEP_VALUES = {"status", "started", "ended", "measured", "loss_window", "start", "end", "passed", "ok", "known"}
+
+
+def test_every_text_from_the_run_is_escaped(tmp_path):
+    from harness.report.gameday import write_gameday_summary
+    from harness.report.quarterly import build_quarterly
+
+    reports = copy_fixtures(tmp_path)
+    d = run_dir(reports, FAIL_RUN)
+    for name in ("verdict.json", "journal.json"):
+        data = json.loads((d / name).read_text())
+        (d / name).write_text(json.dumps(_poison(data)))
+    with open(d / "history.jsonl", "a") as f:  # and names in the history
+        w = "2026-11-27T04:06:00.000Z"
+        for e in ({"kind": "sample", "t": 60.0, "wall": w, "probe": EVIL, "ok": False, "latency_s": 0.1},
+                  {"kind": "fault", "t": 61.0, "wall": w, "phase": "start", "name": EVIL, "detail": EVIL},
+                  {"kind": "marker", "t": 62.0, "wall": w, "name": EVIL, "detail": EVIL},
+                  {"kind": "stall", "t": 63.0, "wall": w, "recorder": EVIL, "gap_s": 2.0},
+                  {"kind": "function", "t": 64.0, "wall": w, "name": EVIL, "ok": False, "detail": EVIL}):
+            f.write(json.dumps(e) + "\n")
+    html = write_run_report(d).read_text(encoding="utf-8")
+    assert "&lt;x onload=" in html  # the poison made it onto the page...
+    assert "<x" not in html  # ...never as markup
+    ET.parse(d / "junit.xml")
+    summary_dir = reports / GAMEDAY
+    write_gameday_summary(summary_dir, [d], None, None)
+    assert "<x" not in (summary_dir / "index.html").read_text(encoding="utf-8")
+    index = build_quarterly(reports, "2026Q4")
+    assert "<x" not in index.read_text(encoding="utf-8")

@@ -16,8 +16,8 @@ from harness import target as target_mod
 from harness.faults import clear_undo, register_undo
 from harness.stack import supervisor
 
-__all__ = ["kill_database", "crash_api", "hang_api", "resume_api", "kill_program", "disable_restart",
-           "enable_restart", "kill_monitoring"]
+__all__ = ["kill_database", "freeze_database", "crash_api", "hang_api", "resume_api", "kill_program",
+           "disable_restart", "enable_restart", "kill_monitoring"]
 
 PROGRAMS = ("postgres-primary", "postgres-standby", "api", "prometheus", "alertmanager", "alert-receiver", "liveness")
 
@@ -39,7 +39,32 @@ def kill_database(which: str = "primary", target: str | None = None) -> dict:
     parent and the server crashes; supervision restarts it and crash recovery replays the WAL."""
     if which not in ("primary", "standby"):
         raise ActivityFailed(f"which must be 'primary' or 'standby', got {which!r}")
-    return kill_program(f"postgres-{which}", "SIGKILL", target=target)
+    # Roles move on failover: the target description says which program is the primary now.
+    program = _local_target(target)[which]["program"]
+    return kill_program(program, "SIGKILL", target=target)
+
+
+def freeze_database(duration_s: float = 4.0, which: str = "primary", target: str | None = None) -> dict:
+    """Freeze the PostgreSQL server (postmaster and every backend) with SIGSTOP for `duration_s`
+    seconds, then SIGCONT. Commits in flight hang: the client cannot know whether they happened,
+    so the load records them as `info` (in doubt), never `ok`."""
+    duration_s = _duration(duration_s)
+    if which not in ("primary", "standby"):
+        raise ActivityFailed(f"which must be 'primary' or 'standby', got {which!r}")
+    t = _local_target(target)
+    data_dir = os.path.realpath(t[which]["data_dir"])
+    pids = [p for p in _all_pids() if _cwd(p) == data_dir]
+    if not pids:
+        raise ActivityFailed(f"no PostgreSQL process runs in {data_dir}")
+    register_undo("freeze_database", lambda: _signal_all(pids, signal.SIGCONT))
+    started = time.monotonic()
+    _signal_all(pids, signal.SIGSTOP)
+    try:
+        time.sleep(max(0.0, duration_s - (time.monotonic() - started)))
+    finally:
+        _signal_all(pids, signal.SIGCONT)
+        clear_undo("freeze_database")
+    return {"which": which, "pids": pids, "stopped_s": round(time.monotonic() - started, 4)}
 
 
 def crash_api(replicas: str = "all", target: str | None = None) -> dict:
@@ -65,12 +90,7 @@ def hang_api(duration_s: float = 3.0, replicas: str = "all", target: str | None 
     `replicas`: 'all' (arbiter + workers: nothing answers) or 'one' (one worker hangs: gunicorn's
     worker timeout replaces it). If the liveness checker kills the frozen API first, that is the
     plan's auto-restart at work; SIGCONT then finds nothing to resume."""
-    try:
-        duration_s = float(duration_s)
-    except (TypeError, ValueError):
-        raise ActivityFailed(f"duration_s must be a number of seconds, got {duration_s!r}") from None
-    if duration_s < 0:
-        raise ActivityFailed(f"duration_s must not be negative, got {duration_s}")
+    duration_s = _duration(duration_s)
     t = _local_target(target)
     arbiter = _program_pid(t, "api")
     if replicas == "all":
@@ -139,6 +159,23 @@ def _local_target(target: str | None) -> dict:
     if t.get("kind") != "local":
         raise ActivityFailed(f"this fault needs the embedded stack (kind local), target is {t.get('kind')!r}")
     return t
+
+
+def _duration(value) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ActivityFailed(f"duration_s must be a number of seconds, got {value!r}") from None
+    if not 0 <= seconds <= 3600:
+        raise ActivityFailed(f"duration_s must be between 0 and 3600 seconds, got {value!r}")
+    return seconds
+
+
+def _cwd(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
 
 
 def _check_program(program: str) -> None:

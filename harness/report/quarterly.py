@@ -34,7 +34,7 @@ from harness.report.rundir import (
 
 __all__ = ["build_quarterly", "parse_quarter", "percentile"]
 
-BREAKING_LINKS_SHOWN = 25
+BREAKING_LINKS_SHOWN = 10
 
 
 def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str | os.PathLike | None = None) -> Path:
@@ -104,7 +104,10 @@ def _run_record(d: Path, rel: str, verdict: dict, started: datetime, out: Path) 
         "rpo_objective_s": o.get("rpo_s") if is_number(o.get("rpo_s")) else None,
         "lost_writes": m.get("lost_writes"),
         "acked_writes": m.get("acked_writes"),
-        "criteria": {str(c.get("name")): bool(c.get("passed")) for c in criteria_of(verdict)},
+        # A run that errored or was interrupted proves nothing either way (its verdict may still
+        # list criteria computed as far as possible): it is "not judged", and listed in Failures.
+        "criteria": ({str(c.get("name")): bool(c.get("passed")) for c in criteria_of(verdict)}
+                     if status_of(verdict) in ("pass", "fail") else {}),
     }
 
 
@@ -253,12 +256,13 @@ def _render(ev: dict) -> str:
 def _criteria_section(ev: dict) -> str:
     rows, classes = [], []
     for c in ev["criteria"]:
-        links = "".join(f'<a href="{esc(b["report"])}">{esc(b["run_id"])}</a> ' for b in c["breaking_runs"][:BREAKING_LINKS_SHOWN])
+        links = ", ".join(f'<a class="nowrap" href="{esc(b["report"])}">{esc(b["run_id"])}</a>'
+                          for b in c["breaking_runs"][:BREAKING_LINKS_SHOWN])
         if c["breaking"] > BREAKING_LINKS_SHOWN:
-            links += f'<span class="muted">and {c["breaking"] - BREAKING_LINKS_SHOWN} more (see Failures)</span>'
+            links += f' <span class="muted">and {c["breaking"] - BREAKING_LINKS_SHOWN} more (see Failures)</span>'
         held = c["breaking"] == 0 and c["proving"] > 0
         rows.append([
-            esc(c["bcp"]),
+            f'<div style="min-width:15em">{esc(c["bcp"])}</div>',
             '<span class="ok">held</span>' if held else ('<span class="bad">broken</span>' if c["breaking"]
                                                           else '<span class="warn">not shown</span>'),
             fmt_int(c["proving"]), fmt_int(c["breaking"]), fmt_int(c["not_judged"]), links or "—",
@@ -266,8 +270,8 @@ def _criteria_section(ev: dict) -> str:
         classes.append("row-pass" if held else "row-fail")
     return ("<h2>BCP success criteria</h2>"
             '<p class="muted small">Each run proves or breaks each criterion against its scenario\'s objectives '
-            "(the BCP's RTO 15 min and RPO 5 min unless a scenario tightens them). Runs that stopped before "
-            "their fault judge nothing.</p>"
+            "(the BCP's RTO 15 min and RPO 5 min unless a scenario tightens them). Runs that errored or were "
+            "interrupted prove nothing either way: they count as not judged and are listed under Failures.</p>"
             + table(["Success criterion", "This quarter", "Runs proving", "Runs breaking", "Not judged",
                      "Breaking runs"], rows, num_cols=(2, 3, 4), row_classes=classes)
             + f'<div class="chart" style="max-width:760px">{_status_bars_svg(ev)}</div>'
@@ -307,7 +311,7 @@ def _scenarios_section(ev: dict) -> str:
                   "RPO median / p95 / max", "RPO objective"], rows, num_cols=(1, 2), row_classes=classes),
            "<h3>Monthly RTO trend</h3>",
            '<p class="muted small">Per month: median (dot), p95 (bar top) and max (whisker) of measured RTO on a '
-           "log scale, the objective dashed; runs that never recovered are counted in red at the top.</p>",
+           "log scale, the objective dashed; runs that never recovered are counted in red at the top (↑ n).</p>",
            '<div class="trends">']
     for i, (name, s) in enumerate(ev["scenarios"].items()):
         out.append(f'<div class="chart"><b>{esc(name)}</b>{_trend_svg(i, s)}</div>')
@@ -430,7 +434,7 @@ def _trend_svg(i: int, s: dict) -> str:
     if objective:
         yo = y(objective)
         parts.append(f'<path class="objective" d="M{ml},{yo:.1f}H{w - mr}" stroke="#cf222e" stroke-width="1.5" '
-                     f'stroke-dasharray="6,4"/><text x="{w - mr}" y="{yo - 4:.1f}" text-anchor="end" fill="#cf222e">'
+                     f'stroke-dasharray="6,4"/><text x="{w - mr}" y="{yo + 12:.1f}" text-anchor="end" fill="#cf222e">'
                      f'objective {esc(fmt_s(objective))}</text>')
     for j, m in enumerate(s["monthly"]):
         cx = ml + slot * j + slot / 2
@@ -454,7 +458,7 @@ def _trend_svg(i: int, s: dict) -> str:
             parts.append(f'<text x="{cx:.1f}" y="{mt + ph / 2:.1f}" text-anchor="middle" fill="#59636e">no RTO</text>')
         if m["unrecovered"]:
             parts.append(f'<text x="{cx:.1f}" y="{mt - 4}" text-anchor="middle" fill="#cf222e" font-weight="700">'
-                         f'↑ {m["unrecovered"]} not recovered</text>')
+                         f'↑ {m["unrecovered"]}<title>{m["unrecovered"]} run(s) never recovered</title></text>')
     parts.append("</svg>")
     return "".join(parts)
 

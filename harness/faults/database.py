@@ -1,0 +1,373 @@
+"""Database faults on the embedded stack: physical corruption, the accidental DELETE, the lost
+primary. Each is what the BCP's "Database Corruption/Failure" and "Database Failover" scenarios
+recover from:
+
+  corrupt_table_pages   damaged data pages         → restore --backup-id latest (restore_database)
+  bad_statement         a destructive statement    → point-in-time recovery to just before it
+  lose_primary          the primary is gone for good → failover to the standby
+
+Every fault returns a JSON-able record of exactly what it did. The bad statement also writes an
+incident record, `<home>/incidents/latest.json`, that the point-in-time recovery reads
+(harness.recovery.pitr.restore_before_incident).
+"""
+from __future__ import annotations
+
+import fractions
+import json
+import os
+import signal
+import struct
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+from chaoslib.exceptions import ActivityFailed
+
+from harness.faults import clear_undo, process, register_undo
+
+__all__ = ["corrupt_table_pages", "bad_statement", "lose_primary", "end_primary_loss", "incident_record",
+           "INCIDENT_FILE"]
+
+INCIDENT_DIR = "incidents"
+INCIDENT_FILE = "latest.json"
+PAGE_BYTES = 8192
+APP_TABLES = ("optimization_results",)
+
+
+def corrupt_table_pages(table: str = "optimization_results", blocks: int = 4, nbytes: int = 256,
+                        target: str | None = None) -> dict:
+    """Corrupt `blocks` old data pages of `table` on the primary, the way a failing disk or a bad
+    controller would, and make the server read them back.
+
+    A CHECKPOINT first puts every page on disk; the pages chosen are old ones (inserts land at the
+    end of the table, so nothing rewrites them). In each, `nbytes` bytes from the start of the row
+    nearest the middle of the page are overwritten with 0xFF. The postmaster is SIGKILLed so that
+    no cached copy survives (the bytes are written while no server process runs, so none can write
+    a clean copy back); supervision restarts it. Then amcheck's verify_heapam (or, failing that, a
+    full read of the table) must report the damage: the evidence is returned. If the corruption did
+    not take, ActivityFailed is raised, so the run is an error and never a pass.
+
+    No rollback: the recovery is the restore (harness.recovery.database.restore_database)."""
+    if table not in APP_TABLES:
+        raise ActivityFailed(f"table must be one of the application tables ({', '.join(APP_TABLES)}), got {table!r}")
+    blocks = _positive_int(blocks, "blocks")
+    nbytes = _positive_int(nbytes, "nbytes")
+    if nbytes > PAGE_BYTES // 2:
+        raise ActivityFailed(f"nbytes must be at most {PAGE_BYTES // 2} (half a page), got {nbytes}")
+    t = process._local_target(target)
+    primary = t["primary"]
+    data_dir = Path(primary["data_dir"])
+    try:
+        with psycopg.connect(primary["admin_dsn"], autocommit=True) as c:
+            c.execute("checkpoint")
+            relpath, size = c.execute("select pg_relation_filepath(%s::regclass), pg_relation_size(%s::regclass)",
+                                      (table, table)).fetchone()
+    except psycopg.Error as e:
+        raise ActivityFailed(f"cannot reach the primary on port {primary['port']}: {_err(e)}") from None
+    nblocks = size // PAGE_BYTES
+    # The last two pages may still receive inserts (and a full-page image in the WAL would undo
+    # the damage at crash recovery): only older pages are corrupted.
+    old = max(0, nblocks - 2)
+    if old < 1:
+        raise ActivityFailed(f"table {table} has {nblocks} page(s); at least 3 are needed to corrupt an old one "
+                             f"(write some rows first)")
+    chosen = _spread(old, min(blocks, old))
+    datafile = data_dir / relpath
+    if nblocks * PAGE_BYTES > 1 << 30:
+        raise ActivityFailed(f"table {table} is larger than one 1 GB segment; only the first segment is handled")
+
+    # Keep the server from restarting while its file is changed: the same hold a negative control uses.
+    program = primary["program"]
+    process.disable_restart(program, target=target)
+    killed_at = time.time()
+    try:
+        postmaster = process._program_pid(t, program)
+        os.kill(postmaster, signal.SIGKILL)
+        leftovers = _end_processes_in(data_dir)
+        damaged = [_smear_page(datafile, b, nbytes) for b in chosen]
+    finally:
+        process.enable_restart(program, target=target)
+    ready_s = _wait_accepting(primary["admin_dsn"], 60.0)
+    if ready_s is None:
+        raise ActivityFailed(f"the primary on port {primary['port']} did not accept connections within 60 s "
+                             f"after the corruption; see {t['logs_dir']}/{program}.log")
+    evidence = _corruption_evidence(primary["admin_dsn"], table)
+    if not evidence["detected"]:
+        raise ActivityFailed(f"the corruption of {len(damaged)} page(s) of {table} did not take: "
+                             f"verify_heapam and a full read found nothing ({evidence['detail']})")
+    return {"table": table, "file": str(datafile), "pages_in_table": nblocks,
+            "damaged": damaged, "postmaster_killed": postmaster, "leftovers_killed": leftovers,
+            "killed_at": killed_at, "accepting_again_after_s": round(ready_s, 3), "evidence": evidence}
+
+
+def bad_statement(sql: str | None = None, fraction: float = 0.5, target: str | None = None) -> dict:
+    """The accidental DELETE: run a destructive statement against the application's database.
+
+    By default it deletes `fraction` of the application rows, chosen by hash of the request id
+    (fraction 0.5 deletes the rows whose hash is even). `sql` replaces the statement (any
+    destructive SQL the application role may run). The UTC wall-clock time just before it ran
+    (microseconds), its transaction id, the rows before and the keys it deleted are recorded in
+    `<home>/incidents/latest.json` (plus a stamped copy): point-in-time recovery
+    (harness.recovery.pitr.restore_before_incident) rewinds to that time. No rollback: the
+    recovery is the restore."""
+    t = process._local_target(target)
+    custom = sql is not None
+    if not custom:
+        try:
+            frac = fractions.Fraction(float(fraction)).limit_denominator(10000)
+        except (TypeError, ValueError, OverflowError):
+            raise ActivityFailed(f"fraction must be a number between 0 and 1, got {fraction!r}") from None
+        if not 0 < frac <= 1:
+            raise ActivityFailed(f"fraction must be above 0 and at most 1, got {fraction!r}")
+        # mod(hash, 2) < 1 is "even hash": the rows deleted are a known, reproducible fraction.
+        sql = (f"delete from optimization_results "
+               f"where mod(abs(hashtext(request_id)::bigint), {frac.denominator}) < {frac.numerator} "
+               f"returning request_id")
+    elif not isinstance(sql, str) or not sql.strip():
+        raise ActivityFailed(f"sql must be a non-empty SQL statement, got {sql!r}")
+    try:
+        with psycopg.connect(t["app_dsn"]) as c:
+            port = c.info.port
+            rows_before = c.execute("select count(*) from optimization_results").fetchone()[0]
+            c.commit()
+            xid, server_before = c.execute("select txid_current(), clock_timestamp()").fetchone()
+            started = datetime.now(timezone.utc)  # just before the statement: the PITR target
+            cur = c.execute(sql)
+            deleted_keys = [r[0] for r in cur.fetchall()] if cur.description else []
+            affected = cur.rowcount
+            c.commit()
+            committed = datetime.now(timezone.utc)
+    except psycopg.Error as e:
+        raise ActivityFailed(f"the bad statement could not run: {_err(e)} (statement: {sql[:200]})") from None
+    record = {
+        "incident": "bad_statement",
+        "sql": sql,
+        "fraction": None if custom else float(fraction),
+        "started_at": started.isoformat(timespec="microseconds"),
+        "server_clock_before": server_before.astimezone(timezone.utc).isoformat(timespec="microseconds"),
+        "committed_at": committed.isoformat(timespec="microseconds"),
+        "xid": int(xid),
+        "port": port,
+        "rows_before": rows_before,
+        "rows_affected": affected,
+        "deleted_keys_count": len(deleted_keys) if deleted_keys else affected,
+    }
+    _write_incident(t, record, deleted_keys)
+    return record
+
+
+def lose_primary(target: str | None = None) -> dict:
+    """The primary is lost for good: its restart is disabled (hold file) and its postmaster and
+    every backend are SIGKILLed, so it stays down. The recovery is the failover to the standby
+    (harness.recovery.failover.failover); `end_primary_loss` is the rollback."""
+    t = process._local_target(target)
+    primary = t["primary"]
+    program = primary["program"]
+    hold = process.disable_restart(program, target=target)
+    try:
+        pid = process._program_pid(t, program)
+    except ActivityFailed:
+        process.enable_restart(program, target=target)
+        raise
+    os.kill(pid, signal.SIGKILL)
+    leftovers = _end_processes_in(Path(primary["data_dir"]))
+    record = {"program": program, "port": primary["port"], "data_dir": primary["data_dir"], "pid": pid,
+              "leftovers_killed": leftovers, "hold": hold["hold"], "at": time.time()}
+    _incident_dir(t).mkdir(parents=True, exist_ok=True)
+    (_incident_dir(t) / "lost-primary.json").write_text(json.dumps(record, indent=2) + "\n")
+    # disable_restart registered the undo "hold:<program>": the runner's safety net releases it.
+    return record
+
+
+def end_primary_loss(target: str | None = None) -> dict:
+    """Rollback of lose_primary: release the hold that keeps the lost primary's program down.
+
+    After a failover the old primary's folder is a rebuilt standby and may start. If no failover
+    happened, the old primary comes back as the primary. But if another server was promoted while
+    the old primary's folder is still a primary's (no standby.signal), starting it would make two
+    primaries: then the hold stays and the answer says why (rebuild it as a standby first)."""
+    t = process._local_target(target)
+    path = _incident_dir(t) / "lost-primary.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"released": None, "detail": "no primary loss recorded"}
+    program, data_dir = record["program"], Path(record["data_dir"])
+    other_port = [t[r]["port"] for r in ("primary", "standby") if t[r]["program"] != program]
+    promoted_elsewhere = bool(other_port) and _accepts_writes(other_port[0])
+    if promoted_elsewhere and not (data_dir / "standby.signal").exists():
+        return {"released": False, "program": program,
+                "detail": f"another server (port {other_port[0]}) is now the primary and {data_dir} is still a "
+                          f"primary's folder: left fenced; rebuild it as a standby before starting it"}
+    result = process.enable_restart(program, target=target)
+    path.unlink(missing_ok=True)
+    return {"released": result["released"], "program": program,
+            "detail": "hold released: supervision starts the server again"}
+
+
+def incident_record(target: str | None = None) -> dict:
+    """The latest incident record (`<home>/incidents/latest.json`) written by bad_statement."""
+    t = process._local_target(target)
+    path = _incident_dir(t) / INCIDENT_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ActivityFailed(f"no incident recorded: {path} does not exist (run bad_statement first)") from None
+    except (OSError, ValueError) as e:
+        raise ActivityFailed(f"incident record {path} is unreadable: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Internals
+
+def _err(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ActivityFailed(f"{name} must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """k distinct block numbers spread evenly over 0..n-1."""
+    return sorted({(2 * i + 1) * n // (2 * k) for i in range(k)})
+
+
+def _smear_page(datafile: Path, block: int, nbytes: int) -> dict:
+    """Overwrite nbytes of one page with 0xFF, from the start of the row nearest the page's middle
+    (a row header is hit, so amcheck can see it)."""
+    with open(datafile, "r+b") as f:
+        f.seek(block * PAGE_BYTES)
+        page = f.read(PAGE_BYTES)
+        if len(page) != PAGE_BYTES:
+            raise ActivityFailed(f"{datafile} has no complete page {block}")
+        lower = struct.unpack_from("<H", page, 12)[0]
+        items = []
+        for off in range(24, min(lower, PAGE_BYTES), 4):
+            (lp,) = struct.unpack_from("<I", page, off)
+            lp_off, lp_flags, lp_len = lp & 0x7FFF, (lp >> 15) & 3, lp >> 17
+            if lp_flags == 1 and lp_len and lp_off + lp_len <= PAGE_BYTES:
+                items.append((abs(lp_off + lp_len // 2 - PAGE_BYTES // 2), lp_off, (off - 24) // 4 + 1))
+        if items:
+            _, start, item = min(items)
+        else:
+            start, item = PAGE_BYTES // 2 - nbytes // 2, None
+        start = min(start, PAGE_BYTES - nbytes)
+        f.seek(block * PAGE_BYTES + start)
+        f.write(b"\xff" * nbytes)
+        f.flush()
+        os.fsync(f.fileno())
+    return {"block": block, "page_offset": start, "file_offset": block * PAGE_BYTES + start, "bytes": nbytes,
+            "row_item": item}
+
+
+def _pids_in(folder: Path) -> list[int]:
+    want = os.path.realpath(folder)
+    pids = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if os.readlink(f"/proc/{p}/cwd") == want:
+                    pids.append(int(p))
+            except OSError:
+                pass
+    return pids
+
+
+def _end_processes_in(folder: Path, timeout_s: float = 10.0) -> list[int]:
+    """SIGKILL every process running in a data folder (postmaster, backends) and wait until they
+    are gone, as the stack's launcher does before a restart."""
+    killed = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pids = _pids_in(folder)
+        if not pids:
+            return sorted(set(killed))
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    raise ActivityFailed(f"PostgreSQL processes in {folder} did not end within {timeout_s:.0f} s: {_pids_in(folder)}")
+
+
+def _wait_accepting(dsn: str, timeout_s: float) -> float | None:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        try:
+            with psycopg.connect(dsn, connect_timeout=1) as c:
+                c.execute("select 1")
+            return time.monotonic() - start
+        except psycopg.Error:
+            time.sleep(0.1)
+    return None
+
+
+def _accepts_writes(port: int) -> bool:
+    try:
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2") as c:
+            return not c.execute("select pg_is_in_recovery()").fetchone()[0]
+    except psycopg.Error:
+        return False
+
+
+def _corruption_evidence(admin_dsn: str, table: str) -> dict:
+    """What amcheck (verify_heapam) and then a full read of the table say now."""
+    found: dict = {"detected": False, "verify_heapam": None, "full_read": None}
+    try:
+        with psycopg.connect(admin_dsn, autocommit=True) as c:
+            c.execute("create extension if not exists amcheck")
+            rows = c.execute(f"select blkno, offnum, msg from verify_heapam('{table}') limit 1000").fetchall()
+            found["verify_heapam"] = [{"block": b, "item": o, "msg": m} for b, o, m in rows[:6]]
+            found["problems"] = len(rows)
+            found["damaged_blocks"] = sorted({b for b, _, _ in rows})
+            if rows:
+                found["detected"] = True
+    except psycopg.Error as e:
+        found["verify_heapam"] = f"error: {_err(e)}"
+        found["detected"] = True
+    if not found["detected"]:
+        try:
+            with psycopg.connect(admin_dsn, autocommit=True) as c:
+                n = c.execute(f"select count(*), sum(length(image_features::text) + length(parameters::text)) "
+                              f"from {table}").fetchone()
+                found["full_read"] = f"read {n[0]} rows without error"
+        except psycopg.Error as e:
+            found["full_read"] = f"error: {_err(e)}"
+            found["detected"] = True
+    if found["detected"]:
+        what = found["verify_heapam"]
+        found["detail"] = (f"verify_heapam reported {found['problems']} problem(s) in blocks {found['damaged_blocks']}, "
+                           f"first: {what[0]['msg']}"
+                           if isinstance(what, list) and what else
+                           f"verify_heapam: {what}" if isinstance(what, str) else f"full read: {found['full_read']}")
+    else:
+        found["detail"] = f"verify_heapam clean; full read: {found['full_read']}"
+    return found
+
+
+def _incident_dir(t: dict) -> Path:
+    return Path(t["home"]) / INCIDENT_DIR
+
+
+def _write_incident(t: dict, record: dict, deleted_keys: list[str]) -> Path:
+    folder = _incident_dir(t)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = record["started_at"].replace(":", "").replace("-", "").replace("+0000", "Z").replace("+00:00", "Z")
+    keys_file = folder / f"{stamp}-deleted-keys.txt"
+    keys_file.write_text("".join(f"{k}\n" for k in deleted_keys))
+    record["deleted_keys_file"] = str(keys_file)
+    record["record_file"] = str(folder / INCIDENT_FILE)
+    text = json.dumps(record, indent=2) + "\n"
+    (folder / f"{stamp}-bad-statement.json").write_text(text)
+    latest = folder / INCIDENT_FILE
+    tmp = latest.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, latest)
+    return latest

@@ -1,0 +1,70 @@
+"""Cold start: bring the whole stack back after everything died at once. The BCP's
+"Container Orchestration Failure" procedure, `kubectl apply -f deployment/kubernetes/`, is for
+the embedded stack `gameday target up`: idempotent, every component started in dependency order
+and waited for until healthy.
+
+A stack killed with SIGKILL leaves stale lock files: supervisord.pid and each PostgreSQL data
+folder's postmaster.pid name dead processes. supervisord overwrites its pid file; PostgreSQL
+refuses to start only if the pid in its lock file belongs to a live process, which after a crash
+can be an unrelated process that reused the number. Such a lock file is removed first, when it
+provably names no PostgreSQL process of that folder.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from chaoslib.exceptions import ActivityFailed
+
+from harness import target as target_mod
+from harness.faults import clear_undo
+
+__all__ = ["cold_start", "stale_lock_files"]
+
+
+def cold_start(target: str | None = None) -> dict:
+    """Start the whole embedded stack again from its home (idempotent: a running stack is left
+    as it is and only checked). Returns how long it took and the health of every component."""
+    try:
+        t = target_mod.load(target)
+    except target_mod.TargetError as e:
+        raise ActivityFailed(str(e)) from None
+    if t.get("kind") != "local":
+        raise ActivityFailed(f"cold start needs the embedded stack (kind local), target is {t.get('kind')!r}")
+    from harness.stack import embedded  # the stack layer, imported only when a cold start happens
+    home, base = t["home"], int(t["port_base"])
+    started = time.monotonic()
+    removed = stale_lock_files(t)
+    log: list[str] = []
+    try:
+        new = embedded.up(home, base, log=log.append)
+    except Exception as e:
+        raise ActivityFailed(f"cold start of {home} failed: {e}") from None
+    took = time.monotonic() - started
+    clear_undo("lose_whole_stack")
+    status = embedded.status(home)
+    return {"home": home, "took_s": round(took, 3), "api_url": new["api_url"], "primary": new["primary"]["program"],
+            "stale_lock_files_removed": removed, "steps": log, "healthy": status["healthy"],
+            "components": {c["name"]: c["state"] for c in status["components"]}}
+
+
+def stale_lock_files(target: dict) -> list[str]:
+    """Remove postmaster.pid files whose pid is not a process running in that data folder (a
+    crash left them; a reused pid would make PostgreSQL refuse to start). Returns what was removed."""
+    removed = []
+    for role in ("primary", "standby"):
+        data_dir = Path(target[role]["data_dir"])
+        lock = data_dir / "postmaster.pid"
+        try:
+            pid = int(lock.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        try:
+            running_here = os.readlink(f"/proc/{pid}/cwd") == os.path.realpath(data_dir)
+        except OSError:
+            running_here = False
+        if not running_here:
+            lock.unlink(missing_ok=True)
+            removed.append(f"{lock} (pid {pid} not running there)")
+    return removed

@@ -1,0 +1,125 @@
+"""Point-in-time recovery to just before a recorded incident (the accidental DELETE).
+
+harness.faults.database.bad_statement writes `<home>/incidents/latest.json` with the UTC time
+just before the statement ran; this restores the database to that moment
+(harness.recovery.database.restore_database with target_time) and checks that the rows the
+statement deleted are back. Writes committed after that moment are deliberately given up: the
+game day counts them as lost writes.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import psycopg
+from chaoslib.exceptions import ActivityFailed
+
+from harness import target as target_mod
+
+__all__ = ["restore_before_incident", "restore_if_damaged"]
+
+INCIDENT_FILE = Path("incidents") / "latest.json"
+
+
+def restore_before_incident(target: str | None = None) -> dict:
+    """Restore the database to the moment recorded just before the latest incident
+    (`<home>/incidents/latest.json`), then count how many of the rows the incident deleted are
+    present again. Raises ActivityFailed if there is no incident record or the restore fails."""
+    try:
+        t = target_mod.load(target)
+    except target_mod.TargetError as e:
+        raise ActivityFailed(str(e)) from None
+    path = Path(t["home"]) / INCIDENT_FILE
+    try:
+        incident = json.loads(path.read_text())
+        target_time = incident["started_at"]
+    except FileNotFoundError:
+        raise ActivityFailed(f"no incident recorded at {path}: nothing to restore to") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ActivityFailed(f"incident record {path} is unreadable or has no started_at: {e}") from None
+
+    from harness.recovery.database import restore_database
+    restored = restore_database(target_time=target_time, target=target)
+
+    keys = _deleted_keys(incident)
+    back = _count_present(t, keys) if keys else None
+    result = {"incident": incident.get("incident"), "target_time": target_time,
+              "deleted_keys": len(keys), "deleted_keys_back": back, "restore": restored}
+    if keys and back is not None and back < len(keys):
+        raise ActivityFailed(f"point-in-time recovery to {target_time} brought back only {back} of the "
+                             f"{len(keys)} rows the incident deleted")
+    return result
+
+
+def restore_if_damaged(table: str = "optimization_results", target: str | None = None) -> dict:
+    """Rollback for the corruption experiments: if amcheck (verify_heapam and every B-tree index of
+    `table`) finds damage on the current primary, restore the database from the latest backup and
+    the WAL archive; otherwise do nothing. Returns what amcheck said and whether it restored."""
+    try:
+        t = target_mod.load(target)
+    except target_mod.TargetError as e:
+        raise ActivityFailed(str(e)) from None
+    clean, detail = _amcheck(t, table)
+    if clean is None:  # unreachable is not damaged: a restore now could lose unarchived WAL
+        return {"damaged": None, "restored": False, "amcheck": detail}
+    if clean:
+        return {"damaged": False, "restored": False, "amcheck": detail}
+    from harness.recovery.database import restore_database
+    restored = restore_database(backup_id="latest", target=target)
+    clean_after, detail_after = _amcheck(t, table)
+    return {"damaged": True, "amcheck": detail, "restored": True, "restore": restored,
+            "clean_after": clean_after, "amcheck_after": detail_after}
+
+
+# ---------------------------------------------------------------------------------------------
+# Internals
+
+def _amcheck(t: dict, table: str, connect_wait_s: float = 30.0) -> tuple[bool | None, str]:
+    """(clean, detail); clean is None when the primary cannot be reached within connect_wait_s."""
+    dsn = t["primary"]["admin_dsn"]
+    deadline = time.monotonic() + connect_wait_s
+    while True:
+        try:
+            conn = psycopg.connect(dsn, autocommit=True)
+            break
+        except psycopg.Error as e:
+            if time.monotonic() > deadline:
+                return None, f"primary on port {t['primary']['port']} unreachable: {str(e).strip()[:200]}"
+            time.sleep(0.5)
+    try:
+        with conn as c:
+            c.execute("create extension if not exists amcheck")
+            bad = c.execute("select count(*) from verify_heapam(%s::regclass)", (table,)).fetchone()[0]
+            if bad:
+                return False, f"verify_heapam: {bad} problem(s) in {table}"
+            indexes = [r[0] for r in c.execute("select indexrelid::regclass::text from pg_index "
+                                               "where indrelid = %s::regclass", (table,)).fetchall()]
+            for idx in indexes:
+                c.execute("select bt_index_check(%s::regclass, heapallindexed => true)", (idx,))
+        return True, f"{table} and {len(indexes)} index(es) clean"
+    except psycopg.Error as e:
+        text = str(e).strip()
+        return False, f"amcheck on {table}: {text.splitlines()[0] if text else type(e).__name__}"
+
+
+def _deleted_keys(incident: dict) -> list[str]:
+    name = incident.get("deleted_keys_file")
+    if not name:
+        return []
+    try:
+        return [k for k in Path(name).read_text().splitlines() if k]
+    except OSError:
+        return []
+
+
+def _count_present(t: dict, keys: list[str]) -> int | None:
+    try:
+        with psycopg.connect(t["app_dsn"]) as c:
+            n = 0
+            for i in range(0, len(keys), 20000):
+                n += c.execute("select count(*) from optimization_results where request_id = any(%s)",
+                               (keys[i:i + 20000],)).fetchone()[0]
+            return n
+    except psycopg.Error:
+        return None
