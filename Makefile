@@ -1,28 +1,44 @@
 # Two commands do everything on a fresh machine: `make gameday` and `make test`.
-PY := .venv/bin/python
+# Both set up first (scripts/setup.sh: Debian packages when root, .venv, the project).
+GAMEDAY := .venv/bin/gameday
+QUARTER = $$(date -u +%Y)Q$$(( ($$(date -u +%-m) + 2) / 3 ))
 
-.PHONY: setup gameday test up down status bench clean
+.PHONY: setup gameday test unit negative up down status bench clean
 
 setup:
 	@bash scripts/setup.sh
 
+## The monthly game day: stack up, every BCP scenario under load, reports, stack down.
 gameday: setup
-	$(PY) -m harness.cli gameday-demo
+	@rc=0; $(GAMEDAY) run || rc=$$?; \
+	$(GAMEDAY) report quarterly --quarter $(QUARTER) || true; \
+	exit $$rc
 
+## Every test: unit tests and integration tests against one real embedded stack.
 test: setup
-	$(PY) -m pytest -q
+	.venv/bin/python -m pytest -q
+
+unit: setup
+	.venv/bin/python -m pytest -q -m "not integration"
+
+## The negative controls: each must come out FAIL (exit 0 when they all do).
+negative: setup
+	.venv/bin/python scripts/check_negative_controls.py
 
 up: setup
-	$(PY) -m harness.cli target up
+	$(GAMEDAY) target up
 
 down:
-	$(PY) -m harness.cli target down
+	$(GAMEDAY) target down
 
 status:
-	$(PY) -m harness.cli target status
+	$(GAMEDAY) target status
 
 bench: setup
-	$(PY) bench/measurement.py
+	.venv/bin/python bench/measurement.py
+	.venv/bin/python bench/stack_recovery.py
+	.venv/bin/python bench/quarterly.py
 
 clean: down
-	rm -rf .gameday reports/*/
+	rm -rf .gameday
+	find reports -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +

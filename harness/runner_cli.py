@@ -3,6 +3,7 @@ every scenario in experiments/local/. Exit 0 only if every criterion of every ru
 criterion failed; 2 for error, interruption or bad input."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -16,6 +17,9 @@ def register(sub) -> None:
     p.add_argument("--keep-target", action="store_true", help="leave the stack up if this run brought it up")
     p.add_argument("--home", help="embedded stack folder (default $GAMEDAY_HOME or .gameday)")
     p.add_argument("--port-base", help="embedded stack port base (default $GAMEDAY_PORT_BASE or 15400)")
+    p.add_argument("--notify-webhook", default=os.environ.get("GAMEDAY_NOTIFY_WEBHOOK"), metavar="URL",
+                   help="POST the BCP's incident and recovery messages (Slack-compatible JSON) after each run "
+                        "(default $GAMEDAY_NOTIFY_WEBHOOK)")
     p.set_defaults(func=cmd_run)
 
 
@@ -66,6 +70,8 @@ def cmd_run(args) -> int:
                 verdict = runner.run_one(p, base_dir, target_file, signals, log=lambda m: view.update(m.strip()))
                 view.finish(p.objectives["scenario"], verdict["status"])
                 verdicts.append(verdict)
+                if args.notify_webhook:
+                    notify(args.notify_webhook, verdict, target_file, view)
         finally:
             view.close()
             if started_here and not args.keep_target:
@@ -84,6 +90,22 @@ def cmd_run(args) -> int:
         print(format_table(summary, color=sys.stdout.isatty()))
         print(f"game-day summary: {base_dir / 'index.html'}")
     return runner.exit_code(verdicts) if verdicts else 2
+
+
+def notify(url: str, verdict: dict, target_file, view) -> None:
+    """The BCP's "critical incident" and "recovery complete" messages for this run. A dead
+    webhook is reported and never fails the run."""
+    from harness import target as target_mod
+    from harness.report.notify import post_webhook, render_messages
+    try:
+        name = target_mod.load(target_file).get("name")
+    except Exception:
+        name = None
+    messages = render_messages({k: v for k, v in verdict.items() if not k.startswith("_")}, target=name)
+    for kind in ("critical", "resolved"):
+        ok, detail = post_webhook(url, messages[kind])
+        if not ok:
+            view.update(f"notification ({kind}) not delivered: {detail}")
 
 
 def settle(home, port_base, view, timeout_s: float = 90.0) -> None:

@@ -10,6 +10,8 @@ missing=()
 [ -f /usr/share/postgresql/15/extension/amcheck.control ] || missing+=(postgresql-15)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+# Headless Chromium opens the HTML reports in the tests (rendering and console-error check).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   if [ "$(id -u)" != 0 ]; then
@@ -43,6 +45,6 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
 fi
 if [ ! -f .venv/.setup-stamp ] || [ pyproject.toml -nt .venv/.setup-stamp ]; then
   echo "setup: installing the project and its dependencies"
-  .venv/bin/pip install -q -e .
+  .venv/bin/pip install -q -e . 2>&1 | grep -v -e '^WARNING: Location' -e 'BuildBackendWarning' || true
   touch .venv/.setup-stamp
 fi

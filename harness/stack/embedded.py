@@ -468,7 +468,13 @@ def status(home: str | os.PathLike | None = None) -> dict:
     sup_ok = supervisor.alive(sup_url)
     if sup_ok:
         infos = {i["name"]: i for i in supervisor.all_process_info(sup_url)}
-    components = [{"name": "supervisord", "healthy": sup_ok, "pid": None, "state": "RUNNING" if sup_ok else "DOWN",
+    sup_pid = None
+    if sup_ok:
+        try:
+            sup_pid = supervisor.rpc(sup_url).supervisor.getPID()
+        except Exception:
+            pass
+    components = [{"name": "supervisord", "healthy": sup_ok, "pid": sup_pid, "state": "RUNNING" if sup_ok else "DOWN",
                    "detail": sup_url}]
     for name in START_ORDER:
         info = infos.get(name, {})
