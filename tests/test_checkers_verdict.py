@@ -286,3 +286,18 @@ def test_collectors_directly():
     assert functions(h.events())["all_ok"] is True
     d = detection(h.detection(5, "A", latency_s=3.0).detection(9, "A", fired=False, resolved=True).events(), "A")
     assert d == {"alert": "A", "found": True, "fired": True, "latency_s": 3.0, "resolved": True, "t": 5}
+
+
+def test_detection_not_required_for_an_outage_shorter_than_the_alert_needs():
+    # healthy_run's outage: fault at 10.0, stable again from 14.2 → RTO 4.2 s.
+    h = healthy_run().detection(20, "SvgAiApiDown", fired=False)
+    v = verdict(h.events(), objectives(detection=dict(DETECT, min_outage_s=5)))
+    c = criterion(v, "detection")
+    assert c["passed"] is True and "not required" in c["detail"]
+
+
+def test_detection_required_for_an_outage_longer_than_min_outage():
+    h = healthy_run().detection(20, "SvgAiApiDown", fired=False)
+    v = verdict(h.events(), objectives(detection=dict(DETECT, min_outage_s=3)))
+    assert criterion(v, "detection")["passed"] is False
+    assert v["status"] == "fail"

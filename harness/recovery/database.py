@@ -284,25 +284,43 @@ def archive_status(target: str | None = None) -> dict:
 
 
 def newest_restorable_point(target: str | None = None) -> dict:
-    """The newest commit in the WAL archive (read with pg_waldump): the latest moment a restore
-    from backups can reach. Returns {time (ISO or None), age_s, segment}."""
+    """How far a restore from backups can reach now: the newest archived WAL segment (on the
+    timeline history a restore follows) was complete when it was archived, so the database state
+    of that moment is restorable; the newest commit in the archive (read with pg_waldump) is given
+    too. Returns {time, age_s, archived_at, last_commit, segment} (times ISO, UTC)."""
     t = _load(target)
     archive = Path(t["archive_dir"])
+    segments = _segments_on_history(archive)
+    if not segments:
+        return {"time": None, "age_s": None, "archived_at": None, "last_commit": None, "segment": None}
+    newest = segments[-1][2]
+    archived_at = _mtime(archive / newest)
+    last_commit = None
+    for _segno, _tli, name in reversed(segments[-8:]):
+        last_commit = _last_commit_in(Path(t["pg_bin"]) / "pg_waldump", archive, name)
+        if last_commit:
+            break
+    point = max(x for x in (archived_at, last_commit) if x is not None)
+    return {"time": point.isoformat(), "age_s": round((datetime.now(timezone.utc) - point).total_seconds(), 3),
+            "archived_at": archived_at.isoformat(), "last_commit": last_commit.isoformat() if last_commit else None,
+            "segment": newest}
+
+
+def _segments_on_history(archive: Path) -> list[tuple[int, int, str]]:
+    """Archived WAL segments a restore would replay (not an abandoned timeline's tail), sorted."""
     history = _history(archive)
     segments = []
     for f in archive.iterdir():
         if re.fullmatch(r"[0-9A-F]{24}", f.name):
-            tli, segno = int(f.name[:8], 16), int(f.name[8:16], 16) * 0x100000000 + int(f.name[16:], 16)
-            # Only segments on the history a restore follows (not an abandoned timeline's tail).
-            if tli == history["latest"] or (tli in history["parents"] and segno * _seg_size(f) < history["parents"][tli]):
-                segments.append((segno, tli, f.name))
-    segments.sort()
-    for _segno, _tli, name in reversed(segments[-8:]):
-        when = _last_commit_in(Path(t["pg_bin"]) / "pg_waldump", archive, name)
-        if when:
-            return {"time": when.isoformat(), "age_s": round((datetime.now(timezone.utc) - when).total_seconds(), 3),
-                    "segment": name}
-    return {"time": None, "age_s": None, "segment": segments[-1][2] if segments else None}
+            tli, log, seg = int(f.name[:8], 16), int(f.name[8:16], 16), int(f.name[16:], 16)
+            start_lsn = (log << 32) + seg * _seg_size(f)
+            if tli == history["latest"] or (tli in history["parents"] and start_lsn < history["parents"][tli]):
+                segments.append(((log, seg), tli, f.name))
+    return sorted(segments)
+
+
+def _mtime(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
 
 
 def _seg_size(f: Path) -> int:
@@ -752,20 +770,34 @@ def _scratch_restore(t: dict, backup: dict, port: int, timeout_s: float) -> dict
             time.sleep(0.1)
         restore_s = time.monotonic() - t0
         with _connect(f"host=127.0.0.1 port={port} user=postgres dbname=svgai connect_timeout=2") as c:
-            ts = c.execute("select pg_last_xact_replay_timestamp()").fetchone()[0]
+            ts, replay_lsn, seg_size = c.execute(
+                "select pg_last_xact_replay_timestamp(), pg_last_wal_replay_lsn() - '0/0'::pg_lsn, "
+                "setting::bigint from pg_settings where name = 'wal_segment_size'").fetchone()
             ok, detail, rows, newest_row = _integrity(c)
-        newest = max((x for x in (ts, newest_row) if x is not None), default=None)
+        # The last segment replayed was complete when it was archived: that state is restorable
+        # even if nothing committed for a while (an idle database is not a stale archive).
+        archived_at = _archived_at(Path(t["archive_dir"]), int(replay_lsn), int(seg_size)) if replay_lsn else None
+        newest = max((x for x in (ts, newest_row, archived_at) if x is not None), default=None)
         now = datetime.now(timezone.utc)
         return {"restore_s": round(restore_s, 3), "newest_restorable_point": newest.isoformat() if newest else None,
                 "age_s": round((now - newest).total_seconds(), 3) if newest else None, "integrity_ok": ok,
                 "rows": rows, "detail": detail, "last_replayed_commit": ts.isoformat() if ts else None,
-                "newest_row_created_at": newest_row.isoformat() if newest_row else None}
+                "newest_row_created_at": newest_row.isoformat() if newest_row else None,
+                "last_segment_archived_at": archived_at.isoformat() if archived_at else None}
     except psycopg.Error as e:
         raise ActivityFailed(f"scratch server on port {port}: {_first_line(e)}") from None
     finally:
         if proc is not None:
             _stop_process(proc)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _archived_at(archive: Path, lsn: int, seg_size: int) -> datetime | None:
+    """When the archive received the segment holding `lsn` (of the newest timeline that has it)."""
+    lsn = max(lsn - 1, 0)  # an LSN at a segment boundary ends the previous segment
+    suffix = f"{lsn >> 32:08X}{(lsn & 0xFFFFFFFF) // seg_size:08X}"
+    names = sorted(f.name for f in archive.glob(f"????????{suffix}") if re.fullmatch(r"[0-9A-F]{24}", f.name))
+    return _mtime(archive / names[-1]) if names else None
 
 
 def _integrity(c: psycopg.Connection) -> tuple[bool, str, int | None, datetime | None]:

@@ -1,0 +1,51 @@
+"""`gameday run` end to end on the session stack: exit code, outputs, BCP notifications posted to
+a local webhook receiver."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_run_writes_outputs_and_posts_notifications(healthy_stack, tmp_path):
+    received = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "run", str(ROOT / "tests/experiments/calibration-outage.yaml"),
+             "--home", healthy_stack["home"], "--port-base", str(healthy_stack["port_base"]),
+             "--reports-dir", str(tmp_path), "--notify-webhook", f"http://127.0.0.1:{server.server_port}/hook"],
+            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    finally:
+        server.shutdown()
+    assert r.returncode == 0, r.stdout + r.stderr
+    [run_dir] = [p for p in tmp_path.iterdir() if p.is_dir()]
+    for name in ("verdict.json", "history.jsonl", "journal.json", "report.html", "junit.xml"):
+        assert (run_dir / name).exists(), name
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert journal["bcp"]["status"] == "pass"
+    texts = [m["text"] for m in received]
+    assert len(texts) == 2
+    assert "CRITICAL" in texts[0] and "RESOLVED" in texts[1]
+    # The stack was already up, so the run leaves it up.
+    from harness.stack import embedded
+    assert embedded.status(healthy_stack["home"])["healthy"]
