@@ -56,6 +56,7 @@ class _Run:
     fault_start_epoch: float | None = None
     fault_start_t: float | None = None
     finished_checks: bool = False
+    self_aborted: bool = False  # we stopped the run ourselves (not a signal): an error, not an interruption
     notes: list = field(default_factory=list)
 
 
@@ -137,6 +138,7 @@ def before_method_control(context: dict, **kwargs) -> None:
     if acked == 0 or not _run.load.running():
         _run.history.append("marker", name="steady_state", met=False, phase="before",
                             detail=f"no write acknowledged during the {rec['warmup_s']} s warm-up")
+        _run.self_aborted = True
         raise InterruptExecution("the target acknowledged no writes before the fault; nothing was injected")
 
 
@@ -176,7 +178,7 @@ def after_experiment_control(context: dict, state: dict = None, **kwargs) -> Non
     if _run is None:
         return
     journal = state if isinstance(state, dict) else {}
-    if journal.get("status") == "interrupted":
+    if journal.get("status") == "interrupted" and not _run.self_aborted:
         _run.history.append("marker", name="interrupted", detail="the run was interrupted")
     _stop_recorders()
     verdict = write_verdict(journal)

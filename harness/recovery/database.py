@@ -20,6 +20,8 @@ what state was left.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -102,6 +104,11 @@ def restore_database(backup_id: str = "latest", target_time: str | None = None,
     when = _parse_target_time(target_time) if target_time not in (None, "") else None
     backups = _scan_backups(t)
     chosen = _choose_backup(backups, backup_id, when)
+    with exclusive(t, "restore_database"):
+        return _restore(t, layout, chosen, when, target, float(timeout_s))
+
+
+def _restore(t: dict, layout, chosen: dict, when: datetime | None, target: str | None, timeout_s: float) -> dict:
     roles = _roles(t, layout)
     prog, other = roles["primary"], roles["standby"]
     port, other_port = layout.port(prog), layout.port(other)
@@ -126,16 +133,17 @@ def restore_database(backup_id: str = "latest", target_time: str | None = None,
 
     # 2. Fence both servers: the standby would follow a timeline that is being discarded.
     t_down = time.monotonic()
-    for name in (prog, other):
-        _hold(layout, name)
-    for name in (prog, other):
-        supervisor.stop(sup, name)
-    steps = {"stop_s": round(time.monotonic() - t_down, 3)}
-    aside = _move_aside(data)
-
-    # 3. Base backup into place, recovery settings, start, wait for promotion.
     log_path = Path(t["logs_dir"]) / f"{prog}.log"
+    aside = None
+    steps: dict = {}
     try:
+        for name in (prog, other):
+            _hold(layout, name)
+        for name in (prog, other):
+            supervisor.stop(sup, name)
+        steps["stop_s"] = round(time.monotonic() - t_down, 3)
+        aside = _move_aside(data)
+        # 3. Base backup into place, recovery settings, start, wait for promotion.
         _install_backup(Path(chosen["path"]), data)
         copied = _copy_unarchived_wal(aside / "pg_wal", data / "pg_wal", Path(t["archive_dir"])) if aside else []
         result["unarchived_wal_copied"] = copied
@@ -341,6 +349,27 @@ def load_local(target: str | None) -> tuple[dict, "Layout"]:  # noqa: F821
                                  f"kind {t.get('kind')!r}")
     from harness.stack.layout import Layout
     return t, Layout(Path(t["home"]), int(t["port_base"]))
+
+
+@contextlib.contextmanager
+def exclusive(t: dict, what: str):
+    """One restore/failover at a time per stack: they stop and start the same servers."""
+    path = Path(t["home"]) / ".recovery.lock"
+    f = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise ActivityFailed(f"another recovery operation is running on this stack ({f.read().strip() or 'unknown'}); "
+                                 f"{what} did nothing") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{what}, pid {os.getpid()}\n")
+        f.flush()
+        yield
+    finally:
+        f.close()
 
 
 def server_state(port: int) -> str:
@@ -697,7 +726,7 @@ def _put_back(t: dict, layout, prog: str, other: str, data: Path, aside: Path | 
     try:
         _hold(layout, prog)
         supervisor.stop(sup, prog)
-        if aside is not None:
+        if aside is not None and aside.exists():
             if data.exists():
                 shutil.rmtree(data)
             aside.rename(data)

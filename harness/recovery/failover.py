@@ -21,8 +21,8 @@ import psycopg
 from chaoslib.exceptions import ActivityFailed
 
 from harness import target as target_mod
-from harness.recovery.database import (RecoveryInputError, _data_dir, _hold, _release, _wait_streaming, hold_path,
-                                       load_local, server_state)
+from harness.recovery.database import (RecoveryInputError, _data_dir, _hold, _release, _wait_streaming, exclusive,
+                                       hold_path, load_local, server_state)
 
 __all__ = ["failover", "promote_standby"]
 
@@ -134,6 +134,11 @@ def _save_roles(t: dict, layout, target: str | None, roles: dict) -> dict:
 
 def _failover(target: str | None, rebuild: bool, timeout_s: float) -> dict:
     t, layout = load_local(target)
+    with exclusive(t, "failover"):
+        return _failover_locked(t, layout, target, rebuild, timeout_s)
+
+
+def _failover_locked(t: dict, layout, target: str | None, rebuild: bool, timeout_s: float) -> dict:
     plan = _plan(t, layout)
     from harness.stack import postgres, supervisor
     sup = t["supervisor_url"]

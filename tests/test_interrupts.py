@@ -1,0 +1,71 @@
+"""Honest statuses: a target unhealthy before the fault is an ERROR with nothing injected, and
+SIGINT/SIGTERM end a run as INTERRUPTED with the fault rolled back."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from harness import history, runner
+from harness.stack import supervisor
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "tests" / "experiments"
+
+
+def test_unhealthy_before_fault_is_error_and_nothing_is_injected(healthy_stack, tmp_path):
+    pid_before = supervisor.process_info(healthy_stack["supervisor_url"], "api")["pid"]
+    [planned] = runner.plan([HERE / "unhealthy-before.yaml"])
+    verdict = runner.run_one(planned, tmp_path, Path(healthy_stack["home"]) / "target.json", runner._Signals(),
+                             log=lambda m: None)
+    assert verdict["status"] == "error"
+    assert "not healthy before fault" in verdict["reason"]
+    events = history.read(Path(verdict["_run_dir"]) / "history.jsonl")
+    assert not [e for e in events if e["kind"] == "fault"]
+    assert supervisor.process_info(healthy_stack["supervisor_url"], "api")["pid"] == pid_before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_interrupts_and_rolls_back(healthy_stack, tmp_path, sig):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", str(HERE / "held-outage.yaml"), "--home", healthy_stack["home"],
+         "--port-base", str(healthy_stack["port_base"]), "--reports-dir", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # Wait until the fault is in: the run's history shows fault start.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            hist = list(tmp_path.glob("*/history.jsonl"))
+            if hist and '"kind":"fault"' in hist[0].read_text():
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the fault never started")
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, out
+    [verdict_file] = tmp_path.glob("*/verdict.json")
+    verdict = json.loads(verdict_file.read_text())
+    assert verdict["status"] == "interrupted", verdict["reason"]
+    # Rolled back: the hold is gone and the API comes back by itself.
+    assert not (Path(healthy_stack["holds_dir"]) / "api").exists()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(healthy_stack["api_url"] + "/ready", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    pytest.fail("the API did not come back after the interrupted run was rolled back")
