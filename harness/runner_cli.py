@@ -28,8 +28,8 @@ def cmd_run(args) -> int:
     from harness.cli import UsageError
     from harness.stack.layout import LayoutError, port_base_from_env
 
-    try:
-        port_base = port_base_from_env(args.port_base)
+    try:  # None: the home's recorded base, else env or default
+        port_base = port_base_from_env(args.port_base) if args.port_base is not None else None
     except LayoutError as e:
         raise UsageError(f"--port-base: {e}") from None
     paths = args.experiments or runner.discover()

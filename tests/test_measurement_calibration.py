@@ -13,10 +13,13 @@ pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent / "experiments"
 
 OUTAGE_S = 3.0
-# The sampler probes every 0.1 s and a sample counts when its answer arrives, so the first
-# success after SIGCONT lands within one interval plus the time the API needs to answer the
-# requests queued during the freeze. Measured error here: +0.05 to +0.15 s (bench/measurement.py).
-RTO_TOLERANCE_S = 0.5
+# Upper bound from the sampler's own parameters (harness.objectives.RECORDER_DEFAULTS): a sample
+# counts when its answer arrives, so the first success after SIGCONT lands within one interval
+# (0.1 s); a request sent during the freeze may still time out just after SIGCONT (timeout 1.0 s)
+# and restart the stability window. So D <= RTO <= D + timeout + interval. Measured here on a
+# quiet machine: +0.05 to +0.15 s; with other stacks loading both cores, up to +0.75 s
+# (bench/measurement.py prints the spread).
+RTO_TOLERANCE_S = 1.0 + 0.1
 
 
 def run(name: str, stack, tmp_path) -> tuple[dict, Path]:

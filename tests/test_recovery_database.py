@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -110,6 +111,31 @@ def test_restore_latest_after_page_corruption_loses_no_acknowledged_row(healthy_
     ok, detail = check_standby_streaming()
     assert ok, detail
     assert Path(r["aside"]).exists(), "the damaged data folder is kept aside for forensics"
+
+
+def test_restore_with_the_primary_dead_replays_its_unarchived_wal(healthy_stack):
+    api = healthy_stack["api_url"]
+    tag = f"dead{time.time_ns()}"
+    acked = write_rows(api, tag, 40)
+    t = target_mod.load()
+    primary = t["primary"]
+    # Dead and kept down (restart disabled): nothing can archive its last WAL any more.
+    (Path(t["holds_dir"]) / primary["program"]).touch()
+    os.kill(supervisor.process_info(t["supervisor_url"], primary["program"])["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while database.server_state(primary["port"]) != "down":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    after_everything = datetime.now(timezone.utc)
+
+    r = database.restore_database(target_time=after_everything.isoformat())
+
+    assert r["target_reached"] is False, "no commit after the target time: everything there is is recovered"
+    assert "error" in r["archived_before_restore"]
+    assert keys_like(tag) >= acked, "RPO 0 with the disk intact: unarchived WAL came from the old data folder"
+    assert not (Path(t["holds_dir"]) / primary["program"]).exists()
+    ok, detail = check_standby_streaming()
+    assert ok, detail
 
 
 def test_verify_backup_restores_into_a_scratch_cluster_and_records_it(healthy_stack, tmp_path):

@@ -1,14 +1,20 @@
 """BCP 1, Database Failover, for real: the standby takes over, writes continue on it, the old
-primary is fenced and rebuilt as its streaming standby; a second failover brings the roles back."""
+primary is fenced and rebuilt as its streaming standby; a second failover, from a primary that
+is already dead, brings the roles back."""
 from __future__ import annotations
 
+import os
+import signal
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
 from harness import target as target_mod
 from harness.recovery import failover
+from harness.recovery.database import server_state
+from harness.stack import supervisor
 from probes.database import check_standby_streaming, read_keys
 from probes.http import optimize_body
 
@@ -31,9 +37,24 @@ def write_rows(api_url: str, prefix: str, n: int) -> set[str]:
     return acked
 
 
-def one_failover(api_url: str, tag: str) -> dict:
+def kill_primary_for_good(t: dict) -> None:
+    """SIGKILL the primary's postmaster with its restart disabled: the old primary is dead."""
+    program = t["primary"]["program"]
+    (Path(t["holds_dir"]) / program).touch()
+    os.kill(supervisor.process_info(t["supervisor_url"], program)["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while server_state(t["primary"]["port"]) != "down":
+        assert time.monotonic() < deadline, "the killed primary still answers"
+        time.sleep(0.05)
+
+
+def one_failover(api_url: str, tag: str, primary_dead: bool = False) -> dict:
     before = target_mod.load()
     written = write_rows(api_url, f"{tag}-before", 10)
+    ok, detail = check_standby_streaming()  # replayed there: nothing acknowledged is only on the primary
+    assert ok, detail
+    if primary_dead:
+        kill_primary_for_good(before)
 
     r = failover.failover()
 
@@ -56,5 +77,31 @@ def test_failover_and_back(healthy_stack):
     tag = f"fo{time.time_ns()}"
     first = one_failover(healthy_stack["api_url"], tag + "-1")
     assert first["standby_caught_up"] is True, "a live primary is stopped cleanly: nothing left behind"
-    one_failover(healthy_stack["api_url"], tag + "-2")
+    second = one_failover(healthy_stack["api_url"], tag + "-2", primary_dead=True)
+    assert second["old_state"] == "down" and second["standby_caught_up"] is None
     assert target_mod.load()["primary"]["program"] == original
+    assert not list(Path(target_mod.load()["holds_dir"]).iterdir()), "no program left held"
+
+
+def test_promote_standby_then_failover_completes_it(healthy_stack, capsys):
+    from harness.cli import main
+    before = target_mod.load()
+
+    r = failover.promote_standby()
+
+    assert r["first_write_s"] < FIRST_WRITE_BUDGET_S and r["old_primary_fenced"]
+    mid = target_mod.load()
+    assert mid["primary"]["program"] == before["standby"]["program"]
+    assert server_state(mid["standby"]["port"]) == "down", "the old primary stays fenced until failover()"
+    assert len(write_rows(healthy_stack["api_url"], f"promo{time.time_ns()}", 5)) == 5
+
+    done = failover.failover()
+
+    assert done["step"] == "complete" and done["standby_streaming"]
+    assert target_mod.load()["primary"]["program"] == before["standby"]["program"]
+    # And back through the command line, leaving the session's stack as it was.
+    assert main(["failover"]) == 0, capsys.readouterr().err
+    assert "is the primary now" in capsys.readouterr().out
+    assert target_mod.load()["primary"]["program"] == before["primary"]["program"]
+    ok, detail = check_standby_streaming()
+    assert ok, detail

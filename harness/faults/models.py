@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
+
+import requests
 
 from chaoslib.exceptions import ActivityFailed
 
@@ -23,14 +26,19 @@ MANIFEST = "manifest.json"
 MODES = ("bitflip", "truncate")
 
 
-def corrupt_model(file: str | None = None, mode: str = "bitflip", nbytes: int = 16, target: str | None = None) -> dict:
+def corrupt_model(file: str | None = None, mode: str = "bitflip", nbytes: int = 16, await_detection_s: float = 10.0,
+                  target: str | None = None) -> dict:
     """Corrupt one model artifact in place.
 
     `file`: a path relative to the model folder as listed in manifest.json (default: the torch
     quality predictor, the manifest's `.pt` file). `mode`: 'bitflip' inverts `nbytes` bytes in the
     middle of the file (the size stays the same, only the checksum can tell), 'truncate' cuts the
     file to half its size. Returns the file and its SHA-256 before and after; the manifest's
-    checksum no longer matches, which is how the BCP says corrupted models are identified."""
+    checksum no longer matches, which is how the BCP says corrupted models are identified.
+
+    Then it waits up to `await_detection_s` seconds (0: not at all) until the API's readiness
+    reports the damage, so that a recovery that follows starts from a detected incident, as an
+    on-call engineer's would; `detected_after_s` says how long that took (null: never seen)."""
     if mode not in MODES:
         raise ActivityFailed(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 1:
@@ -71,18 +79,21 @@ def corrupt_model(file: str | None = None, mode: str = "bitflip", nbytes: int = 
     new_sha = _sha256(path.read_bytes())
     if new_sha == old_sha:
         raise ActivityFailed(f"model file {path} still has its old checksum after the {mode}")
+    detected = await_unready(t["api_url"], await_detection_s)
     return {"file": file, "path": str(path), "mode": mode, "size_before": len(data), "size_after": len(changed),
             "sha256_before": old_sha, "sha256_after": new_sha, "manifest_sha256": files[file],
-            "matches_manifest": new_sha == files[file], **detail}
+            "matches_manifest": new_sha == files[file], **detail, **detected}
 
 
-def drift_config(key: str = "write_timeout_s", value=None, target: str | None = None) -> dict:
+def drift_config(key: str = "write_timeout_s", value=None, await_detection_s: float = 10.0,
+                 target: str | None = None) -> dict:
     """Change one value in the deployed configuration file without updating its approved checksum
     (`<config>.sha256`): configuration drift, as a hand edit on a server would cause.
 
     `key` may be dotted to reach nested values (e.g. 'parameters.color_precision.max'). `value`
     is the new value; by default a different value of the same type is chosen (a number doubled
-    and then some, a string suffixed). Returns the old and new value and checksums."""
+    and then some, a string suffixed). Returns the old and new value and checksums. Like
+    corrupt_model it then waits up to `await_detection_s` seconds until readiness reports it."""
     if not isinstance(key, str) or not key.strip():
         raise ActivityFailed(f"key must name a configuration field, got {key!r}")
     t = process._local_target(target)
@@ -110,12 +121,40 @@ def drift_config(key: str = "write_timeout_s", value=None, target: str | None = 
         approved = (sidecar.read_text().split() or [""])[0]
     except OSError:
         approved = None
+    detected = await_unready(t["api_url"], await_detection_s)
     return {"config": str(path), "key": key, "old": old, "new": new, "sha256_before": _sha256(raw),
-            "sha256_after": _sha256(data), "approved_sha256": approved, "matches_approved": _sha256(data) == approved}
+            "sha256_after": _sha256(data), "approved_sha256": approved, "matches_approved": _sha256(data) == approved,
+            **detected}
 
 
 # ---------------------------------------------------------------------------------------------
 # Internals
+
+def await_unready(api_url: str, timeout_s: float) -> dict:
+    """Poll GET /ready until it answers 503 (the API noticed) or timeout_s passes."""
+    try:
+        timeout_s = float(timeout_s)
+    except (TypeError, ValueError):
+        raise ActivityFailed(f"await_detection_s must be a number of seconds, got {timeout_s!r}") from None
+    if not 0 <= timeout_s <= 600:
+        raise ActivityFailed(f"await_detection_s must be between 0 and 600 seconds, got {timeout_s!r}")
+    if timeout_s == 0:
+        return {"detected_after_s": None, "detection": "not awaited"}
+    start = time.monotonic()
+    last = "no answer"
+    while True:
+        try:
+            r = requests.get(api_url + "/ready", timeout=1.0)
+            if r.status_code == 503:
+                reason = r.json().get("reason") if r.headers.get("content-type", "").startswith("application/json") else None
+                return {"detected_after_s": round(time.monotonic() - start, 3), "detection": reason or r.text[:300]}
+            last = f"HTTP {r.status_code}"
+        except (requests.RequestException, ValueError) as e:
+            last = type(e).__name__
+        if time.monotonic() - start >= timeout_s:
+            return {"detected_after_s": None, "detection": f"readiness did not report it within {timeout_s:g} s ({last})"}
+        time.sleep(0.05)
+
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

@@ -14,17 +14,19 @@ from pathlib import Path
 from chaoslib.exceptions import ActivityFailed
 
 from harness.faults import clear_undo, process, register_undo
+from harness.faults.models import await_unready
 
 __all__ = ["lose_model_volume", "restore_model_volume"]
 
 LOST_SUFFIX = ".lost-"
 
 
-def lose_model_volume(target: str | None = None) -> dict:
+def lose_model_volume(await_detection_s: float = 10.0, target: str | None = None) -> dict:
     """The model volume disappears: the model folder is moved aside to `<model_dir>.lost-<stamp>`.
     The API keeps serving from the models in memory, but it is no longer ready (nothing on disk to
     verify). Registers an undo that puts the folder back if it is still missing; the recovery is
-    a restore from backup storage (harness.recovery.artifacts.restore_model)."""
+    a restore from backup storage (harness.recovery.artifacts.restore_model). Waits up to
+    `await_detection_s` seconds (0: not at all) until the API's readiness reports the loss."""
     t = process._local_target(target)
     model_dir = Path(t["model_dir"])
     if not model_dir.is_dir():
@@ -35,7 +37,10 @@ def lose_model_volume(target: str | None = None) -> dict:
     aside = model_dir.with_name(f"{model_dir.name}{LOST_SUFFIX}{stamp}")
     os.rename(model_dir, aside)
     register_undo("lose_model_volume", lambda: restore_model_volume(target))
-    return {"model_dir": str(model_dir), "moved_to": str(aside), "files": len(files), "bytes": size, "at": time.time()}
+    lost_at = time.time()
+    detected = await_unready(t["api_url"], await_detection_s)
+    return {"model_dir": str(model_dir), "moved_to": str(aside), "files": len(files), "bytes": size, "at": lost_at,
+            **detected}
 
 
 def restore_model_volume(target: str | None = None) -> dict:

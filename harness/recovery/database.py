@@ -31,13 +31,17 @@ import socket
 import subprocess
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
 from harness import target as target_mod
+
+if TYPE_CHECKING:
+    from harness.stack.layout import Layout
 
 __all__ = ["create_backup", "list_backups", "restore_database", "verify_backup", "cleanup_backups",
            "switch_wal", "archive_status", "newest_restorable_point", "RecoveryInputError"]
@@ -112,7 +116,7 @@ def _restore(t: dict, layout, chosen: dict, when: datetime | None, target: str |
     roles = _roles(t, layout)
     prog, other = roles["primary"], roles["standby"]
     port, other_port = layout.port(prog), layout.port(other)
-    data, other_data = _data_dir(layout, prog), _data_dir(layout, other)
+    data, other_data = data_dir_of(layout, prog), data_dir_of(layout, other)
     sup = t["supervisor_url"]
     from harness.stack import postgres, supervisor
 
@@ -138,7 +142,7 @@ def _restore(t: dict, layout, chosen: dict, when: datetime | None, target: str |
     steps: dict = {}
     try:
         for name in (prog, other):
-            _hold(layout, name)
+            hold(layout, name)
         for name in (prog, other):
             supervisor.stop(sup, name)
         steps["stop_s"] = round(time.monotonic() - t_down, 3)
@@ -171,9 +175,9 @@ def _restore(t: dict, layout, chosen: dict, when: datetime | None, target: str |
     t_sb = time.monotonic()
     try:
         postgres.clone_standby(layout, port, other_data, other_port)
-        _release(layout, other)
+        release(layout, other)
         supervisor.start(sup, other)
-        _wait_streaming(other_port, 60)
+        wait_streaming(other_port, 60)
         result["standby_rebuilt"] = True
     except Exception as e:
         result["standby_rebuilt"] = False
@@ -197,7 +201,8 @@ def verify_backup(backup_id: str = "latest", target: str | None = None, records_
     """The weekly backup verification: restore a base backup + the whole WAL archive into a scratch
     cluster (a temporary folder, the stack's `scratch_port`; the live servers are never touched),
     promote it, run amcheck (B-tree indexes with heapallindexed, heap) on the application table,
-    count its rows and read the newest restorable point (last replayed commit). The scratch cluster
+    count its rows and read the newest restorable point (the latest of: last replayed commit,
+    newest row's created_at, archival time of the last replayed WAL segment). The scratch cluster
     is always stopped and deleted.
 
     Writes a record `{"kind": "backup-verify", "wall", "backup_id", "restore_s",
@@ -240,18 +245,19 @@ def cleanup_backups(keep: int = 3, target: str | None = None) -> dict:
     if keep < 1:
         raise RecoveryInputError(f"keep must be at least 1 (the newest backup is never deleted), got {keep}")
     t = _load(target)
-    backups = _scan_backups(t)
-    kept, doomed = backups[-keep:], backups[:-keep]
-    for b in doomed:
-        shutil.rmtree(b["path"])
-    pruned = 0
-    if kept and doomed:
-        cutoff = min(b["start_wal"][8:] for b in kept)
-        for f in Path(t["archive_dir"]).iterdir():
-            m = re.fullmatch(r"([0-9A-F]{8})([0-9A-F]{16})(\.partial|\.[0-9A-F]{8}\.backup)?", f.name)
-            if m and m.group(2) < cutoff:
-                f.unlink(missing_ok=True)
-                pruned += 1
+    with exclusive(t, "cleanup_backups"):  # never delete the backup a restore is copying
+        backups = _scan_backups(t)
+        kept, doomed = backups[-keep:], backups[:-keep]
+        for b in doomed:
+            shutil.rmtree(b["path"])
+        pruned = 0
+        if kept and doomed:
+            cutoff = min(b["start_wal"][8:] for b in kept)
+            for f in Path(t["archive_dir"]).iterdir():
+                m = re.fullmatch(r"([0-9A-F]{8})([0-9A-F]{16})(\.partial|\.[0-9A-F]{8}\.backup)?", f.name)
+                if m and m.group(2) < cutoff:
+                    f.unlink(missing_ok=True)
+                    pruned += 1
     return {"kept": [b["id"] for b in kept], "deleted": [b["id"] for b in doomed], "archive_files_pruned": pruned}
 
 
@@ -341,7 +347,7 @@ def _seg_size(f: Path) -> int:
 # ---------------------------------------------------------------------------------------------
 # Shared with harness.recovery.failover (not for experiments)
 
-def load_local(target: str | None) -> tuple[dict, "Layout"]:  # noqa: F821
+def load_local(target: str | None) -> tuple[dict, Layout]:
     """The target description and the embedded stack's layout; bad input if it is not one."""
     t = _load(target)
     if t.get("kind") != "local":
@@ -354,7 +360,7 @@ def load_local(target: str | None) -> tuple[dict, "Layout"]:  # noqa: F821
 @contextlib.contextmanager
 def exclusive(t: dict, what: str):
     """One restore/failover at a time per stack: they stop and start the same servers."""
-    path = Path(t["home"]) / ".recovery.lock"
+    path = Path(t.get("home") or Path(t["backup_dir"]).parent) / ".recovery.lock"
     f = open(path, "a+")
     try:
         try:
@@ -385,19 +391,21 @@ def hold_path(layout, program: str) -> Path:
     return layout.holds_dir / program
 
 
-def _hold(layout, program: str) -> None:
+def hold(layout, program: str) -> None:
+    """Keep `program` from being (re)started: its launcher waits while the hold file exists."""
     hold_path(layout, program).touch()
 
 
-def _release(layout, program: str) -> None:
+def release(layout, program: str) -> None:
+    """Let `program` start again (supervisor.start still needed if it was stopped)."""
     hold_path(layout, program).unlink(missing_ok=True)
 
 
-def _data_dir(layout, program: str) -> Path:
+def data_dir_of(layout, program: str) -> Path:
     return layout.primary_dir if program == "postgres-primary" else layout.standby_dir
 
 
-def _wait_streaming(port: int, timeout_s: float) -> float:
+def wait_streaming(port: int, timeout_s: float) -> float:
     from harness.stack import postgres
     t0 = time.monotonic()
     deadline = t0 + timeout_s
@@ -684,7 +692,7 @@ def _recover(t: dict, layout, prog: str, data: Path, log_path: Path, timeout_s: 
     sup, port = t["supervisor_url"], layout.port(prog)
     target_reached = True
     offset = _log_size(log_path)
-    _release(layout, prog)
+    release(layout, prog)
     supervisor.start(sup, prog)
     deadline = time.monotonic() + timeout_s
     while True:
@@ -694,14 +702,14 @@ def _recover(t: dict, layout, prog: str, data: Path, log_path: Path, timeout_s: 
         text = _read_from(log_path, offset)
         if TARGET_NOT_REACHED in text and target_reached:
             # Every archived commit is older than the target: the newest state IS the target state.
-            _hold(layout, prog)
+            hold(layout, prog)
             supervisor.stop(sup, prog)
             postgres.configure(layout, data, port)
             _append_recovery_settings(data, Path(t["archive_dir"]), None)
             postgres.chown_to_server_user(data / "gameday.conf")
             target_reached = False
             offset = _log_size(log_path)
-            _release(layout, prog)
+            release(layout, prog)
             supervisor.start(sup, prog)
             continue
         if STARTUP_FAILED in text:
@@ -724,7 +732,7 @@ def _put_back(t: dict, layout, prog: str, other: str, data: Path, aside: Path | 
     from harness.stack import postgres, supervisor
     sup = t["supervisor_url"]
     try:
-        _hold(layout, prog)
+        hold(layout, prog)
         supervisor.stop(sup, prog)
         if aside is not None and aside.exists():
             if data.exists():
@@ -733,7 +741,7 @@ def _put_back(t: dict, layout, prog: str, other: str, data: Path, aside: Path | 
             postgres.configure(layout, data, layout.port(prog))
     finally:
         for name in (prog, other):
-            _release(layout, name)
+            release(layout, name)
             try:
                 supervisor.start(sup, name)
             except Exception:

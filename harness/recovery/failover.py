@@ -21,8 +21,8 @@ import psycopg
 from chaoslib.exceptions import ActivityFailed
 
 from harness import target as target_mod
-from harness.recovery.database import (RecoveryInputError, _data_dir, _hold, _release, _wait_streaming, exclusive,
-                                       hold_path, load_local, server_state)
+from harness.recovery.database import (RecoveryInputError, data_dir_of, exclusive, hold, hold_path, load_local,
+                                       release, server_state, wait_streaming)
 
 __all__ = ["failover", "promote_standby"]
 
@@ -150,12 +150,12 @@ def _failover_locked(t: dict, layout, target: str | None, rebuild: bool, timeout
 
     if plan["step"] in ("promote", "already promoted"):
         # 1. Fence: held (supervision cannot bring it back) and stopped.
-        _hold(layout, old)
+        hold(layout, old)
         supervisor.stop(sup, old)
         result["fence_s"] = round(time.monotonic() - t0, 3)
         # 2. A cleanly stopped primary shipped its last WAL; make sure the standby has it.
         if plan["step"] == "promote":
-            ckpt = _checkpoint_lsn(t["pg_bin"], _data_dir(layout, old)) if plan["old_state"] == "primary" else None
+            ckpt = _checkpoint_lsn(t["pg_bin"], data_dir_of(layout, old)) if plan["old_state"] == "primary" else None
             result["standby_caught_up"] = _wait_received(new_port, ckpt, 5.0) if ckpt is not None else None
             t_promote = time.monotonic()
             try:
@@ -185,10 +185,10 @@ def _failover_locked(t: dict, layout, target: str | None, rebuild: bool, timeout
         # 4. The old primary becomes a standby of the new one, in its own folder, on its own port.
         t_rb = time.monotonic()
         try:
-            postgres.clone_standby(layout, new_port, _data_dir(layout, old), old_port)
-            _release(layout, old)
+            postgres.clone_standby(layout, new_port, data_dir_of(layout, old), old_port)
+            release(layout, old)
             supervisor.start(sup, old)
-            _wait_streaming(old_port, timeout_s)
+            wait_streaming(old_port, timeout_s)
         except Exception as e:
             raise ActivityFailed(f"{new} is the primary now, but rebuilding {old} as its standby failed: "
                                  f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None

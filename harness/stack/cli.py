@@ -32,8 +32,11 @@ def _errors():
 
 
 def _port_base(args):
+    """--port-base if given (validated), else None: the home's recorded base, env or default."""
     from harness.cli import UsageError
     from harness.stack.layout import LayoutError, port_base_from_env
+    if args.port_base is None:
+        return None
     try:
         return port_base_from_env(args.port_base)
     except LayoutError as e:
@@ -54,8 +57,8 @@ def cmd_up(args) -> int:
 def cmd_down(args) -> int:
     from harness.stack import embedded
     try:
-        embedded.down(args.home, int(args.port_base) if args.port_base else None)
-    except (ValueError, *_errors()) as e:
+        embedded.down(args.home, _port_base(args))
+    except _errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

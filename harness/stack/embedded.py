@@ -42,8 +42,33 @@ class StackError(RuntimeError):
     """Something stops the stack from coming up or going down; one sentence for a person."""
 
 
+def _release_or_rebuild_held(layout: Layout, sup_url: str, held: list[str], running: list[str], step) -> list[str]:
+    """A held PostgreSQL server beside a running primary is a fenced ex-primary: starting it as it
+    is would give two primaries (split brain), so it is rebuilt as a standby first. Beside no
+    primary, the hold was only a negative control's "restart disabled": release it."""
+    primaries = [n for n in running if not postgres.in_recovery(layout.port(n))]
+    for name in held:
+        if primaries:
+            step(f"{name} was fenced after a failover: rebuilding it as a standby of {primaries[0]}")
+            data = layout.primary_dir if name == "postgres-primary" else layout.standby_dir
+            supervisor.stop(sup_url, name)
+            postgres.clone_standby(layout, layout.port(primaries[0]), data, layout.port(name))
+        (layout.holds_dir / name).unlink(missing_ok=True)
+        supervisor.start(sup_url, name)
+        postgres.wait_ready(layout.port(name), 60, name)
+    return held
+
+
 def _venv_bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
+
+
+def recorded_port_base(home: Path) -> int | None:
+    """The port base a home was set up with (None for a new home: then env or default)."""
+    try:
+        return int(json.loads((Path(home) / ".gameday-home").read_text())["port_base"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def check_binaries() -> None:
@@ -287,7 +312,8 @@ def _start_supervisord(layout: Layout) -> None:
 def up(home: str | os.PathLike | None = None, port_base: int | None = None,
        log: Callable[[str], None] = print) -> dict:
     """Bring the embedded stack up (idempotent) and return its target description."""
-    layout = Layout(Path(home) if home else target_mod.default_home(), port_base_from_env(port_base))
+    home_path = Path(home) if home else target_mod.default_home()
+    layout = Layout(home_path, port_base_from_env(port_base if port_base is not None else recorded_port_base(home_path)))
     t_start = time.monotonic()
 
     def step(msg: str) -> None:
@@ -305,8 +331,14 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
         layout.marker.write_text(json.dumps({"port_base": layout.port_base}) + "\n")
         postgres.prepare_srv(layout)
         launchers.write_launchers(layout.bin_dir)
-        for hold in layout.holds_dir.iterdir():  # a fresh `up` is never held down
-            hold.unlink()
+        # A fresh `up` is never held down. A held PostgreSQL program may be a fenced ex-primary
+        # (failover): it is only released once we know whether it must be rebuilt (below).
+        pg_held = []
+        for hold in layout.holds_dir.iterdir():
+            if hold.name in ("postgres-primary", "postgres-standby"):
+                pg_held.append(hold.name)
+            else:
+                hold.unlink()
         if not (layout.model_dir / "manifest.json").exists():
             step("training models (torch quality predictor, sklearn regressors)")
             _run_py(["-m", "svgai.train", "--model-dir", str(layout.model_dir), "--config", str(layout.config_path)],
@@ -324,10 +356,15 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
 
         step("starting PostgreSQL")
         pg_programs = ["postgres-primary"] + (["postgres-standby"] if (layout.standby_dir / "PG_VERSION").exists() else [])
-        for name in pg_programs:
+        free = [n for n in pg_programs if n not in pg_held] or pg_programs
+        for name in free:
+            if name in pg_held:  # every server held: none of them is fenced by another primary
+                (layout.holds_dir / name).unlink()
             supervisor.start(sup_url, name)
-        for name in pg_programs:
+        for name in free:
             postgres.wait_ready(layout.port(name), 60, name)
+        fenced = _release_or_rebuild_held(layout, sup_url, [n for n in pg_programs if n not in free], free, step)
+        pg_programs = free + fenced
         roles = current_roles(layout, pg_programs)
         primary_port = layout.port(roles["primary"])
         postgres.create_app_database(primary_port)
@@ -349,6 +386,9 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
             wait_healthy(layout, name, timeout_s)
         target = describe(layout, current_roles(layout))
         target_mod.save(target, layout.target_file)
+        # The first model/config backup, like the first base backup: what restore-model restores.
+        from harness.recovery.artifacts import ensure_initial_artifact_backup  # lazy: recovery sits above stack
+        ensure_initial_artifact_backup(str(layout.target_file))
         step(f"stack up: API {target['api_url']}, Prometheus {target['prometheus_url']}, "
              f"target description {layout.target_file}")
         return target
@@ -392,13 +432,7 @@ def down(home: str | os.PathLike | None = None, port_base: int | None = None,
          log: Callable[[str], None] = print) -> None:
     """Stop everything this stack started; leave no process or listener behind."""
     home_path = Path(home) if home else target_mod.default_home()
-    base = port_base
-    marker = home_path / ".gameday-home"
-    if base is None and marker.exists():
-        try:
-            base = json.loads(marker.read_text())["port_base"]
-        except Exception:
-            base = None
+    base = port_base if port_base is not None else recorded_port_base(home_path)
     layout = Layout(home_path, port_base_from_env(base))
     sup_url = layout.url("supervisor")
     sup_pid = None
