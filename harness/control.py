@@ -6,7 +6,8 @@ it works the same under stock `chaos --no-version-check run` and under `gameday 
 
   configure        resolve the scenario's objectives (bcp.yaml + extensions.bcp), open the history
   before method    start the sampler and the load generator, warm up (writes must be acknowledged)
-  fault/recovery   activities tagged `fault` / `recovery` are stamped start/end in the history
+  fault/recovery   activities tagged `fault` / `recovery` are stamped start/end in the history;
+                   the output of activities tagged `measure` is kept as a marker
   after method     wait until the service is stable again (or the scenario's timeout), stop the
                    load, final read of every attempted key, critical functions, integrity checks,
                    detection evidence from Prometheus
@@ -166,6 +167,8 @@ def after_activity_control(context: dict, state: dict = None, **kwargs) -> None:
         _run.history.append("fault", phase="end", name=context.get("name"), ok=ok, detail=detail)
     elif "recovery" in tags:
         _run.history.append("recovery", phase="end", name=context.get("name"), ok=ok, detail=detail)
+    elif "measure" in tags:  # a measurement worth keeping as evidence (e.g. the monitoring gap)
+        _run.history.append("marker", name=context.get("name"), detail=detail, ok=ok)
 
 
 def after_method_control(context: dict, **kwargs) -> None:
@@ -239,7 +242,8 @@ def _finish_measurement() -> None:
     attempted = _attempted_keys(h.path)
     # A target that never recovered gets a short final read: it proves "unknown" just as well.
     ok, found, detail = read_keys(attempted, run.target_path, timeout_s=min(60.0, obj["timeout_s"]) if stable else 10.0)
-    h.append("final_read", keys=found, ok=ok, attempted=len(attempted), detail=detail)
+    h.append("final_read", keys=found, ok=ok, attempted=len(attempted), detail=detail,
+             **({} if ok else {"error": detail}))
     for name in obj["critical_functions"]:
         ok, detail = checks.run_check(checks.CRITICAL_FUNCTIONS, name, run.target_path)
         h.append("function", name=name, ok=ok, detail=detail)

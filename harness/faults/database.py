@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
-from harness.faults import clear_undo, process, register_undo
+from harness.faults import process, register_undo
 
 __all__ = ["corrupt_table_pages", "bad_statement", "lose_primary", "end_primary_loss", "incident_record",
            "INCIDENT_FILE"]
@@ -176,7 +176,9 @@ def lose_primary(target: str | None = None) -> dict:
               "leftovers_killed": leftovers, "hold": hold["hold"], "at": time.time()}
     _incident_dir(t).mkdir(parents=True, exist_ok=True)
     (_incident_dir(t) / "lost-primary.json").write_text(json.dumps(record, indent=2) + "\n")
-    # disable_restart registered the undo "hold:<program>": the runner's safety net releases it.
+    # Replace disable_restart's plain undo with the guarded release: after a failover that got
+    # halfway, blindly starting the old primary would make two primaries.
+    register_undo(f"hold:{program}", lambda: end_primary_loss(target))
     return record
 
 
@@ -203,7 +205,8 @@ def end_primary_loss(target: str | None = None) -> dict:
     result = process.enable_restart(program, target=target)
     path.unlink(missing_ok=True)
     return {"released": result["released"], "program": program,
-            "detail": "hold released: supervision starts the server again"}
+            "detail": "hold released: supervision starts the server again" if result["released"] else
+                      "no hold left (a failover already released it)"}
 
 
 def incident_record(target: str | None = None) -> dict:

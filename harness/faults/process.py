@@ -20,6 +20,7 @@ __all__ = ["kill_database", "freeze_database", "crash_api", "hang_api", "resume_
            "disable_restart", "enable_restart", "kill_monitoring"]
 
 PROGRAMS = ("postgres-primary", "postgres-standby", "api", "prometheus", "alertmanager", "alert-receiver", "liveness")
+HOLDABLE = ("postgres-primary", "postgres-standby", "api")  # their launchers wait on a hold file
 
 
 def kill_program(program: str, sig: str = "SIGKILL", whole_group: bool = False, target: str | None = None) -> dict:
@@ -129,6 +130,9 @@ def disable_restart(program: str, target: str | None = None) -> dict:
     server. The negative controls' switch: "automatic restart disabled"."""
     t = _local_target(target)
     _check_program(program)
+    if program not in HOLDABLE:
+        raise ActivityFailed(f"restart of {program!r} cannot be held (its launcher has no hold); holdable: "
+                             f"{', '.join(HOLDABLE)}; stop it through supervisord instead")
     hold = Path(t["holds_dir"]) / program
     hold.touch()
     register_undo(f"hold:{program}", lambda: hold.unlink(missing_ok=True))

@@ -20,7 +20,7 @@ from chaoslib.exceptions import ActivityFailed
 from harness import target as target_mod
 from harness.faults import clear_undo
 
-__all__ = ["cold_start", "stale_lock_files"]
+__all__ = ["cold_start", "ensure_healthy", "stale_lock_files"]
 
 
 def cold_start(target: str | None = None) -> dict:
@@ -47,6 +47,36 @@ def cold_start(target: str | None = None) -> dict:
     return {"home": home, "took_s": round(took, 3), "api_url": new["api_url"], "primary": new["primary"]["program"],
             "stale_lock_files_removed": removed, "steps": log, "healthy": status["healthy"],
             "components": {c["name"]: c["state"] for c in status["components"]}}
+
+
+def ensure_healthy(timeout_s: float = 60.0, target: str | None = None) -> dict:
+    """The last rollback of a run: wait until every component of the stack is healthy again (a
+    restarted API loading its models, a standby reconnecting), so the next experiment of a suite
+    starts from steady state. Whatever is still unhealthy after `timeout_s` seconds is brought
+    back by a cold start. Returns how long it waited and whether a cold start was needed."""
+    try:
+        timeout_s = float(timeout_s)
+    except (TypeError, ValueError):
+        raise ActivityFailed(f"timeout_s must be a number of seconds, got {timeout_s!r}") from None
+    if not 0 <= timeout_s <= 3600:
+        raise ActivityFailed(f"timeout_s must be between 0 and 3600 seconds, got {timeout_s!r}")
+    try:
+        t = target_mod.load(target)
+    except target_mod.TargetError as e:
+        raise ActivityFailed(str(e)) from None
+    from harness.stack import embedded
+    started = time.monotonic()
+    while True:
+        status = embedded.status(t["home"])
+        if status["healthy"]:
+            return {"healthy": True, "waited_s": round(time.monotonic() - started, 3), "cold_start": None}
+        if time.monotonic() - started >= timeout_s:
+            break
+        time.sleep(0.5)
+    unhealthy = {c["name"]: c["detail"] for c in status["components"] if not c["healthy"]}
+    started_cold = cold_start(target)
+    return {"healthy": started_cold["healthy"], "waited_s": round(time.monotonic() - started, 3),
+            "unhealthy_before_cold_start": unhealthy, "cold_start": started_cold}
 
 
 def stale_lock_files(target: dict) -> list[str]:

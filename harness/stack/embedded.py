@@ -156,7 +156,7 @@ def programs(layout: Layout) -> list[supervisor.Program]:
         supervisor.Program(
             "liveness",
             f"{py} -m harness.stack.liveness --url {layout.url('api', '/health')} --supervisor {layout.url('supervisor')} "
-            f"--program api --period 1 --timeout 1 --failures 5 --initial-delay 10 --hold {layout.holds_dir / 'api'}",
+            f"--program api --period 1 --timeout 1 --failures 3 --initial-delay 10 --hold {layout.holds_dir / 'api'}",
             priority=400),
     ]
 
@@ -415,6 +415,14 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def _is_our_supervisord(pid: int, layout: Layout) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return "supervisord" in cmd and str(layout.supervisor_conf) in cmd
+
+
 def _processes_in(folder: Path) -> list[int]:
     """PostgreSQL processes run with their data folder as working folder: find leftovers."""
     pids = []
@@ -451,13 +459,15 @@ def down(home: str | os.PathLike | None = None, port_base: int | None = None,
             supervisor.rpc(sup_url).supervisor.shutdown()
         except Exception:
             pass
-    elif sup_pid and _pid_alive(sup_pid):
+    elif sup_pid and _is_our_supervisord(sup_pid, layout):
         os.kill(sup_pid, signal.SIGTERM)
+    else:
+        sup_pid = None  # a stale pidfile: that pid may now be someone else's process
     if sup_pid:
         deadline = time.monotonic() + 30
         while _pid_alive(sup_pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _pid_alive(sup_pid):
+        if _pid_alive(sup_pid) and _is_our_supervisord(sup_pid, layout):
             os.kill(sup_pid, signal.SIGKILL)
     # Leftovers a crash may have orphaned: postgres backends, API workers of a killed arbiter.
     for folder in (layout.primary_dir, layout.standby_dir):

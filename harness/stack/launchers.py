@@ -32,6 +32,12 @@ if [ -n "$pids" ]; then
   kill -9 $pids 2>/dev/null
   for _ in $(seq 100); do [ -z "$(leftovers)" ] && break; sleep 0.05; done
 fi
+# A postmaster.pid left by a killed server names a pid that may since have been reused by another
+# process of this user (another stack's server): PostgreSQL would then refuse to start.
+if [ -f "$DATA/postmaster.pid" ]; then
+  old=$(head -n 1 "$DATA/postmaster.pid")
+  if ! [ "/proc/$old/cwd" -ef "$DATA" ]; then rm -f "$DATA/postmaster.pid"; fi
+fi
 exec "$POSTGRES" -D "$DATA" "$@"
 """
 

@@ -1,0 +1,82 @@
+"""Every experiment is a valid Chaos Toolkit experiment that measures a BCP scenario, and every
+local scenario has a negative twin that is marked as one. Fast: nothing is run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from chaoslib.experiment import ensure_experiment_is_valid
+from chaoslib.loader import load_experiment
+
+from harness import checks, objectives
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL = ROOT / "experiments" / "local"
+NEGATIVE = ROOT / "experiments" / "negative"
+BCP = objectives.load(str(ROOT / "bcp.yaml"))
+FILES = sorted(LOCAL.glob("*.yaml")) + sorted(NEGATIVE.glob("*.yaml"))
+NEGATIVE_TIMEOUT_MAX_S = 30  # a negative control is quick: it only has to show that it fails
+
+
+def _id(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def _load(path: Path) -> dict:
+    return load_experiment(str(path), verify_tls=False)
+
+
+def _bcp(experiment: dict) -> dict:
+    return next(x for x in experiment.get("extensions") or [] if x.get("name") == "bcp")
+
+
+def _activities(experiment: dict, tag: str) -> list[dict]:
+    return [a for a in experiment.get("method") or [] if tag in (a.get("tags") or [])]
+
+
+def test_there_are_experiments():
+    assert FILES, "no experiments found"
+
+
+@pytest.mark.parametrize("path", FILES, ids=_id)
+def test_chaos_toolkit_accepts_it(path):
+    experiment = _load(path)
+    ensure_experiment_is_valid(experiment)  # raises InvalidExperiment with the reason
+
+
+@pytest.mark.parametrize("path", FILES, ids=_id)
+def test_it_is_measured_against_a_bcp_scenario(path):
+    experiment = _load(path)
+    assert any(c.get("provider", {}).get("module") == "harness.control" for c in experiment.get("controls") or []), \
+        f"{_id(path)}: no harness.control, nothing would be measured"
+    resolved = objectives.for_experiment(BCP, experiment)  # raises ObjectivesError naming the problem
+    assert resolved["scenario"] in BCP.scenarios
+    assert checks.unknown_names(resolved) == []
+    assert path.stem == resolved["scenario"], f"{_id(path)} is named after a different scenario than it measures"
+    faults = _activities(experiment, "fault")
+    assert faults, f"{_id(path)}: no method activity tagged 'fault'"
+
+
+@pytest.mark.parametrize("path", sorted(LOCAL.glob("*.yaml")), ids=_id)
+def test_every_local_scenario_has_a_negative_twin(path):
+    twin = NEGATIVE / path.name
+    assert twin.is_file(), f"{_id(path)} has no negative twin experiments/negative/{path.name}"
+    assert _bcp(_load(twin))["scenario"] == _bcp(_load(path))["scenario"]
+    assert not _bcp(_load(path)).get("negative_control"), f"{_id(path)} is marked as a negative control"
+
+
+@pytest.mark.parametrize("path", sorted(NEGATIVE.glob("*.yaml")), ids=_id)
+def test_negative_twin_is_marked_and_quick_and_recovers_nothing(path):
+    experiment = _load(path)
+    ext = _bcp(experiment)
+    assert ext.get("negative_control") is True, f"{_id(path)}: extensions.bcp.negative_control must be true"
+    assert (LOCAL / path.name).is_file(), f"{_id(path)} is the twin of no experiment in experiments/local"
+    timeout = (ext.get("objectives") or {}).get("timeout_s")
+    assert timeout is not None and timeout <= NEGATIVE_TIMEOUT_MAX_S, f"{_id(path)}: set a short timeout_s"
+    assert not _activities(experiment, "recovery"), f"{_id(path)}: a negative control runs no recovery"
+    assert experiment.get("rollbacks"), f"{_id(path)}: its rollbacks must repair the stack for the next run"
+
+
+def test_every_bcp_scenario_has_an_experiment():
+    covered = {p.stem for p in LOCAL.glob("*.yaml")}
+    assert set(BCP.scenarios) <= covered, f"scenarios without an experiment: {sorted(set(BCP.scenarios) - covered)}"

@@ -1,0 +1,109 @@
+"""Stack-wide, API and monitoring faults on the real stack: the whole stack lost and cold-started;
+the API frozen and thawed, its workers crashed with respawn disabled; Prometheus killed (the
+scrape gap measured) and kept down until restored."""
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import requests
+
+from harness.faults import api, monitoring, pending, process, stack
+from harness.recovery import coldstart
+from harness.stack import embedded, supervisor
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(check, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not reached within {timeout_s} s")
+
+
+def ready(t) -> bool:
+    return requests.get(t["api_url"] + "/ready", timeout=1).status_code == 200
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_whole_stack_lost_then_cold_started(healthy_stack):
+    t = healthy_stack
+    record = stack.lose_whole_stack()
+    assert record["survivors"] == [] and record["still_listening"] == []
+    assert "lose_whole_stack" in pending()
+    time.sleep(2.0)  # nothing restarts by itself: supervisord is gone too
+    assert not supervisor.alive(t["supervisor_url"])
+    assert not listening(t["primary"]["port"]) and not listening(int(t["api_url"].rsplit(":", 1)[1]))
+
+    started = coldstart.cold_start()
+    assert started["healthy"], started
+    assert "lose_whole_stack" not in pending()
+    assert embedded.status(t["home"])["healthy"]
+
+
+def test_frozen_api_stops_answering_until_thawed(healthy_stack):
+    t = healthy_stack
+    record = api.freeze_api(scope="all")
+    assert len(record["stopped"]) >= 2  # the arbiter and its workers
+    with pytest.raises(requests.RequestException):
+        requests.get(t["api_url"] + "/health", timeout=0.5)
+    api.thaw_api()
+    assert "freeze_api" not in pending()
+    wait_for(lambda: ready(t), 15, "API ready after thaw")
+
+
+def test_crashed_workers_stay_down_while_the_arbiter_is_frozen(healthy_stack):
+    t = healthy_stack
+    process.disable_restart("api")
+    try:
+        api.freeze_api(scope="arbiter")
+        crashed = api.crash_workers()
+        assert crashed["killed"] == crashed["workers_before"] and crashed["killed"]
+        time.sleep(1.0)
+        with pytest.raises(requests.RequestException):
+            requests.get(t["api_url"] + "/health", timeout=0.5)
+    finally:
+        api.thaw_api()
+        process.enable_restart("api")
+    settled = coldstart.ensure_healthy(timeout_s=30)  # the arbiter respawns its workers: no cold start needed
+    assert settled["healthy"] and settled["cold_start"] is None, settled
+    assert ready(t)
+
+
+def test_killed_prometheus_leaves_a_measured_scrape_gap(healthy_stack):
+    process.kill_monitoring()
+    gap = monitoring.scrape_gap(since_s=60, wait_s=30)
+    assert gap["largest_gap_s"] >= 2 * gap["scrape_interval_s"], gap
+    assert gap["missed_scrapes"] >= 1
+
+
+def test_lost_monitoring_stays_down_until_restored(healthy_stack):
+    t = healthy_stack
+    monitoring.lose_monitoring()
+    assert "stopped:prometheus" in pending()
+    time.sleep(2.0)
+    with pytest.raises(requests.RequestException):
+        requests.get(t["prometheus_url"] + "/-/ready", timeout=0.5)
+    back = monitoring.restore_monitoring()
+    assert back["ready"] and "stopped:prometheus" not in pending()
+
+
+def test_stopped_liveness_checker_is_started_again(healthy_stack):
+    t = healthy_stack
+    stopped = stack.stop_program("liveness")
+    assert stopped["state_after"] == "STOPPED"
+    started = stack.start_program("liveness")
+    assert started["state"] == "RUNNING"
+    assert "stopped:liveness" not in pending()
