@@ -23,7 +23,7 @@ from harness.objectives import ObjectivesError
 EXPERIMENTS_DIR = target_mod.PROJECT_ROOT / "experiments" / "local"
 # The monthly suite's order: light faults first, destructive ones later, the cold start last, so a
 # scenario that leaves damage behind is followed by as few others as possible.
-SUITE_ORDER = ("api-crash", "api-crash-all", "api-hang", "config-drift", "model-corruption", "storage-failure",
+SUITE_ORDER = ("api-replica-crash", "api-crash", "api-hang", "config-drift", "model-corruption", "storage-failure",
                "monitoring-failure", "database-failure", "database-corruption", "database-logical-corruption",
                "database-failover", "full-stack")
 

@@ -10,7 +10,7 @@ from harness.objectives import ObjectivesError
 BCP_YAML = Path(__file__).resolve().parent.parent / "bcp.yaml"
 
 SCENARIOS = {"database-failure", "database-corruption", "database-logical-corruption", "database-failover",
-             "api-crash", "api-crash-all", "api-hang", "model-corruption", "config-drift", "storage-failure",
+             "api-replica-crash", "api-crash", "api-hang", "model-corruption", "config-drift", "storage-failure",
              "monitoring-failure", "full-stack"}
 
 MINIMAL = """\
@@ -64,8 +64,8 @@ def test_project_scenario_overrides(bcp):
     assert r("database-failure")["max_lost_writes"] == 0
     assert r("database-corruption")["max_lost_writes"] == 0
     assert r("database-logical-corruption")["max_lost_writes"] is None
-    assert r("api-crash")["detection"] is None and r("api-crash")["max_lost_writes"] == 0
-    assert r("api-crash-all")["detection"] == {"alert": "SvgAiApiDown", "max_latency_s": 30, "min_outage_s": 5}
+    assert r("api-replica-crash")["detection"] is None and r("api-replica-crash")["max_lost_writes"] == 0
+    assert r("api-crash")["detection"] == {"alert": "SvgAiApiDown", "max_latency_s": 30, "min_outage_s": 5}
     assert "golden_predictions" in r("model-corruption")["critical_functions"]
     assert "models" in r("model-corruption")["integrity_checks"]
     assert "config" in r("config-drift")["integrity_checks"]
@@ -235,10 +235,10 @@ def test_from_extension_errors(experiment, words):
 
 
 def test_for_experiment(bcp):
-    exp = {"title": "Crash all", "extensions": [{"name": "bcp", "scenario": "api-crash-all",
+    exp = {"title": "Crash all", "extensions": [{"name": "bcp", "scenario": "api-crash",
                                                  "objectives": {"rto_s": 30}}]}
     r = obj.for_experiment(bcp, exp)
-    assert r["scenario"] == "api-crash-all" and r["rto_s"] == 30
+    assert r["scenario"] == "api-crash" and r["rto_s"] == 30
     exp["extensions"][0]["objectives"] = {"rto_s": 3600}
     with pytest.raises(ObjectivesError, match="experiment 'Crash all': extensions.bcp.objectives.rto_s may only tighten"):
         obj.for_experiment(bcp, exp)
