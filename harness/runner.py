@@ -12,9 +12,7 @@ import logging
 import os
 import signal
 import sys
-import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from harness import control, target as target_mod

@@ -8,7 +8,7 @@ import psycopg
 from harness import target as target_mod
 
 __all__ = ["primary_writable", "standby_streaming", "wal_archiving_healthy", "check_primary_writable",
-           "check_standby_streaming", "check_wal_archiving", "check_amcheck", "read_keys", "APP_TABLE"]
+           "check_standby_streaming", "check_wal_archiving", "check_amcheck", "amcheck", "read_keys", "APP_TABLE"]
 
 APP_TABLE = "optimization_results"
 
@@ -82,24 +82,37 @@ def check_wal_archiving(target: str | None = None, timeout_s: float = 15.0) -> t
         return False, f"archiver: {_err(e)}"
 
 
+def amcheck(c: psycopg.Connection) -> tuple[bool, str, int | None, object]:
+    """amcheck on the application table over an open superuser connection: every B-tree index
+    with heapallindexed, and verify_heapam. Returns (ok, detail, rows, newest created_at); also
+    used by the backup verification on its scratch cluster."""
+    try:
+        c.execute("create extension if not exists amcheck")
+        if not c.execute("select to_regclass(%s)", (APP_TABLE,)).fetchone()[0]:
+            return False, f"table {APP_TABLE} does not exist", 0, None
+        indexes = [r[0] for r in c.execute(
+            "select i.indexrelid::regclass::text from pg_index i join pg_class c on c.oid = i.indrelid "
+            "where c.relname = %s", (APP_TABLE,)).fetchall()]
+        for idx in indexes:
+            c.execute("select bt_index_check(%s::regclass, heapallindexed => true)", (idx,))
+        bad = c.execute(f"select blkno, offnum, msg from verify_heapam('{APP_TABLE}') limit 5").fetchall()
+        rows, newest = c.execute(f"select count(*), max(created_at) from {APP_TABLE}").fetchone()
+    except psycopg.Error as e:
+        return False, f"amcheck on {APP_TABLE}: {_err(e)}", None, None
+    if bad:
+        return False, f"verify_heapam on {APP_TABLE}: " + "; ".join(f"block {b} item {o}: {m}" for b, o, m in bad), rows, newest
+    return True, f"{len(indexes)} indexes and the heap of {APP_TABLE} verified ({rows} rows)", rows, newest
+
+
 def check_amcheck(target: str | None = None) -> tuple[bool, str]:
     """amcheck on the application tables: every B-tree index with heapallindexed, and verify_heapam."""
     t = target_mod.load(target)
     try:
         with psycopg.connect(_admin_dsn(t), autocommit=True) as c:
-            c.execute("create extension if not exists amcheck")
-            indexes = [r[0] for r in c.execute(
-                "select i.indexrelid::regclass::text from pg_index i join pg_class c on c.oid = i.indrelid "
-                "where c.relname = %s", (APP_TABLE,)).fetchall()]
-            for idx in indexes:
-                c.execute("select bt_index_check(%s::regclass, heapallindexed => true)", (idx,))
-            bad = c.execute(f"select blkno, offnum, msg from verify_heapam('{APP_TABLE}') limit 5").fetchall()
-            if bad:
-                return False, f"verify_heapam on {APP_TABLE}: " + "; ".join(f"block {b} item {o}: {m}" for b, o, m in bad)
-            n = c.execute(f"select count(*) from {APP_TABLE}").fetchone()[0]
-        return True, f"{len(indexes)} indexes and the heap of {APP_TABLE} verified ({n} rows)"
+            ok, detail, _, _ = amcheck(c)
     except psycopg.Error as e:
         return False, f"amcheck on {APP_TABLE}: {_err(e)}"
+    return ok, detail
 
 
 def read_keys(keys: list[str], target: str | None = None, timeout_s: float = 60.0) -> tuple[bool, list[str], str]:

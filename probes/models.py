@@ -13,10 +13,10 @@ import requests
 from harness import target as target_mod
 
 __all__ = ["models_intact", "golden_predictions_match", "config_intact", "check_models", "check_golden",
-           "check_config"]
+           "check_config", "verify_model_dir", "verify_config_file", "sha256_file"]
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -24,22 +24,45 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_models(target: str | None = None) -> tuple[bool, str]:
-    """Every model artifact exists and matches the SHA-256 in manifest.json."""
-    model_dir = Path(target_mod.load(target)["model_dir"])
+def verify_model_dir(model_dir: Path) -> tuple[bool, str]:
+    """Every file listed in the folder's manifest.json exists with that SHA-256 (also used by the
+    restore runbook on a freshly extracted backup)."""
     try:
         manifest = json.loads((model_dir / "manifest.json").read_text())
         files = manifest["files"]
+        if not isinstance(files, dict) or not files:
+            return False, f"model manifest in {model_dir} lists no files"
     except (OSError, ValueError, KeyError, TypeError) as e:
         return False, f"model manifest in {model_dir} unreadable: {e}"
     for rel, want in sorted(files.items()):
         try:
-            got = _sha256(model_dir / rel)
+            got = sha256_file(model_dir / rel)
         except OSError as e:
             return False, f"model file {rel}: {e.strerror}"
         if got != want:
             return False, f"model file {rel}: sha256 {got[:12]}… does not match manifest {want[:12]}…"
     return True, f"{len(files)} model files match manifest (version {manifest.get('model_version')})"
+
+
+def verify_config_file(path: Path) -> tuple[bool, str]:
+    """The configuration file matches its approved checksum (sidecar `<config>.sha256`)."""
+    sidecar = Path(str(path) + ".sha256")
+    try:
+        got = sha256_file(path)
+    except OSError as e:
+        return False, f"config {path.name}: {e.strerror}"
+    try:
+        approved = (sidecar.read_text().split() or [""])[0].lower()
+    except OSError as e:
+        return False, f"approved checksum {sidecar.name}: {e.strerror}"
+    if got != approved:
+        return False, f"config {path.name}: sha256 {got[:12]}… differs from approved {approved[:12] or 'empty'}…"
+    return True, f"config {path.name} matches its approved checksum"
+
+
+def check_models(target: str | None = None) -> tuple[bool, str]:
+    """Every model artifact exists and matches the SHA-256 in manifest.json."""
+    return verify_model_dir(Path(target_mod.load(target)["model_dir"]))
 
 
 def check_golden(target: str | None = None, tolerance: float = 1e-6, timeout_s: float = 5.0) -> tuple[bool, str]:
@@ -71,19 +94,7 @@ def check_golden(target: str | None = None, tolerance: float = 1e-6, timeout_s: 
 
 def check_config(target: str | None = None) -> tuple[bool, str]:
     """The configuration file matches its approved checksum (sidecar `<config>.sha256`)."""
-    path = Path(target_mod.load(target)["config_path"])
-    sidecar = Path(str(path) + ".sha256")
-    try:
-        got = _sha256(path)
-    except OSError as e:
-        return False, f"config {path.name}: {e.strerror}"
-    try:
-        approved = (sidecar.read_text().split() or [""])[0]
-    except OSError as e:
-        return False, f"approved checksum {sidecar.name}: {e.strerror}"
-    if got != approved:
-        return False, f"config {path.name}: sha256 {got[:12]}… differs from approved {approved[:12]}…"
-    return True, f"config {path.name} matches its approved checksum"
+    return verify_config_file(Path(target_mod.load(target)["config_path"]))
 
 
 def models_intact(target: str | None = None) -> bool:

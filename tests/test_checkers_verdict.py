@@ -301,3 +301,9 @@ def test_detection_required_for_an_outage_longer_than_min_outage():
     v = verdict(h.events(), objectives(detection=dict(DETECT, min_outage_s=3)))
     assert criterion(v, "detection")["passed"] is False
     assert v["status"] == "fail"
+
+
+def test_pass_reason_says_when_the_alert_was_not_required():
+    h = healthy_run().detection(20, "SvgAiApiDown", fired=False)
+    v = verdict(h.events(), objectives(detection=dict(DETECT, min_outage_s=5)))
+    assert v["status"] == "pass" and "not required" in v["reason"] and "?" not in v["reason"]

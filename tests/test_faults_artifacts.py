@@ -87,8 +87,9 @@ def test_lost_model_volume_is_put_back_by_the_rollback(backed_up):
 def test_restored_model_volume_is_kept_and_the_lost_copy_discarded(backed_up):
     model_dir = Path(backed_up["model_dir"])
     record = storage.lose_model_volume(await_detection_s=0)
+    assert not model_dir.exists()
     artifacts.restore_model(backup_id="latest")  # the BCP's recovery: restore into the missing folder
-    assert check_models()[0]
+    assert model_dir.is_dir() and check_models()[0]
     back = storage.restore_model_volume()
     assert back["put_back"] is None and back["deleted"] == [record["moved_to"]]
     assert not Path(record["moved_to"]).exists()

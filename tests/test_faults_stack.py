@@ -100,8 +100,7 @@ def test_lost_monitoring_stays_down_until_restored(healthy_stack):
     assert back["ready"] and "stopped:prometheus" not in pending()
 
 
-def test_stopped_liveness_checker_is_started_again(healthy_stack):
-    t = healthy_stack
+def test_stopped_liveness_checker_is_started_again(healthy_stack):  # noqa: ARG001 (needs the stack)
     stopped = stack.stop_program("liveness")
     assert stopped["state_after"] == "STOPPED"
     started = stack.start_program("liveness")

@@ -236,7 +236,9 @@ def _status(events: list[dict], criteria: list[dict], a: dict) -> tuple[str, str
              f"{len(by['critical_functions']['objective'])} critical functions restored",
              f"{len(by['data_integrity']['objective'])} integrity checks passed"]
     if "detection" in by:
-        parts.append(f"alert {by['detection']['objective']['alert']} fired after {_n(by['detection']['measured'])} s")
+        alert = by['detection']['objective']['alert']
+        parts.append(f"alert {alert} fired after {_n(by['detection']['measured'])} s"
+                     if by["detection"]["measured"] is not None else f"alert {alert} not required (outage too short)")
     return "pass", f"all {len(criteria)} criteria met: " + ", ".join(parts)
 
 

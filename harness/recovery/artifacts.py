@@ -16,7 +16,6 @@ restore waits until it is ready again.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from harness import target as target_mod
 from harness.recovery.database import RecoveryInputError
+from probes.models import sha256_file, verify_config_file, verify_model_dir
 
 __all__ = ["backup_artifacts", "list_artifact_backups", "verify_artifact_backup", "restore_model",
            "restore_config", "cleanup_artifact_backups", "ensure_initial_artifact_backup"]
@@ -53,11 +53,11 @@ def backup_artifacts(kind: str = "all", target: str | None = None) -> dict:
     parts = ["models", "config"] if kind == "all" else [kind]
     model_dir, config_path = Path(t["model_dir"]), Path(t["config_path"])
     if "models" in parts:
-        ok, detail = _models_ok(model_dir)
+        ok, detail = verify_model_dir(model_dir)
         if not ok:
             raise ActivityFailed(f"models in {model_dir} are not intact, refusing to back them up: {detail}")
     if "config" in parts:
-        ok, detail = _config_ok(config_path)
+        ok, detail = verify_config_file(config_path)
         if not ok:
             raise ActivityFailed(f"config {config_path} is not approved, refusing to back it up: {detail}")
     root = Path(t["artifact_backup_dir"])
@@ -75,12 +75,12 @@ def backup_artifacts(kind: str = "all", target: str | None = None) -> dict:
         if "models" in parts:
             with tarfile.open(staging / ARCHIVE["models"], "w:gz") as tar:
                 tar.add(model_dir, arcname="models")
-            files[ARCHIVE["models"]] = _sha256(staging / ARCHIVE["models"])
+            files[ARCHIVE["models"]] = sha256_file(staging / ARCHIVE["models"])
         if "config" in parts:
             with tarfile.open(staging / ARCHIVE["config"], "w:gz") as tar:
                 tar.add(config_path, arcname=f"config/{config_path.name}")
                 tar.add(_sidecar(config_path), arcname=f"config/{_sidecar(config_path).name}")
-            files[ARCHIVE["config"]] = _sha256(staging / ARCHIVE["config"])
+            files[ARCHIVE["config"]] = sha256_file(staging / ARCHIVE["config"])
         manifest = {"id": backup_id, "created": now.isoformat(), "kind": kind, "files": files,
                     "model_version": _model_version(model_dir, config_path),
                     "source": {"model_dir": str(model_dir), "config_path": str(config_path)}}
@@ -173,49 +173,12 @@ def _load(target: str | None) -> dict:
         raise RecoveryInputError(str(e)) from None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _sidecar(config_path: Path) -> Path:
     return Path(str(config_path) + ".sha256")
 
 
 def _size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-
-
-def _models_ok(model_dir: Path) -> tuple[bool, str]:
-    """Every file listed in the folder's manifest.json exists with that SHA-256."""
-    try:
-        files = json.loads((model_dir / MANIFEST).read_text())["files"]
-        if not isinstance(files, dict) or not files:
-            return False, f"{MANIFEST} lists no files"
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return False, f"{MANIFEST} unreadable: {e}"
-    for rel, want in sorted(files.items()):
-        try:
-            got = _sha256(model_dir / rel)
-        except OSError as e:
-            return False, f"model file {rel}: {e.strerror}"
-        if got != want:
-            return False, f"model file {rel}: sha256 {got[:12]}… does not match its manifest ({want[:12]}…)"
-    return True, f"{len(files)} model files match their manifest"
-
-
-def _config_ok(config_path: Path) -> tuple[bool, str]:
-    try:
-        got = _sha256(config_path)
-        approved = (_sidecar(config_path).read_text().split() or [""])[0].lower()
-    except OSError as e:
-        return False, f"{e.filename}: {e.strerror}"
-    if got != approved:
-        return False, f"{config_path.name} sha256 {got[:12]}… differs from its approved checksum {approved[:12] or 'empty'}…"
-    return True, f"{config_path.name} matches its approved checksum"
 
 
 def _model_version(model_dir: Path, config_path: Path) -> str | None:
@@ -282,7 +245,7 @@ def _resolve(backups: list[dict], backup_id: str, part: str | None) -> dict:
 def _check_archive(b: dict, name: str) -> None:
     path = Path(b["path"]) / name
     try:
-        got = _sha256(path)
+        got = sha256_file(path)
     except OSError as e:
         raise ActivityFailed(f"backup {b['id']} is damaged: {name}: {e.strerror}; nothing was touched") from None
     if got != b["files"][name]:
@@ -297,7 +260,7 @@ def _verify_backup(b: dict) -> tuple[bool, str]:
             _check_archive(b, name)
             with tempfile.TemporaryDirectory(prefix=".verify-", dir=Path(b["path"]).parent) as tmp:
                 folder = _extract(Path(b["path"]) / name, Path(tmp), name.split(".")[0])
-                ok, detail = _models_ok(folder) if name == ARCHIVE["models"] else _config_ok(_config_in(folder))
+                ok, detail = verify_model_dir(folder) if name == ARCHIVE["models"] else verify_config_file(_config_in(folder))
         except (ActivityFailed, OSError, tarfile.TarError) as e:
             return False, str(e)
         if not ok:
@@ -335,13 +298,13 @@ def _restore(t: dict, b: dict, part: str, dest: Path, ready_wait_s: float) -> di
         except (tarfile.TarError, OSError) as e:
             raise ActivityFailed(f"backup {b['id']}: {name} cannot be unpacked ({e}); nothing was touched") from None
         if part == "models":
-            ok, detail = _models_ok(new)
+            ok, detail = verify_model_dir(new)
         else:
             config_file = _config_in(new)
             if config_file.name != Path(t["config_path"]).name:
                 raise ActivityFailed(f"backup {b['id']} holds config {config_file.name}, the stack uses "
                                      f"{Path(t['config_path']).name}; nothing was touched")
-            ok, detail = _config_ok(config_file)
+            ok, detail = verify_config_file(config_file)
         if not ok:
             raise ActivityFailed(f"backup {b['id']}: unpacked {part} failed verification ({detail}); nothing was touched")
         _match_owner(new, dest)

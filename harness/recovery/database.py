@@ -39,6 +39,7 @@ import psycopg
 from chaoslib.exceptions import ActivityFailed
 
 from harness import target as target_mod
+from probes.database import amcheck
 
 if TYPE_CHECKING:
     from harness.stack.layout import Layout
@@ -810,7 +811,7 @@ def _scratch_restore(t: dict, backup: dict, port: int, timeout_s: float) -> dict
             ts, replay_lsn, seg_size = c.execute(
                 "select pg_last_xact_replay_timestamp(), pg_last_wal_replay_lsn() - '0/0'::pg_lsn, "
                 "setting::bigint from pg_settings where name = 'wal_segment_size'").fetchone()
-            ok, detail, rows, newest_row = _integrity(c)
+            ok, detail, rows, newest_row = amcheck(c)
         # The last segment replayed was complete when it was archived: that state is restorable
         # even if nothing committed for a while (an idle database is not a stale archive).
         archived_at = _archived_at(Path(t["archive_dir"]), int(replay_lsn), int(seg_size)) if replay_lsn else None
@@ -835,26 +836,6 @@ def _archived_at(archive: Path, lsn: int, seg_size: int) -> datetime | None:
     suffix = f"{lsn >> 32:08X}{(lsn & 0xFFFFFFFF) // seg_size:08X}"
     names = sorted(f.name for f in archive.glob(f"????????{suffix}") if re.fullmatch(r"[0-9A-F]{24}", f.name))
     return _mtime(archive / names[-1]) if names else None
-
-
-def _integrity(c: psycopg.Connection) -> tuple[bool, str, int | None, datetime | None]:
-    """amcheck on the application table: each B-tree index with heapallindexed, and the heap."""
-    try:
-        c.execute("create extension if not exists amcheck")
-        if not c.execute("select to_regclass(%s)", (APP_TABLE,)).fetchone()[0]:
-            return False, f"table {APP_TABLE} does not exist in the restored database", 0, None
-        indexes = [r[0] for r in c.execute(
-            "select i.indexrelid::regclass::text from pg_index i join pg_class c on c.oid = i.indrelid "
-            "where c.relname = %s", (APP_TABLE,)).fetchall()]
-        for idx in indexes:
-            c.execute("select bt_index_check(%s::regclass, heapallindexed => true)", (idx,))
-        bad = c.execute(f"select blkno, offnum, msg from verify_heapam('{APP_TABLE}') limit 5").fetchall()
-        rows, newest = c.execute(f"select count(*), max(created_at) from {APP_TABLE}").fetchone()
-    except psycopg.Error as e:
-        return False, f"amcheck on {APP_TABLE}: {_first_line(e)}", None, None
-    if bad:
-        return False, "verify_heapam: " + "; ".join(f"block {b} item {o}: {m}" for b, o, m in bad), rows, newest
-    return True, f"{len(indexes)} indexes and the heap of {APP_TABLE} verified ({rows} rows)", rows, newest
 
 
 def _spawn_postgres(binary: Path, data: Path, log_file: Path, user: str | None) -> subprocess.Popen:
