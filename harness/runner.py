@@ -157,7 +157,12 @@ def run_one(p: Planned, reports_dir: Path, target_file: Path, signals: _Signals,
 
 
 def ensure_target(home: str | None, port_base: int | None, log=print) -> tuple[Path, bool]:
-    """Bring the embedded stack up unless it is already healthy; return (target file, started_here)."""
+    """Bring the embedded stack up unless it is already healthy; return (target file, started_here).
+    A Kubernetes target (GAMEDAY_TARGET naming a `kind: kubernetes` description) is used as it is."""
+    from harness.faults.kubernetes import is_kubernetes_target
+    if home is None and is_kubernetes_target():
+        log(f"target {target_mod.target_path()} is a Kubernetes deployment: the embedded stack is not started")
+        return target_mod.target_path(), False
     from harness.stack import embedded
     st = embedded.status(home)
     if st["healthy"]:

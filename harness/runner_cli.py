@@ -111,6 +111,15 @@ def notify(url: str, verdict: dict, target_file, view) -> None:
 def settle(home, port_base, view, timeout_s: float = 90.0) -> None:
     """Return the stack to steady state between scenarios: a failed scenario never poisons the
     next. `target up` is idempotent: it releases holds and restarts whatever is down."""
+    from chaoslib.exceptions import ActivityFailed
+
+    from harness.faults.kubernetes import is_kubernetes_target, wait_target_ready
+    if home is None and is_kubernetes_target():
+        try:
+            wait_target_ready(timeout_s=timeout_s)
+        except ActivityFailed as e:
+            view.update(f"Kubernetes target not ready after the last scenario: {e}")
+        return
     from harness.stack import embedded
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

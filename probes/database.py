@@ -19,8 +19,10 @@ def _err(e: Exception) -> str:
 
 
 def _admin_dsn(t: dict, dbname: str = "svgai") -> str:
-    # Whichever server currently accepts writes (the primary, or a promoted standby).
-    return t["app_dsn"].replace("user=svgai", "user=postgres").replace("dbname=svgai", f"dbname={dbname}")
+    # Whichever server currently accepts writes (the primary, or a promoted standby), as a
+    # superuser: the target's admin_dsn (a real deployment names its own), else the app's DSN.
+    dsn = t.get("admin_dsn") or t["app_dsn"].replace("user=svgai", "user=postgres")
+    return dsn.replace("dbname=svgai", f"dbname={dbname}")
 
 
 def check_primary_writable(target: str | None = None) -> tuple[bool, str]:

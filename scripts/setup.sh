@@ -36,15 +36,17 @@ fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $PY"
   "$PY" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 fi
 if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
   # The CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
   echo "setup: installing torch 2.13.0 (CPU)"
-  .venv/bin/pip install -q torch==2.13.0
+  .venv/bin/pip install -q torch==2.13.0 > .venv/pip-install.log 2>&1 || { cat .venv/pip-install.log; exit 1; }
 fi
 if [ ! -f .venv/.setup-stamp ] || [ pyproject.toml -nt .venv/.setup-stamp ]; then
   echo "setup: installing the project and its dependencies"
-  .venv/bin/pip install -q -e . 2>&1 | grep -v -e '^WARNING: Location' -e 'BuildBackendWarning' || true
+  # pip's own noise (index locations that do not exist here, setuptools' editable-install banner)
+  # is dropped; errors still show and still fail the step below.
+  .venv/bin/pip install -q -e . > .venv/pip-install.log 2>&1 || { cat .venv/pip-install.log; exit 1; }
   touch .venv/.setup-stamp
 fi

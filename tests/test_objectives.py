@@ -11,7 +11,9 @@ BCP_YAML = Path(__file__).resolve().parent.parent / "bcp.yaml"
 
 SCENARIOS = {"database-failure", "database-corruption", "database-logical-corruption", "database-failover",
              "api-replica-crash", "api-crash", "api-hang", "model-corruption", "config-drift", "storage-failure",
-             "monitoring-failure", "full-stack"}
+             "monitoring-failure", "full-stack",
+             # the Kubernetes target's twins (experiments/kubernetes)
+             "k8s-api-replica-crash", "k8s-api-crash", "k8s-database-failure", "k8s-monitoring-failure"}
 
 MINIMAL = """\
 defaults:

@@ -133,9 +133,7 @@ def rollout_restart(deployment: str | None = None, namespace: str | None = None,
     before = [_pod_record(p) for p in _pods(apis, ns, selector)]
     stamp = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
     body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
-    patched = _call(f"cannot restart {kind} {name!r} in namespace {ns!r}",
-                    apis.apps.patch_namespaced_deployment if kind == "deployment" else apis.apps.patch_namespaced_stateful_set,
-                    name, ns, body)
+    patched = _patch(apis, kind, name, ns, body)
     return {"kind": kind, "name": name, "namespace": ns, "restarted_at": stamp,
             "generation": getattr(getattr(patched, "metadata", None), "generation", None),
             "label_selector": selector, "pods_to_replace": before, "at": time.time()}
@@ -164,7 +162,8 @@ def wait_rollout_ready(deployment: str | None = None, timeout_s: float = 300, na
             return {"kind": kind, "name": name, "namespace": ns, "replicas": _int(obj.spec.replicas),
                     "ready_replicas": _int(obj.status.ready_replicas), "waited_s": waited, "detail": reason}
         if waited >= timeout_s:
-            raise ActivityFailed(f"{kind} {name!r} in namespace {ns!r} is not rolled out after {timeout_s:g} s: {reason}")
+            raise ActivityFailed(f"{kind} {name!r} in namespace {ns!r} is not rolled out after {timeout_s:g} s: "
+                                 f"{reason}")
         _sleep(min(POLL_INTERVAL_S, max(0.0, timeout_s - waited)))
 
 
@@ -280,7 +279,8 @@ def make_apis(t: dict, source: str | os.PathLike | None = None) -> Apis:
     kubeconfig, context = t.get("kubeconfig"), t.get("context")
     for field, value in (("kubeconfig", kubeconfig), ("context", context)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise ActivityFailed(f"target description {source}: {field} must be null or a non-empty string, got {value!r}")
+            raise ActivityFailed(f"target description {source}: {field} must be null or a non-empty string, "
+                                 f"got {value!r}")
     if kubeconfig:
         path = Path(kubeconfig).expanduser()
         if not path.is_absolute() and source:
@@ -380,7 +380,8 @@ def _resolve(component: str, deployment: str | None, namespace: str | None,
         raise ActivityFailed(f"component must be one of {', '.join(COMPONENTS)}, got {component!r}")
     t, src = _k8s_target(target)
     if deployment is not None:
-        default_ns = t.get("monitoring_namespace") if deployment == t.get("prometheus_deployment") else t.get("namespace")
+        monitoring = deployment == t.get("prometheus_deployment")
+        default_ns = t.get("monitoring_namespace") if monitoring else t.get("namespace")
         ns = namespace or default_ns
         if not isinstance(ns, str) or not _NAMESPACE.match(ns):
             raise ActivityFailed(f"no namespace given for deployment {deployment!r} and target description {src} "
@@ -445,7 +446,8 @@ def _first_line(e: Exception) -> str:
 def _why(e: Exception) -> str:
     status = getattr(e, "status", None)
     if isinstance(status, int):  # kubernetes.client.exceptions.ApiException
-        hint = " (check the RBAC of the credentials used: deploy/kubernetes/gameday-rbac.yaml)" if status in (401, 403) else ""
+        hint = (" (check the RBAC of the credentials used: deploy/kubernetes/gameday-rbac.yaml)"
+                if status in (401, 403) else "")
         return f"HTTP {status} {getattr(e, 'reason', '') or ''}".rstrip() + hint
     return f"{type(e).__name__}: {_first_line(e)}"
 
@@ -477,7 +479,8 @@ def _scale(apis: Apis, kind: str, name: str, ns: str, replicas: int):
 def _match_labels(obj, kind: str, name: str, ns: str) -> str:
     labels = getattr(getattr(obj.spec, "selector", None), "match_labels", None) or {}
     if not labels:
-        raise ActivityFailed(f"{kind} {name!r} in namespace {ns!r} has no spec.selector.matchLabels to find its pods by")
+        raise ActivityFailed(f"{kind} {name!r} in namespace {ns!r} has no spec.selector.matchLabels "
+                             f"to find its pods by")
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import requests
 from chaoslib.exceptions import ActivityFailed
 
+from harness import target as target_mod
 from harness.faults import process, stack
 
 __all__ = ["scrape_gap", "lose_monitoring", "restore_monitoring"]
@@ -32,7 +33,7 @@ def scrape_gap(job: str = "svg-ai-api", since_s: float = 120, wait_s: float = 30
     wait_s = _seconds(wait_s, "wait_s", allow_zero=True)
     if not isinstance(job, str) or not job or '"' in job:
         raise ActivityFailed(f"job must be a Prometheus job name, got {job!r}")
-    url = process._local_target(target)["prometheus_url"]
+    url = target_mod.load(target)["prometheus_url"]  # any kind of target: only the URL is used
     deadline = time.monotonic() + wait_s
     called = time.time()
     last_error = "no answer"
