@@ -8,9 +8,13 @@ QUARTER = $$(date -u +%Y)Q$$(( ($$(date -u +%-m) + 2) / 3 ))
 setup:
 	@bash scripts/setup.sh
 
-## The monthly game day: stack up, every BCP scenario under load, reports, stack down.
+## The monthly game day: stack up, every BCP scenario under load, the weekly backup
+## verification, reports, quarterly evidence; the stack goes down again unless it was up before.
 gameday: setup
-	@rc=0; $(GAMEDAY) run || rc=$$?; \
+	@rc=0; was_up=0; $(GAMEDAY) target status > /dev/null 2>&1 && was_up=1; \
+	$(GAMEDAY) run --keep-target || rc=$$?; \
+	$(GAMEDAY) backup db verify || { [ $$rc = 0 ] && rc=1; }; \
+	[ $$was_up = 1 ] || $(GAMEDAY) target down > /dev/null; \
 	$(GAMEDAY) report quarterly --quarter $(QUARTER) || true; \
 	exit $$rc
 
