@@ -36,11 +36,7 @@ def freeze_api(scope: str = "all", target: str | None = None) -> dict:
     pids = process._group_members(arbiter) if scope == "all" else [arbiter]
     _frozen.extend(p for p in pids if p not in _frozen)
     register_undo("freeze_api", lambda: _cont(list(_frozen)))
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGSTOP)
-        except ProcessLookupError:
-            pass
+    process._signal_all(pids, signal.SIGSTOP)
     return {"scope": scope, "arbiter": arbiter, "stopped": pids, "at": time.time()}
 
 
@@ -90,11 +86,4 @@ def _running(pid: int) -> bool:
 
 
 def _cont(pids: list[int]) -> list[int]:
-    resumed = []
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGCONT)
-            resumed.append(pid)
-        except ProcessLookupError:
-            pass
-    return resumed
+    return process._signal_all(pids, signal.SIGCONT)

@@ -290,12 +290,7 @@ def _end_processes_in(folder: Path, timeout_s: float = 10.0) -> list[int]:
         pids = _pids_in(folder)
         if not pids:
             return sorted(set(killed))
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            except ProcessLookupError:
-                pass
+        killed += process._signal_all(pids, signal.SIGKILL)
         time.sleep(0.05)
     raise ActivityFailed(f"PostgreSQL processes in {folder} did not end within {timeout_s:.0f} s: {_pids_in(folder)}")
 

@@ -57,15 +57,7 @@ def freeze_database(duration_s: float = 4.0, which: str = "primary", target: str
     pids = [p for p in _all_pids() if _cwd(p) == data_dir]
     if not pids:
         raise ActivityFailed(f"no PostgreSQL process runs in {data_dir}")
-    register_undo("freeze_database", lambda: _signal_all(pids, signal.SIGCONT))
-    started = time.monotonic()
-    _signal_all(pids, signal.SIGSTOP)
-    try:
-        time.sleep(max(0.0, duration_s - (time.monotonic() - started)))
-    finally:
-        _signal_all(pids, signal.SIGCONT)
-        clear_undo("freeze_database")
-    return {"which": which, "pids": pids, "stopped_s": round(time.monotonic() - started, 4)}
+    return {"which": which, "pids": pids, "stopped_s": _stop_for(pids, duration_s, "freeze_database")}
 
 
 def crash_api(replicas: str = "all", target: str | None = None) -> dict:
@@ -102,16 +94,7 @@ def hang_api(duration_s: float = 3.0, replicas: str = "all", target: str | None 
             raise ActivityFailed(f"the API arbiter (pid {arbiter}) has no workers to hang")
     else:
         raise ActivityFailed(f"replicas must be 'one' or 'all', got {replicas!r}")
-    register_undo("hang_api", lambda: _signal_all(pids, signal.SIGCONT))
-    stopped_at = time.monotonic()
-    _signal_all(pids, signal.SIGSTOP)
-    try:
-        time.sleep(max(0.0, duration_s - (time.monotonic() - stopped_at)))
-    finally:
-        _signal_all(pids, signal.SIGCONT)
-        clear_undo("hang_api")
-    held_s = time.monotonic() - stopped_at
-    return {"replicas": replicas, "pids": pids, "stopped_s": round(held_s, 4)}
+    return {"replicas": replicas, "pids": pids, "stopped_s": _stop_for(pids, duration_s, "hang_api")}
 
 
 def resume_api(target: str | None = None) -> dict:
@@ -163,6 +146,20 @@ def _local_target(target: str | None) -> dict:
     if t.get("kind") != "local":
         raise ActivityFailed(f"this fault needs the embedded stack (kind local), target is {t.get('kind')!r}")
     return t
+
+
+def _stop_for(pids: list[int], duration_s: float, key: str) -> float:
+    """SIGSTOP `pids` for exactly `duration_s`, then SIGCONT, even if interrupted meanwhile (the
+    undo is the safety net should this process die in between). Returns the seconds held."""
+    register_undo(key, lambda: _signal_all(pids, signal.SIGCONT))
+    stopped_at = time.monotonic()
+    _signal_all(pids, signal.SIGSTOP)
+    try:
+        time.sleep(max(0.0, duration_s - (time.monotonic() - stopped_at)))
+    finally:
+        _signal_all(pids, signal.SIGCONT)
+        clear_undo(key)
+    return round(time.monotonic() - stopped_at, 4)
 
 
 def _duration(value) -> float:
@@ -227,9 +224,13 @@ def _group_members(pgid: int) -> list[int]:
     return sorted(p for p in _all_pids() if (s := _stat(p)) and s[1] == pgid)
 
 
-def _signal_all(pids: list[int], signum: int) -> None:
+def _signal_all(pids: list[int], signum: int) -> list[int]:
+    """Signal each pid; return those that were still there to receive it."""
+    reached = []
     for pid in pids:
         try:
             os.kill(pid, signum)
+            reached.append(pid)
         except ProcessLookupError:
             pass
+    return reached
