@@ -309,6 +309,9 @@ def write_verdict(journal: dict) -> dict:
     info = {"run_id": run.run_id, "experiment": run.experiment.get("__source__") or os.environ.get("GAMEDAY_EXPERIMENT"),
             "title": run.experiment.get("title"), "started": run.started, "ended": history_mod.utc_now()}
     verdict = compute_verdict(events, run.objectives, info)
+    # A negative control (recovery disabled, must FAIL) is evidence about the harness, not the plan.
+    bcp_ext = next((x for x in run.experiment.get("extensions") or [] if isinstance(x, dict) and x.get("name") == "bcp"), {})
+    verdict["negative_control"] = bool(bcp_ext.get("negative_control"))
     (run.run_dir / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str) + "\n")
     if journal:
         journal = dict(journal, bcp=verdict)

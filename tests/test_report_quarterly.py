@@ -240,3 +240,18 @@ def test_cli_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_negative_controls_are_counted_apart_never_as_evidence(tmp_path):
+    r = reports(tmp_path, render=False)
+    before = evidence(build_quarterly(r, "2026Q4", out_dir=tmp_path / "q1"))
+    # Mark the failing run as a negative control: it must leave the evidence, and be counted apart.
+    failing = next(d for d in find_run_dirs(r) if json.loads((d / "verdict.json").read_text())["status"] == "fail"
+                   and json.loads((d / "verdict.json").read_text())["started"].startswith("2026-1"))
+    v = json.loads((failing / "verdict.json").read_text())
+    v["negative_control"] = True
+    (failing / "verdict.json").write_text(json.dumps(v))
+    after = evidence(build_quarterly(r, "2026Q4", out_dir=tmp_path / "q2"))
+    assert after["runs_total"] == before["runs_total"] - 1
+    assert after["negative_controls"] == {"runs": 1, "failed_as_required": 1}
+    assert "Negative controls" in (tmp_path / "q2" / "index.html").read_text()

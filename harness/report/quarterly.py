@@ -48,7 +48,7 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
     out = Path(out_dir) if out_dir else reports_dir / f"quarterly-{quarter}"
     out.mkdir(parents=True, exist_ok=True)
 
-    runs, unreadable = [], []
+    runs, unreadable, negatives = [], [], []
     for d in find_run_dirs(reports_dir):
         verdict, problem = load_verdict(d)
         rel = Path(os.path.relpath(d, reports_dir)).as_posix()
@@ -57,6 +57,11 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
             unreadable.append({"run": rel, "problem": problem or f"{VERDICT} has no readable 'started' time"})
             continue
         if start <= started < end:
+            if verdict.get("negative_control"):
+                # A twin run with recovery disabled proves the harness can fail, not the plan:
+                # counted apart, never as evidence for or against the BCP's criteria.
+                negatives.append(status_of(verdict))
+                continue
             runs.append(_run_record(d, rel, verdict, started, out))
     runs.sort(key=lambda r: (r["started"], r["path"]))
     records, record_problems = load_backup_records(reports_dir)
@@ -68,6 +73,7 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
 
     evidence = _evidence(quarter, start, end, runs, backups, unreadable + [{"run": p.split(":")[0], "problem": p}
                                                                             for p in record_problems])
+    evidence["negative_controls"] = {"runs": len(negatives), "failed_as_required": negatives.count("fail")}
     (out / "evidence.json").write_text(json.dumps(evidence, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     index = out / "index.html"
     index.write_text(_render(evidence), encoding="utf-8")
@@ -230,6 +236,10 @@ def _render(ev: dict) -> str:
         tally = ", ".join(f"{c} {s}" for s, c in ev["statuses"].items() if c)
         body.append(f'<p class="reason">{fmt_int(n)} game-day run{"s" if n != 1 else ""} across '
                     f'{len(ev["scenarios"])} scenario{"s" if len(ev["scenarios"]) != 1 else ""}: {esc(tally)}.</p>')
+    neg = ev.get("negative_controls") or {}
+    if neg.get("runs"):
+        body.append(f'<p class="reason">Negative controls (recovery disabled, must fail; not counted as evidence): '
+                    f'{fmt_int(neg["runs"])} run, {fmt_int(neg["failed_as_required"])} failed as required.</p>')
     body.append("</header>")
     body.append(f'<div class="meta"><span>Period {esc(ev["period"]["start"][:10])} – '
                 f'{esc(ev["period"]["end"][:10])} (end exclusive, UTC)</span><span>Generated {esc(ev["generated"])}</span>'
