@@ -27,8 +27,8 @@ CALIBRATION = Path(__file__).resolve().parents[1] / "tests" / "experiments" / "c
 OUTAGE_S = 3.0
 
 
-def acked_per_s(target: dict, seconds: float, with_sampler: bool) -> float:
-    path = Path(tempfile.mkdtemp(dir="/var/tmp")) / "h.jsonl"
+def acked_per_s(target: dict, seconds: float, with_sampler: bool, scratch: Path) -> float:
+    path = scratch / f"load-{'sampled' if with_sampler else 'alone'}.jsonl"
     h = History(path)
     sampler = Sampler(h, target, ["api", "ready"]).start() if with_sampler else None
     load = LoadGenerator(target["api_url"], path, h.t0, users=8).start()
@@ -52,7 +52,8 @@ def main() -> None:
     with bench_stack(args.port_base) as target:
         target_file = Path(target["home"]) / "target.json"
         os.environ["GAMEDAY_TARGET"] = str(target_file)
-        reports = Path(tempfile.mkdtemp(prefix="bench-measure-", dir="/var/tmp"))
+        scratch = tempfile.TemporaryDirectory(prefix="bench-measure-", dir="/var/tmp")
+        reports = Path(scratch.name)
         errors = []
         [planned] = runner.plan([CALIBRATION])
         for i in range(args.trials):
@@ -61,8 +62,9 @@ def main() -> None:
             errors.append(rto - OUTAGE_S)
             print(f"trial {i + 1}: outage {OUTAGE_S} s, measured RTO {rto:.3f} s, error {rto - OUTAGE_S:+.3f} s")
         print(f"RTO error vs ground truth (s): {stats(errors)}")
-        alone = acked_per_s(target, args.seconds, with_sampler=False)
-        sampled = acked_per_s(target, args.seconds, with_sampler=True)
+        alone = acked_per_s(target, args.seconds, False, reports)
+        sampled = acked_per_s(target, args.seconds, True, reports)
+        scratch.cleanup()
         print(f"acknowledged writes/s, load alone:        {alone:8.1f}")
         print(f"acknowledged writes/s, load + sampler:    {sampled:8.1f}")
         print(f"sampler overhead ratio (with/without):    {sampled / alone:8.3f}")

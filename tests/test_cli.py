@@ -108,6 +108,8 @@ def test_down_leaves_no_process_or_listener():
         assert down.returncode == 0, down.stderr
     finally:
         gameday("target", "down", "--home", str(home))
+        import shutil
+        shutil.rmtree(home, ignore_errors=True)
     for offset in range(8):
         with socket.socket() as s:
             s.settimeout(1)
@@ -122,5 +124,3 @@ def test_down_leaves_no_process_or_listener():
             if str(home) in cmd:
                 leftovers.append(cmd)
     assert not leftovers
-    import shutil
-    shutil.rmtree(home, ignore_errors=True)
