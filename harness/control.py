@@ -259,14 +259,15 @@ def _finish_measurement() -> None:
 def detection_evidence(run: _Run, alert: str, resolve_wait_s: float = 30.0) -> dict:
     """When Prometheus noticed: latency from the fault to the first sample at which `alert` was
     firing (Prometheus's own timestamps), and whether it stopped firing after recovery."""
-    from probes.monitoring import alert_firing_times
+    from probes.monitoring import alert_firing_times, query
     start = run.fault_start_epoch
     if start is None:
         return {"alert": alert, "fired": False, "detail": "no fault was injected"}
     try:
-        before = alert_firing_times(run.target_path, alert, start - 10, start)
-        if before:
-            return {"alert": alert, "fired": False, "detail": "alert was already firing before the fault"}
+        # Still firing at the fault (an earlier incident not yet resolved) proves nothing about this one.
+        prometheus = target_mod.load(run.target_path)["prometheus_url"]
+        if query(prometheus, f'ALERTS{{alertname="{alert}",alertstate="firing"}}', at=start):
+            return {"alert": alert, "fired": False, "detail": "alert was already firing when the fault began"}
         times = alert_firing_times(run.target_path, alert, start)
         if not times:
             return {"alert": alert, "fired": False, "resolved": False, "detail": "alert never fired"}

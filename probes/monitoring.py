@@ -9,7 +9,7 @@ import requests
 from harness import target as target_mod
 
 __all__ = ["prometheus_ready", "targets_scraped", "check_prometheus_ready", "check_targets_scraped",
-           "alert_firing_times", "query"]
+           "alert_firing_times", "query", "wait_for_alert"]
 
 
 def query(prometheus_url: str, promql: str, timeout_s: float = 2.0, at: float | None = None) -> list[dict]:
@@ -54,6 +54,22 @@ def alert_firing_times(target: str | None, alert: str, since_epoch: float, until
     result = query(url, f'ALERTS{{alertname="{alert}",alertstate="firing"}}[{window}s]', timeout_s=5, at=end)
     times = sorted(float(ts) for series in result for ts, _ in series["values"])
     return [ts for ts in times if ts >= since_epoch]
+
+
+def wait_for_alert(alert: str, timeout_s: float = 60.0, target: str | None = None) -> bool:
+    """Wait until Prometheus reports `alert` firing: the on-call team is paged, the BCP's
+    detection step before its recovery procedure. True when it fired within timeout_s; False
+    otherwise (the recovery then goes on, and the verdict's detection criterion says it failed)."""
+    url = target_mod.load(target)["prometheus_url"]
+    deadline = time.monotonic() + float(timeout_s)
+    while time.monotonic() < deadline:
+        try:
+            if query(url, f'ALERTS{{alertname="{alert}",alertstate="firing"}}'):
+                return True
+        except (requests.RequestException, KeyError, ValueError):
+            pass
+        time.sleep(0.25)
+    return False
 
 
 def prometheus_ready(target: str | None = None) -> bool:

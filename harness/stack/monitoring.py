@@ -26,6 +26,16 @@ RULES = f"""groups:
         for: {ALERT_FOR}
         labels: {{severity: high}}
         annotations: {{summary: "More than 5 % of SVG AI requests fail"}}
+      - alert: SvgAiModelChecksumMismatch
+        expr: min(svg_ai_model_checksum_ok) == 0
+        for: {ALERT_FOR}
+        labels: {{severity: high}}
+        annotations: {{summary: "A model artifact no longer matches its SHA-256 manifest (corrupted or missing)"}}
+      - alert: SvgAiConfigDrift
+        expr: min(svg_ai_config_checksum_ok) == 0
+        for: {ALERT_FOR}
+        labels: {{severity: high}}
+        annotations: {{summary: "The configuration no longer matches its approved checksum"}}
 """
 
 
