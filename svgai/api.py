@@ -514,6 +514,19 @@ def _unavailable(detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=503)
 
 
+def _database(state, work):
+    """Run `work(conn)` on the database for a request: (result, None), or (None, a 503 response)
+    when the database is unavailable; the db_up gauge and error counter follow either way."""
+    try:
+        result = state.db.run(work)
+    except DatabaseUnavailable as exc:
+        _m().db_errors.inc()
+        _m().db_up.set(0)
+        return None, _unavailable(f"database unavailable: {exc}")
+    _m().db_up.set(1)
+    return result, None
+
+
 def create_app() -> FastAPI:
     """Build the FastAPI application; configuration is read from the environment at startup."""
 
@@ -562,13 +575,9 @@ def create_app() -> FastAPI:
             "predicted_ssim": ssim,
             "model_version": models.model_version,
         }
-        try:
-            stored = state.db.run(lambda conn: _db.insert_result(conn, row))
-        except DatabaseUnavailable as exc:
-            _m().db_errors.inc()
-            _m().db_up.set(0)
-            return _unavailable(f"database unavailable: {exc}")
-        _m().db_up.set(1)
+        stored, unavailable = _database(state, lambda conn: _db.insert_result(conn, row))
+        if unavailable:
+            return unavailable
         _m().optimizations.inc()
         return JSONResponse(
             {
@@ -582,13 +591,9 @@ def create_app() -> FastAPI:
     @app.get("/api/v1/optimization/history/{request_id}")
     def history(request_id: str = Path(pattern=REQUEST_ID_PATTERN)) -> JSONResponse:
         state = state_of()
-        try:
-            stored = state.db.run(lambda conn: _db.get_result(conn, request_id))
-        except DatabaseUnavailable as exc:
-            _m().db_errors.inc()
-            _m().db_up.set(0)
-            return _unavailable(f"database unavailable: {exc}")
-        _m().db_up.set(1)
+        stored, unavailable = _database(state, lambda conn: _db.get_result(conn, request_id))
+        if unavailable:
+            return unavailable
         if stored is None:
             return JSONResponse({"detail": f"request_id {request_id} not found"}, status_code=404)
         return JSONResponse(stored)

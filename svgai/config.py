@@ -62,8 +62,8 @@ def write_config(path: str | os.PathLike, cfg: dict) -> str:
     _validate(cfg, str(path))
     data = (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode()
     digest = hashlib.sha256(data).hexdigest()
-    _atomic_write(str(path), data)
-    _atomic_write(sidecar_path(path), f"{digest}  {os.path.basename(str(path))}\n".encode())
+    atomic_write(str(path), data)
+    atomic_write(sidecar_path(path), f"{digest}  {os.path.basename(str(path))}\n".encode())
     return digest
 
 
@@ -129,7 +129,9 @@ def verify_config(path: str | os.PathLike) -> tuple[bool, str]:
 # Internals
 
 
-def _atomic_write(path: str, data: bytes) -> None:
+def atomic_write(path: str, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename: readers (the API's workers
+    re-checking files every second) see the old file or the new one, never half of either."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.tmp.{os.getpid()}"

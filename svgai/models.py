@@ -31,6 +31,8 @@ from sklearn.preprocessing import PolynomialFeatures
 
 from svgai.config import PARAMETER_NAMES, default_config
 
+from svgai.config import atomic_write
+
 __all__ = [
     "ModelError",
     "Models",
@@ -209,7 +211,7 @@ def train_and_save(model_dir: str | os.PathLike, model_version: str = "1.0.0", s
     sizes: dict[str, int] = {}
 
     def _save(rel: str, data: bytes) -> None:
-        _atomic_write(os.path.join(model_dir, rel), data)
+        atomic_write(os.path.join(model_dir, rel), data)
         files[rel] = hashlib.sha256(data).hexdigest()
         sizes[rel] = len(data)
 
@@ -238,7 +240,7 @@ def train_and_save(model_dir: str | os.PathLike, model_version: str = "1.0.0", s
         "sizes": sizes,
         "golden": golden,
     }
-    _atomic_write(os.path.join(model_dir, MANIFEST_NAME), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(os.path.join(model_dir, MANIFEST_NAME), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return manifest
 
 
@@ -457,14 +459,4 @@ def _read_verified(model_dir: str) -> tuple[dict, dict[str, bytes]]:
             )
         blobs[rel] = data
     return manifest, blobs
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
