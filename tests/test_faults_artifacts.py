@@ -8,18 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 from chaoslib.exceptions import ActivityFailed
 
 from harness.faults import models, pending, storage
 from harness.recovery import artifacts
 from probes.models import check_config, check_golden, check_models
+from waiting import ready
 
 pytestmark = pytest.mark.integration
-
-
-def ready(stack) -> bool:
-    return requests.get(stack["api_url"] + "/ready", timeout=2).status_code == 200
 
 
 @pytest.fixture

@@ -12,24 +12,9 @@ import requests
 from harness.faults import api, monitoring, pending, process, stack
 from harness.recovery import coldstart
 from harness.stack import embedded, supervisor
+from waiting import ready, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(check, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout_s} s")
-
-
-def ready(t) -> bool:
-    return requests.get(t["api_url"] + "/ready", timeout=1).status_code == 200
 
 
 def listening(port: int) -> bool:

@@ -11,26 +11,12 @@ import psycopg
 import pytest
 import requests
 
+from harness.faults.process import _children
 from harness.stack import supervisor
 from probes.http import optimize_body
+from waiting import ready, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(check, timeout_s=30.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return time.monotonic()
-        except Exception:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout_s} s")
-
-
-def ready(stack) -> bool:
-    return requests.get(stack["api_url"] + "/ready", timeout=1).status_code == 200
 
 
 def test_optimize_lands_on_primary_and_standby(healthy_stack):
@@ -61,19 +47,6 @@ def test_invalid_body_names_the_field(healthy_stack):
     del bad["features"]["entropy"]
     r = requests.post(healthy_stack["api_url"] + "/api/v1/optimization/optimize", json=bad, timeout=5)
     assert r.status_code == 422 and "entropy" in r.text
-
-
-def _children(pid):
-    out = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                stat = Path(f"/proc/{p}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-                out.append(int(p))
-    return out
 
 
 def test_killed_api_worker_is_replaced(healthy_stack):
