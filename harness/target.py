@@ -14,6 +14,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 HOME_ENV = "GAMEDAY_HOME"
 TARGET_ENV = "GAMEDAY_TARGET"
 TARGET_FILE = "target.json"
+INCIDENT_FILE = Path("incidents") / "latest.json"  # the latest incident record in a stack home
 
 
 class TargetError(RuntimeError):
@@ -47,6 +48,12 @@ def load(path: str | os.PathLike | None = None) -> dict:
     if not isinstance(data, dict) or "api_url" not in data:
         raise TargetError(f"target description {p} lacks 'api_url'")
     return data
+
+
+def incident_path(target: dict) -> Path:
+    """Where a stack home keeps its latest incident record (written by a fault such as an accidental
+    DELETE, read by the point-in-time recovery that undoes it)."""
+    return Path(target["home"]) / INCIDENT_FILE
 
 
 def save(target: dict, path: str | os.PathLike) -> None:

@@ -1,0 +1,21 @@
+"""The SVG AI API as every client of the harness calls it (sampler, load, probes): paths and the
+optimize request body. One definition, so the critical path the sampler measures is the one the
+probes and the load exercise. The bottom layer: imports nothing of ours.
+"""
+from __future__ import annotations
+
+__all__ = ["OPTIMIZE_PATH", "HISTORY_PATH", "READY_PATH", "HEALTH_PATH", "SAMPLE_FEATURES", "optimize_body"]
+
+OPTIMIZE_PATH = "/api/v1/optimization/optimize"
+HISTORY_PATH = "/api/v1/optimization/history"  # + "/{request_id}"
+READY_PATH = "/ready"
+HEALTH_PATH = "/health"
+
+# Image features of an ordinary logo: every model input in range, a stable answer.
+SAMPLE_FEATURES = {"edge_density": 0.2, "unique_colors": 12, "entropy": 3.1, "corner_density": 0.05,
+                   "gradient_strength": 0.3, "complexity_score": 0.4}
+
+
+def optimize_body(request_id: str, features: dict | None = None, target_quality: float = 0.9) -> dict:
+    """The JSON body of POST OPTIMIZE_PATH, keyed by the client's request id."""
+    return {"request_id": request_id, "features": dict(features or SAMPLE_FEATURES), "target_quality": target_quality}
