@@ -7,10 +7,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.stack import embedded
+
 
 @contextlib.contextmanager
 def bench_stack(port_base: int):
-    from harness.stack import embedded
     home = Path(tempfile.mkdtemp(prefix="gameday-bench-", dir="/var/tmp"))
     home.chmod(0o755)
     try:

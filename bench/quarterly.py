@@ -17,12 +17,13 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # harness, and the tests' synthetic runs
 
 from harness.report.manifest import verify  # noqa: E402
 from harness.report.quarterly import build_quarterly  # noqa: E402
 from harness.report.run import write_run_report  # noqa: E402
-from harness.report.synthetic import make_backup_record, make_error_run, make_run  # noqa: E402
+from synthetic_runs import make_backup_record, make_error_run, make_run  # noqa: E402
 
 SCENARIOS = (("database-failure", "kill_postgres_primary", "restore_latest"),
              ("database-failover", "kill_postgres_primary", "promote_standby"),

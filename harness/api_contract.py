@@ -4,7 +4,12 @@ probes and the load exercise. The bottom layer: imports nothing of ours.
 """
 from __future__ import annotations
 
-__all__ = ["OPTIMIZE_PATH", "HISTORY_PATH", "READY_PATH", "HEALTH_PATH", "SAMPLE_FEATURES", "optimize_body"]
+import hashlib
+import json
+from typing import Any
+
+__all__ = ["OPTIMIZE_PATH", "HISTORY_PATH", "READY_PATH", "HEALTH_PATH", "SAMPLE_FEATURES", "optimize_body",
+           "stored_digest", "DIGEST_FIELDS"]
 
 OPTIMIZE_PATH = "/api/v1/optimization/optimize"
 HISTORY_PATH = "/api/v1/optimization/history"  # + "/{request_id}"
@@ -19,3 +24,15 @@ SAMPLE_FEATURES = {"edge_density": 0.2, "unique_colors": 12, "entropy": 3.1, "co
 def optimize_body(request_id: str, features: dict | None = None, target_quality: float = 0.9) -> dict:
     """The JSON body of POST OPTIMIZE_PATH, keyed by the client's request id."""
     return {"request_id": request_id, "features": dict(features or SAMPLE_FEATURES), "target_quality": target_quality}
+
+
+# What an optimize write stores that a later reader can compare: the API answers with the stored
+# row's values, and the final read selects the same columns.
+DIGEST_FIELDS = ("parameters", "predicted_ssim", "model_version")
+
+
+def stored_digest(row: dict[str, Any]) -> str:
+    """A short digest of what one write stored (DIGEST_FIELDS of the API's answer or of the table
+    row): equal digests mean the row still holds what was acknowledged."""
+    canonical = json.dumps({k: row.get(k) for k in DIGEST_FIELDS}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

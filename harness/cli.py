@@ -3,22 +3,24 @@ cli module) so this file only wires them together and turns bad input into one-l
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+
+from harness import heartbeat_cli, runner_cli
+from harness.errors import UsageError
+from harness.recovery import cli as recovery_cli
+from harness.report import cli as report_cli
+from harness.stack import cli as stack_cli
 
 # Modules that contribute subcommands; each has `register(subparsers)`.
 COMMAND_MODULES = (
-    "harness.stack.cli",      # target up | down | status
-    "harness.runner_cli",     # run
-    "harness.recovery.cli",   # backup ..., failover
-    "harness.report.cli",     # report ...
+    stack_cli,      # target up | down | status
+    runner_cli,     # run
+    heartbeat_cli,  # heartbeat start | stop | status
+    recovery_cli,   # backup ..., failover
+    report_cli,     # report ...
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad input from the person at the keyboard: printed as one line, exit 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,13 +31,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gameday", description="Disaster-recovery game days for the SVG AI BCP.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # that layer is not built yet
-                continue
-            raise
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 
@@ -57,6 +53,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as `python -m harness.cli`: use the importable module's classes, not __main__'s copies.
-    from harness.cli import main as _main
-    sys.exit(_main())
+    sys.exit(main())

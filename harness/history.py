@@ -9,6 +9,8 @@ Kinds and their fields:
   op          type (invoke|ok|fail|info), f (write|read), key, value?, process?
   fault       phase (start|end), name, detail?, ok?   ok False: the fault action itself failed
   recovery    phase (start|end), name, ok?
+  heartbeat   acked [[key, t], …], window_s, ok, error?   heartbeat ledger acknowledgements in the read
+                                                      window, on this run's clock (recorders/heartbeat.py)
   final_read  keys, ok, error?                        every attempted key found after recovery
   integrity   check, ok, detail                       data integrity verified after recovery
   function    name, ok, detail                        a critical function checked after recovery
@@ -28,12 +30,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-KINDS = ("sample", "op", "fault", "recovery", "final_read", "integrity", "function", "detection", "stall", "marker")
+KINDS = ("sample", "op", "fault", "recovery", "heartbeat", "final_read", "integrity", "function", "detection", "stall", "marker")
 REQUIRED = {
     "sample": ("probe", "ok"),
     "op": ("type", "f", "key"),
     "fault": ("phase", "name"),
     "recovery": ("phase", "name"),
+    "heartbeat": ("acked",),
     "final_read": ("keys",),
     "integrity": ("check", "ok"),
     "function": ("name", "ok"),
@@ -42,8 +45,6 @@ REQUIRED = {
     "marker": ("name",),
 }
 OP_TYPES = ("invoke", "ok", "fail", "info")
-
-T0_ENV = "GAMEDAY_T0"  # the run's monotonic origin, handed to recorder processes
 
 
 class HistoryError(ValueError):
@@ -77,10 +78,8 @@ class History:
     def __init__(self, path: str | os.PathLike, t0: float | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if t0 is None:
-            env = os.environ.get(T0_ENV)
-            t0 = float(env) if env else time.monotonic()
-        self.t0 = t0
+        # Another process appending to the same run (the load generator) is handed the run's t0.
+        self.t0 = time.monotonic() if t0 is None else t0
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
 

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import yaml
 
 __all__ = ["ObjectivesError", "Objectives", "load", "resolve", "from_extension", "for_experiment", "recorder_settings",
+           "bcp_extension", "expected_failures", "criterion_names", "CRITERIA",
            "DEFAULT_PATH", "OBJECTIVE_FIELDS"]
 
 DEFAULT_PATH = "bcp.yaml"
@@ -92,6 +93,8 @@ def resolve(objectives: Objectives, scenario: str, overrides: dict | None = None
             current = out[key]
             if key == "max_lost_writes":
                 looser = current is not None and (value is None or value > current)
+            elif key == "stability_s":  # a shorter stability window would call a flapping service recovered
+                looser = value < current
             else:
                 looser = value > current
             if looser:
@@ -113,10 +116,9 @@ def resolve(objectives: Objectives, scenario: str, overrides: dict | None = None
     return out
 
 
-def from_extension(experiment: dict) -> tuple[str, dict]:
-    """(scenario, overrides) from an experiment's `extensions: [{name: bcp, scenario, objectives?}]`."""
-    title = experiment.get("title") if isinstance(experiment, dict) else None
-    who = f"experiment {title!r}" if title else "experiment (untitled)"
+def bcp_extension(experiment: dict) -> dict:
+    """The experiment's one `extensions: [{name: bcp, ...}]` entry, checked for unknown fields."""
+    who = _who(experiment)
     extensions = experiment.get("extensions") if isinstance(experiment, dict) else None
     if extensions is None:
         extensions = []
@@ -133,6 +135,13 @@ def from_extension(experiment: dict) -> tuple[str, dict]:
     if unknown:
         raise ObjectivesError(f"{who}: extensions.bcp.{unknown[0]} is not a known field "
                               f"(known: {', '.join(EXTENSION_KEYS)})")
+    return ext
+
+
+def from_extension(experiment: dict) -> tuple[str, dict]:
+    """(scenario, overrides) from an experiment's `extensions: [{name: bcp, scenario, objectives?}]`."""
+    who = _who(experiment)
+    ext = bcp_extension(experiment)
     scenario = ext.get("scenario")
     if not isinstance(scenario, str) or not scenario.strip():
         raise ObjectivesError(f"{who}: extensions.bcp.scenario must name a BCP scenario, got {scenario!r}")
@@ -144,13 +153,38 @@ def from_extension(experiment: dict) -> tuple[str, dict]:
     return scenario, dict(overrides)
 
 
+def expected_failures(experiment: dict, resolved: dict) -> list[str]:
+    """A negative control's `expect_failure: [criterion, ...]`: the criteria that must come out
+    failed (anything else failing, or an error, means the twin failed for the wrong reason)."""
+    who = _who(experiment)
+    ext = bcp_extension(experiment)
+    names = ext.get("expect_failure")
+    if names is None:
+        return []
+    if not ext.get("negative_control"):
+        raise ObjectivesError(f"{who}: extensions.bcp.expect_failure is for negative controls "
+                              f"(set negative_control: true)")
+    known = criterion_names(resolved)
+    if not isinstance(names, list) or not names:
+        raise ObjectivesError(f"{who}: extensions.bcp.expect_failure must be a non-empty list of criteria "
+                              f"(known: {', '.join(known)}), got {names!r}")
+    for i, name in enumerate(names):
+        if name not in known:
+            raise ObjectivesError(f"{who}: extensions.bcp.expect_failure[{i}] is not a criterion of this scenario "
+                                  f"(known: {', '.join(known)}), got {name!r}")
+    return list(dict.fromkeys(names))
+
+
+def criterion_names(resolved: dict) -> list[str]:
+    """The criteria a run of these objectives is judged on (harness.checkers.verdict)."""
+    return list(CRITERIA) + (["detection"] if resolved.get("detection") else [])
+
+
 def recorder_settings(experiment: dict) -> dict:
     """Sampler and load settings from `extensions.bcp.recorders` (interval_s, timeout_s, users,
     warmup_s), defaults filled in; a bad value raises ObjectivesError naming it."""
-    title = experiment.get("title") if isinstance(experiment, dict) else None
-    who = f"experiment {title!r}" if title else "experiment (untitled)"
-    ext = next((x for x in experiment.get("extensions") or [] if isinstance(x, dict) and x.get("name") == "bcp"), {})
-    given = ext.get("recorders") or {}
+    who = _who(experiment)
+    given = bcp_extension(experiment).get("recorders") or {}
     if not isinstance(given, dict):
         raise ObjectivesError(f"{who}: extensions.bcp.recorders must be a mapping, got {given!r}")
     settings = dict(RECORDER_DEFAULTS)
@@ -169,18 +203,24 @@ def recorder_settings(experiment: dict) -> dict:
 def for_experiment(objectives: Objectives, experiment: dict) -> dict:
     """The resolved objectives of one experiment: its bcp extension applied to bcp.yaml."""
     scenario, overrides = from_extension(experiment)
-    title = experiment.get("title")
-    return resolve(objectives, scenario, overrides, source=f"experiment {title!r}" if title else "experiment (untitled)")
+    return resolve(objectives, scenario, overrides, source=_who(experiment))
 
 
 # Internals ---------------------------------------------------------------------------------
 
-EXTENSION_KEYS = ("name", "scenario", "objectives", "recorders", "negative_control")
+EXTENSION_KEYS = ("name", "scenario", "objectives", "recorders", "negative_control", "expect_failure")
+# The criteria every run is judged on; "detection" too where the scenario names an alert.
+CRITERIA = ("rto", "rpo", "corrupted_writes", "critical_functions", "data_integrity", "recovery_procedure", "steady_state_restored")
 RECORDER_DEFAULTS = {"interval_s": 0.1, "timeout_s": 1.0, "users": 8, "warmup_s": 3.0}
-_TIGHTEN = ("rto_s", "rpo_s", "max_lost_writes")
-_SETTABLE = ("stability_s", "timeout_s")
+_TIGHTEN = ("rto_s", "rpo_s", "max_lost_writes", "stability_s")
+_SETTABLE = ("timeout_s",)
 _ADDABLE = ("critical_functions", "integrity_checks")
 _SCENARIO_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def _who(experiment: Any) -> str:
+    title = experiment.get("title") if isinstance(experiment, dict) else None
+    return f"experiment {title!r}" if title else "experiment (untitled)"
 
 
 def _bad(file: str, where: str, what: str, value: Any) -> ObjectivesError:

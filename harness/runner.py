@@ -2,8 +2,11 @@
 brought up if needed, rollbacks always, SIGINT/SIGTERM turned into an orderly interrupted run
 with every fault rolled back, outputs in reports/<run-id>/, a game-day summary over the runs.
 
-The verdict comes from the control (history + journal), never from chaoslib's exit status, which
-says "completed" for runs whose fault failed or whose steady state was never met.
+Each run has one session (harness/session.py), handed to the control through Chaos Toolkit's
+configuration. The verdict is decided once, by harness.judge from the history, after the run has
+ended and any interruption is recorded; then every artifact is written from it (write_evidence).
+Never from chaoslib's exit status, which says "completed" for runs whose fault failed or whose
+steady state was never met.
 """
 from __future__ import annotations
 
@@ -15,8 +18,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import control, target as target_mod
+from chaoslib.exceptions import ChaosException
+from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
+from chaoslib.loader import load_experiment
+from chaoslib.log import configure_logger
+
+from harness import faults, judge as judge_mod, target as target_mod
+from probes.kubernetes import is_kubernetes_target
+from harness.errors import first_line
 from harness.objectives import ObjectivesError
+from harness.report.run import write_run_report
+from harness.session import SESSION_KEY, RunPlan, RunSession, plan as plan_run
+from harness.stack import embedded
 
 EXPERIMENTS_DIR = target_mod.PROJECT_ROOT / "experiments" / "local"
 # The monthly suite's order: light faults first, destructive ones later, the cold start last, so a
@@ -34,7 +47,11 @@ class RunnerError(ValueError):
 class Planned:
     path: Path
     experiment: dict
-    objectives: dict
+    plan: RunPlan
+
+    @property
+    def scenario(self) -> str:
+        return self.plan.objectives["scenario"]
 
 
 def discover(folder: Path = EXPERIMENTS_DIR) -> list[Path]:
@@ -44,11 +61,7 @@ def discover(folder: Path = EXPERIMENTS_DIR) -> list[Path]:
 
 
 def plan(paths: list[str | Path]) -> list[Planned]:
-    """Load and validate every experiment before anything runs."""
-    from chaoslib.exceptions import ChaosException
-    from chaoslib.experiment import ensure_experiment_is_valid
-    from chaoslib.loader import load_experiment
-
+    """Load and validate every experiment, and resolve its objectives, before anything runs."""
     _quiet_chaoslib()
     planned = []
     for raw in paths:
@@ -61,21 +74,19 @@ def plan(paths: list[str | Path]) -> list[Planned]:
         except ChaosException as e:
             raise RunnerError(f"experiment {raw}: {e}") from None
         except Exception as e:  # YAML/JSON syntax and the like
-            raise RunnerError(f"experiment {raw}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+            raise RunnerError(f"experiment {raw}: {type(e).__name__}: {first_line(e)}") from None
         if not any(c.get("provider", {}).get("module") == "harness.control" for c in experiment.get("controls") or []):
             raise RunnerError(f"experiment {raw}: no harness.control in its controls, so nothing would be measured")
         try:
-            resolved, _ = control.prepare(experiment)
+            run_plan = plan_run(experiment, path)
         except ObjectivesError as e:
             raise RunnerError(f"experiment {raw}: {e}") from None
-        experiment["__source__"] = str(path)
-        planned.append(Planned(path, experiment, resolved))
+        planned.append(Planned(path, experiment, run_plan))
     return planned
 
 
 def _quiet_chaoslib(log_file: Path | None = None) -> None:
     """chaoslib logs to our run folder, not the terminal; extensions importing logzero are safe."""
-    from chaoslib.log import configure_logger
     configure_logger(verbose=False, log_file=str(log_file) if log_file else None)
     logger = logging.getLogger("chaostoolkit")
     logger.propagate = False
@@ -113,57 +124,55 @@ class _Signals:
 
 
 def run_one(p: Planned, reports_dir: Path, target_file: Path, signals: _Signals, log=print) -> dict:
-    from chaoslib.experiment import run_experiment
-
-    from harness import faults
-
-    run_id = control.new_run_id(p.objectives["scenario"])
-    run_dir = reports_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _quiet_chaoslib(run_dir / "chaostoolkit.log")
-    os.environ[control.RUN_DIR_ENV] = str(run_dir)
+    """Run one planned experiment in a session of its own; judge it once; write its evidence.
+    Returns the verdict (with `_run_dir`, where its files are)."""
+    session = RunSession.open(p.plan, target_path=target_file, reports_dir=reports_dir, owned_by_runner=True)
+    _quiet_chaoslib(session.run_dir / "chaostoolkit.log")
+    # Activities find the target as they do under stock `chaos run`: through $GAMEDAY_TARGET.
     os.environ[target_mod.TARGET_ENV] = str(target_file)
-    os.environ["GAMEDAY_EXPERIMENT"] = str(p.path)
-    journal = {}
+    # The session reaches the control through Chaos Toolkit's configuration; chaoslib only takes
+    # values for keys the experiment declares, so the key is declared here.
+    experiment = dict(p.experiment, configuration={**(p.experiment.get("configuration") or {}), SESSION_KEY: None})
+    journal: dict = {}
     try:
-        journal = run_experiment(p.experiment, settings={"runtime": {"rollbacks": {"strategy": "always"}}},
-                                 experiment_vars=({}, {}))
-    except KeyboardInterrupt:
-        journal = {"status": "interrupted"}
+        try:
+            journal = run_experiment(experiment, settings={"runtime": {"rollbacks": {"strategy": "always"}}},
+                                     experiment_vars=({SESSION_KEY: session}, {}))
+        except KeyboardInterrupt:
+            journal = {"status": "interrupted"}
+        finally:
+            undone = faults.undo_all()  # the safety net behind the experiment's own rollbacks
+            if undone:
+                log(f"  safety net rolled back: {', '.join(undone)}")
+            session.stop_instruments()
+        if signals.received:
+            session.history.append("marker", name="interrupted", signal=signals.received,
+                                   detail=f"interrupted by {signals.received}; faults were rolled back")
+            journal["status"] = "interrupted"
+        verdict = judge_mod.judge(session)
     finally:
-        undone = faults.undo_all()  # the safety net behind the experiment's own rollbacks
-        if undone:
-            log(f"  safety net rolled back: {', '.join(undone)}")
-        for key in (control.RUN_DIR_ENV, "GAMEDAY_EXPERIMENT"):
-            os.environ.pop(key, None)
-    if signals.received:
-        journal["status"] = "interrupted"
-    journal.pop("bcp", None)
-    verdict_path = run_dir / "verdict.json"
-    if verdict_path.exists():
-        verdict = json.loads(verdict_path.read_text())
-    else:
-        verdict = {"scenario": p.objectives["scenario"], "status": "error", "run_id": run_id,
-                   "reason": "the control produced no verdict (see chaostoolkit.log)", "criteria": [],
-                   "measured": {}, "objectives": p.objectives, "flags": []}
-    if signals.received and verdict.get("status") != "interrupted":
-        verdict["status"] = "interrupted"
-        verdict["reason"] = f"the run was interrupted by {signals.received}; faults were rolled back"
-        verdict_path.write_text(json.dumps(verdict, indent=2, default=str) + "\n")
-    journal["bcp"] = verdict
-    (run_dir / "journal.json").write_text(json.dumps(journal, indent=2, default=str) + "\n")
-    verdict["_run_dir"] = str(run_dir)
-    return verdict
+        session.close()
+    write_evidence(session.run_dir, verdict, journal)
+    return {**verdict, "_run_dir": str(session.run_dir)}
+
+
+def write_evidence(run_dir: Path, verdict: dict, journal: dict) -> None:
+    """Every artifact of a run, from its one verdict: verdict.json, journal.json (the verdict under
+    `bcp`), then report.html and junit.xml rendered from those files."""
+    (run_dir / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str) + "\n")
+    (run_dir / "journal.json").write_text(json.dumps({**journal, "bcp": verdict}, indent=2, default=str) + "\n")
+    try:
+        write_run_report(run_dir)
+    except Exception as e:  # the verdict stands without its pictures; say why they are missing
+        (run_dir / "report-error.txt").write_text(f"report not rendered: {type(e).__name__}: {e}\n")
 
 
 def ensure_target(home: str | None, port_base: int | None, log=print) -> tuple[Path, bool]:
     """Bring the embedded stack up unless it is already healthy; return (target file, started_here).
     A Kubernetes target (GAMEDAY_TARGET naming a `kind: kubernetes` description) is used as it is."""
-    from harness.faults.kubernetes import is_kubernetes_target
     if home is None and is_kubernetes_target():
         log(f"target {target_mod.target_path()} is a Kubernetes deployment: the embedded stack is not started")
         return target_mod.target_path(), False
-    from harness.stack import embedded
     st = embedded.status(home)
     if st["healthy"]:
         return target_mod.target_path(home) if home else target_mod.target_path(), False

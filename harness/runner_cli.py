@@ -9,6 +9,16 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from chaoslib.exceptions import ActivityFailed
+
+from harness import runner, target as target_mod
+from harness.errors import UsageError
+from probes.kubernetes import is_kubernetes_target, wait_target_ready
+from harness.report.gameday import LiveView, format_table, write_gameday_summary
+from harness.report.notify import post_webhook, render_messages
+from harness.stack import embedded
+from harness.stack.layout import LayoutError, port_base_from_env
+
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run experiments (no arguments: the monthly suite) and judge them against the BCP")
@@ -24,10 +34,6 @@ def register(sub) -> None:
 
 
 def cmd_run(args) -> int:
-    from harness import runner, target as target_mod
-    from harness.cli import UsageError
-    from harness.stack.layout import LayoutError, port_base_from_env
-
     try:  # None: the home's recorded base, else env or default
         port_base = port_base_from_env(args.port_base) if args.port_base is not None else None
     except LayoutError as e:
@@ -44,9 +50,6 @@ def cmd_run(args) -> int:
     started = datetime.now(timezone.utc)
     base_dir = reports / f"gameday-{started:%Y%m%dT%H%M%SZ}" if suite else reports
     base_dir.mkdir(parents=True, exist_ok=True)
-
-    from harness.report.gameday import LiveView
-    from harness.stack import embedded
 
     verdicts = []
     started_here = False
@@ -65,10 +68,10 @@ def cmd_run(args) -> int:
                     break
                 if i > 0:
                     settle(args.home, port_base, view)
-                view.start(p.objectives["scenario"])
+                view.start(p.scenario)
                 view.update("running")
                 verdict = runner.run_one(p, base_dir, target_file, signals, log=lambda m: view.update(m.strip()))
-                view.finish(p.objectives["scenario"], verdict["status"])
+                view.finish(p.scenario, verdict["status"])
                 verdicts.append(verdict)
                 if args.notify_webhook:
                     notify(args.notify_webhook, verdict, target_file, view)
@@ -83,7 +86,6 @@ def cmd_run(args) -> int:
         print(f"{v['status'].upper():<11} {v['scenario']:<28} {v.get('reason', '')}")
         print(f"            report: {Path(v['_run_dir']) / 'report.html'}")
     if suite and verdicts:
-        from harness.report.gameday import format_table, write_gameday_summary
         summary = write_gameday_summary(base_dir, [v["_run_dir"] for v in verdicts], started.isoformat(),
                                         datetime.now(timezone.utc).isoformat())
         print()
@@ -95,8 +97,6 @@ def cmd_run(args) -> int:
 def notify(url: str, verdict: dict, target_file, view) -> None:
     """The BCP's "critical incident" and "recovery complete" messages for this run. A dead
     webhook is reported and never fails the run."""
-    from harness import target as target_mod
-    from harness.report.notify import post_webhook, render_messages
     try:
         name = target_mod.load(target_file).get("name")
     except Exception:
@@ -111,16 +111,12 @@ def notify(url: str, verdict: dict, target_file, view) -> None:
 def settle(home, port_base, view, timeout_s: float = 90.0) -> None:
     """Return the stack to steady state between scenarios: a failed scenario never poisons the
     next. `target up` is idempotent: it releases holds and restarts whatever is down."""
-    from chaoslib.exceptions import ActivityFailed
-
-    from harness.faults.kubernetes import is_kubernetes_target, wait_target_ready
     if home is None and is_kubernetes_target():
         try:
             wait_target_ready(timeout_s=timeout_s)
         except ActivityFailed as e:
             view.update(f"Kubernetes target not ready after the last scenario: {e}")
         return
-    from harness.stack import embedded
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if embedded.status(home)["healthy"]:

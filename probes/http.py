@@ -8,17 +8,12 @@ import time
 import requests
 
 from harness import target as target_mod
+from harness.api_contract import HISTORY_PATH, OPTIMIZE_PATH, READY_PATH, optimize_body
 
 __all__ = ["api_ready", "optimize_works", "history_readable", "check_api_ready", "check_optimize",
-           "check_history", "SAMPLE_FEATURES", "optimize_body"]
+           "check_history"]
 
-SAMPLE_FEATURES = {"edge_density": 0.2, "unique_colors": 12, "entropy": 3.1, "corner_density": 0.05,
-                   "gradient_strength": 0.3, "complexity_score": 0.4}
 _counter = itertools.count()
-
-
-def optimize_body(request_id: str, features: dict | None = None, target_quality: float = 0.9) -> dict:
-    return {"request_id": request_id, "features": dict(features or SAMPLE_FEATURES), "target_quality": target_quality}
 
 
 def _probe_id(prefix: str) -> str:
@@ -31,7 +26,7 @@ def _short(resp: requests.Response) -> str:
 
 def check_api_ready(target: str | None = None, timeout_s: float = 2.0) -> tuple[bool, str]:
     """GET /ready: database writable, models loaded and matching their manifest."""
-    url = target_mod.load(target)["api_url"] + "/ready"
+    url = target_mod.load(target)["api_url"] + READY_PATH
     try:
         r = requests.get(url, timeout=timeout_s)
     except requests.RequestException as e:
@@ -44,7 +39,7 @@ def check_optimize(target: str | None = None, timeout_s: float = 2.0) -> tuple[b
     api = target_mod.load(target)["api_url"]
     rid = _probe_id("probe-optimize")
     try:
-        r = requests.post(api + "/api/v1/optimization/optimize", json=optimize_body(rid), timeout=timeout_s)
+        r = requests.post(api + OPTIMIZE_PATH, json=optimize_body(rid), timeout=timeout_s)
     except requests.RequestException as e:
         return False, f"optimize: {type(e).__name__}"
     if r.status_code != 200:
@@ -60,10 +55,10 @@ def check_history(target: str | None = None, timeout_s: float = 2.0) -> tuple[bo
     api = target_mod.load(target)["api_url"]
     rid = _probe_id("probe-history")
     try:
-        w = requests.post(api + "/api/v1/optimization/optimize", json=optimize_body(rid), timeout=timeout_s)
+        w = requests.post(api + OPTIMIZE_PATH, json=optimize_body(rid), timeout=timeout_s)
         if w.status_code != 200:
             return False, f"optimize before history read: {_short(w)}"
-        r = requests.get(f"{api}/api/v1/optimization/history/{rid}", timeout=timeout_s)
+        r = requests.get(f"{api}{HISTORY_PATH}/{rid}", timeout=timeout_s)
     except requests.RequestException as e:
         return False, f"history: {type(e).__name__}"
     if r.status_code != 200:

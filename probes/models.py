@@ -11,6 +11,7 @@ from pathlib import Path
 import requests
 
 from harness import target as target_mod
+from harness.api_contract import OPTIMIZE_PATH, optimize_body
 
 __all__ = ["models_intact", "golden_predictions_match", "config_intact", "check_models", "check_golden",
            "check_config", "verify_model_dir", "verify_config_file", "sha256_file"]
@@ -76,8 +77,8 @@ def check_golden(target: str | None = None, tolerance: float = 1e-6, timeout_s: 
     for i, case in enumerate(golden):
         rid = f"probe-golden-{i}-{time.time_ns()}"  # fresh id: an old row would hide a bad model
         try:
-            r = requests.post(t["api_url"] + "/api/v1/optimization/optimize", timeout=timeout_s,
-                              json={"request_id": rid, "features": case["features"], "target_quality": case["target_quality"]})
+            r = requests.post(t["api_url"] + OPTIMIZE_PATH, timeout=timeout_s,
+                              json=optimize_body(rid, case["features"], case["target_quality"]))
         except requests.RequestException as e:
             return False, f"golden case {i}: {type(e).__name__}"
         if r.status_code != 200:

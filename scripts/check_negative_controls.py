@@ -1,5 +1,8 @@
 """Runs every negative control (experiments/negative/) through `gameday run` and checks that each
-one came out FAIL. A harness that cannot fail is worthless: exit 0 only if every twin failed."""
+one came out FAIL for the reason it names: every criterion in its `expect_failure` failed. A twin
+that comes out PASS, ERROR or INTERRUPTED, or FAIL on other criteria only, proves nothing about
+the criterion it was built for. A harness that cannot fail is worthless: exit 0 only if every
+twin failed as it must."""
 from __future__ import annotations
 
 import json
@@ -11,15 +14,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def wrong_reason(verdict: dict) -> str | None:
+    """Why a negative control's verdict does not prove what it must, or None when it does."""
+    status = verdict.get("status")
+    if status != "fail":
+        return f"{str(status).upper()} ({verdict.get('reason')})"
+    expected = verdict.get("expect_failure") or []
+    if not expected:
+        return "FAIL, but the twin names no criterion it must fail (extensions.bcp.expect_failure)"
+    failed = {c.get("name") for c in verdict.get("criteria") or [] if not c.get("passed")}
+    missing = [name for name in expected if name not in failed]
+    if missing:
+        return (f"FAIL for another reason: {', '.join(missing)} passed; failed: {', '.join(sorted(failed)) or 'none'}")
+    return None
+
+
 def main() -> int:
     files = sorted(str(p) for p in (ROOT / "experiments" / "negative").glob("*.yaml"))
+    (ROOT / "reports").mkdir(exist_ok=True)
     reports = Path(tempfile.mkdtemp(prefix="negative-controls-", dir=ROOT / "reports"))
     subprocess.run([sys.executable, "-m", "harness.cli", "run", *files, "--reports-dir", str(reports)], cwd=ROOT)
-    verdicts = {json.loads(p.read_text())["run_id"]: json.loads(p.read_text()) for p in reports.rglob("verdict.json")}
-    bad = [v for v in verdicts.values() if v["status"] != "fail"]
-    print(f"\nnegative controls: {len(verdicts)} run, {len(verdicts) - len(bad)} failed as they must")
-    for v in bad:
-        print(f"  !! {v['scenario']}: {v['status'].upper()} ({v['reason']})")
+    verdicts = [json.loads(p.read_text()) for p in sorted(reports.rglob("verdict.json"))]
+    bad = [(v, why) for v in verdicts if (why := wrong_reason(v))]
+    print(f"\nnegative controls: {len(verdicts)} run, {len(verdicts) - len(bad)} failed for the criteria they name")
+    for v, why in bad:
+        print(f"  !! {v.get('scenario')}: {why}")
     if len(verdicts) != len(files):
         print(f"  !! {len(files)} negative experiments but {len(verdicts)} verdicts")
         return 1

@@ -10,9 +10,10 @@ Environment, read when a worker starts:
 * ``SVGAI_DB_POOL_SIZE``: database connections per worker process (default 4);
 * ``PROMETHEUS_MULTIPROC_DIR``: when set, metrics aggregate across the worker processes.
 
-Each worker keeps a small pool of database connections. A connection that fails is dropped and a
-new one is opened by the next request, so the API rides through database kills, restarts and
-failovers by itself; a watchdog bounds every database call to the config's ``write_timeout_s``,
+Each worker keeps a small ``psycopg_pool.ConnectionPool``. A connection that fails is dropped and
+the pool opens a new one, so the API rides through database kills, restarts and failovers by
+itself; every database call is bounded by the config's ``write_timeout_s`` (waiting for a
+connection, server-side statement_timeout, and a watchdog for a server that stopped answering),
 so no request hangs on a stuck server. A background thread per worker re-checks the model files
 and config once a second, reloads them when a valid new version appears on disk (so every worker
 follows a restore, not only the one that got ``POST /admin/reload``), and pings the database to
@@ -46,6 +47,7 @@ from prometheus_client import (
     multiprocess,
 )
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 
 from svgai import db as _db
@@ -64,6 +66,8 @@ DEFAULT_WRITE_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 2  # libpq's minimum
 WATCH_INTERVAL_S = 1.0
 READY_DB_TIMEOUT_S = 1.0  # a readiness probe must answer within ~1 s
+RECONNECT_TIMEOUT_S = 0.25  # a failing background connect is retried (by the next request) this often
+DOWN_WAIT_S = 0.2  # how long a call waits for a connection while the database is known down
 
 # ---------------------------------------------------------------------------------------------
 # Metrics. In multiprocess mode (PROMETHEUS_MULTIPROC_DIR set before import) counters and
@@ -142,127 +146,138 @@ class OptimizeRequest(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# Database access: a small pool with reconnection and a watchdog
+# Database access: a psycopg_pool.ConnectionPool per worker, every call bounded in time
 
 
 class _NotWritable(Exception):
     pass
 
 
-class _TimedOut(Exception):
-    pass
-
-
 class _Database:
-    """Lock-protected pool of autocommit connections for one worker process."""
+    """Autocommit connections to the writable server for one worker process (opened after the
+    fork: `_State` is built in the app's lifespan, which gunicorn runs in each worker)."""
 
     def __init__(self, dsn: str | None, size: int, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         self._error = None if dsn else "SVGAI_DSN is not set"
         self._raw_dsn = dsn or ""
-        self._dsn = _dsn_with_defaults(dsn, timeout_s) if dsn else ""
-        self._idle: list[psycopg.Connection] = []
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(max(1, size))
-        self._armed: dict[int, tuple[float, psycopg.Connection]] = {}
-        self._fired: set[int] = set()
-        self._stop = threading.Event()
-        self._watchdog = threading.Thread(target=self._watch, name="svgai-db-watchdog", daemon=True)
-        self._watchdog.start()
+        self._size = max(1, size)
+        self._down = False  # the last call found no connection: fail fast until one works again
+        self._watchdog = _Watchdog()
+        self._pool = None if not dsn else ConnectionPool(
+            _dsn_with_defaults(dsn, timeout_s),
+            kwargs={"autocommit": True},  # every query commits before its function returns
+            # A fixed size: connections are ready before the first request, and one that broke
+            # (server restart, failover) is replaced in the background at once.
+            min_size=self._size,
+            max_size=self._size,
+            # Waiting for a free or new connection counts against the call's budget (run() passes
+            # what is left of it); this default only serves calls that pass none.
+            timeout=timeout_s,
+            # No check on checkout: it would cost a round trip per request and could itself hang
+            # on a stopped server. A stale connection fails at once instead, and run() retries.
+            check=None,
+            # After a failed connect the pool retries with an exponential backoff (1 s, 2 s,
+            # 4 s ...) until reconnect_timeout: giving up after 0.25 s instead makes the next
+            # request that waits start a fresh attempt, so the API follows a restarted or
+            # promoted server within about a second however long the outage was.
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
+            name="svgai-api",
+            open=False,
+        )
+
+    def open(self) -> None:
+        """Start connecting in the background (a worker starts even when the database is down)."""
+        if self._pool is not None:
+            self._pool.open(wait=False)
 
     def run(self, fn: Callable[[psycopg.Connection], T], timeout_s: float | None = None) -> T:
         """Run ``fn(conn)`` on a pooled connection within ``timeout_s``; raise DatabaseUnavailable."""
-        if self._error:
+        if self._pool is None:
             raise DatabaseUnavailable(self._error)
         budget = timeout_s or self.timeout_s
         deadline = time.monotonic() + budget
-        if not self._slots.acquire(timeout=budget):
-            raise DatabaseUnavailable(f"no database connection free within {budget:g} s")
-        try:
-            if time.monotonic() > deadline - 0.05:
-                raise DatabaseUnavailable(f"no database connection free within {budget:g} s")
-            for attempt in (0, 1):
-                conn, reused, fired = None, False, False
+        # After a restart or failover every idle connection is stale and fails at once; the
+        # operations are idempotent, so go on with the next one while the budget lasts.
+        for _ in range(self._size + 1):
+            wait = deadline - time.monotonic()
+            if self._down:  # during an outage answer at once, as a refused connect did
+                wait = min(wait, DOWN_WAIT_S)
+            try:
+                conn = self._pool.getconn(timeout=max(wait, 0.001))
+            except PoolTimeout:
+                self._down = True
+                raise DatabaseUnavailable(f"no database connection within {wait:.2g} s") from None
+            except psycopg.OperationalError as exc:  # PoolClosed while the worker shuts down
+                raise DatabaseUnavailable(_one_line(exc)) from None
+            fired = False
+            try:
+                self._watchdog.arm(conn, deadline)
                 try:
-                    conn, reused = self._checkout()
-                    self._arm(conn, deadline)
-                    try:
-                        result = fn(conn)
-                    finally:
-                        fired = self._disarm(conn)
-                    if fired:
-                        raise _TimedOut()
-                except (psycopg.Error, _NotWritable, _TimedOut) as exc:
-                    self._discard(conn)
-                    if fired:
-                        raise DatabaseUnavailable(f"no answer within {budget:g} s") from None
-                    # A reused connection may simply be stale (server restarted, failover): the
-                    # operations are idempotent, so try once more on a fresh connection.
-                    if (
-                        attempt == 0
-                        and reused
-                        and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
-                        and time.monotonic() < deadline - 0.05
-                    ):
-                        self._discard_idle()
-                        continue
-                    if isinstance(exc, _NotWritable):
-                        raise DatabaseUnavailable("database is read-only (in recovery)") from None
-                    raise DatabaseUnavailable(_one_line(exc)) from None
-                except BaseException:
-                    self._discard(conn)
-                    raise
-                self._checkin(conn)
-                return result
-            raise DatabaseUnavailable("unreachable")  # pragma: no cover
-        finally:
-            self._slots.release()
+                    result = fn(conn)
+                finally:
+                    fired = self._watchdog.disarm(conn)
+                if fired:  # answered, but its socket was shut down just after: do not reuse it
+                    conn.close()
+            except (psycopg.Error, _NotWritable) as exc:
+                # Never reuse a connection that failed (broken, timed out, or on a server that is
+                # read-only now): closed, it is dropped by the pool and replaced.
+                conn.close()
+                if fired:
+                    self._down = True
+                    raise DatabaseUnavailable(f"no answer within {budget:g} s") from None
+                if isinstance(exc, _NotWritable):
+                    raise DatabaseUnavailable("database is read-only (in recovery)") from None
+                if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) and (
+                    time.monotonic() < deadline - 0.05
+                ):
+                    continue
+                raise DatabaseUnavailable(_one_line(exc)) from None
+            except BaseException:
+                conn.close()
+                raise
+            finally:
+                self._pool.putconn(conn)
+            self._down = False
+            return result
+        raise DatabaseUnavailable(f"every pooled connection failed (last within {budget:g} s)")
 
     def set_timeout(self, timeout_s: float) -> None:
         """Use a new per-call budget (and statement_timeout for connections opened from now on)."""
         if timeout_s != self.timeout_s:
             self.timeout_s = timeout_s
-            if self._raw_dsn:
-                self._dsn = _dsn_with_defaults(self._raw_dsn, timeout_s)
+            if self._pool is not None:
+                self._pool.conninfo = _dsn_with_defaults(self._raw_dsn, timeout_s)
 
     def close(self) -> None:
-        self._stop.set()
-        self._discard_idle()
+        self._watchdog.stop()
+        if self._pool is not None:
+            self._pool.close(timeout=1.0)
 
-    # -- internals -------------------------------------------------------------------------
-    def _checkout(self) -> tuple[psycopg.Connection, bool]:
-        while True:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                return psycopg.connect(self._dsn, autocommit=True), False
-            if not conn.closed and not conn.broken:
-                return conn, True
-            self._discard(conn)
 
-    def _checkin(self, conn: psycopg.Connection) -> None:
-        if conn.closed or conn.broken or self._stop.is_set():
-            self._discard(conn)
-            return
-        with self._lock:
-            self._idle.append(conn)
+class _Watchdog:
+    """Shuts down the socket of a connection still busy at its call's deadline.
 
-    def _discard(self, conn: psycopg.Connection | None) -> None:
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
+    A stopped (SIGSTOP) or partitioned server never answers: its statement_timeout cannot fire,
+    and neither TCP keepalives nor tcp_user_timeout notice, since a stopped server's kernel still
+    acknowledges every packet; a cancel request would wait for the stopped postmaster too. Shutting
+    the socket down wakes the waiting thread with an OperationalError at once. One thread checks
+    every 50 ms: arming costs a dict entry, where a timer per call would cost a thread.
+    """
 
-    def _discard_idle(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            self._discard(conn)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._armed: dict[int, tuple[float, psycopg.Connection]] = {}
+        self._fired: set[int] = set()
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, name="svgai-db-watchdog", daemon=True).start()
 
-    def _arm(self, conn: psycopg.Connection, deadline: float) -> None:
+    def arm(self, conn: psycopg.Connection, deadline: float) -> None:
         with self._lock:
             self._armed[id(conn)] = (deadline, conn)
 
-    def _disarm(self, conn: psycopg.Connection) -> bool:
+    def disarm(self, conn: psycopg.Connection) -> bool:
+        """Stop watching `conn`; return True if its deadline passed and its socket was shut."""
         with self._lock:
             self._armed.pop(id(conn), None)
             if id(conn) in self._fired:
@@ -270,9 +285,10 @@ class _Database:
                 return True
             return False
 
+    def stop(self) -> None:
+        self._stop.set()
+
     def _watch(self) -> None:
-        # A stuck server (stopped, partitioned) never answers and a server-side statement_timeout
-        # cannot fire; shutting the socket down wakes the waiting thread with an error.
         while not self._stop.wait(0.05):
             now = time.monotonic()
             with self._lock:
@@ -281,8 +297,7 @@ class _Database:
                     self._armed.pop(key, None)
                     self._fired.add(key)
                     with contextlib.suppress(Exception):
-                        fd = conn.pgconn.socket
-                        with socket.socket(fileno=os.dup(fd)) as sock:
+                        with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
                             sock.shutdown(socket.SHUT_RDWR)
 
 
@@ -336,6 +351,7 @@ class _State:
         return self.db.timeout_s
 
     def start(self) -> None:
+        self.db.open()
         self._watcher.start()
 
     def stop(self) -> None:

@@ -20,6 +20,11 @@ from harness.history import validate_event
 WALL = "2025-01-01T00:00:00.000Z"
 
 
+def digest(key: Any) -> str:
+    """The digest a synthetic write of `key` stored (any stable string per key will do)."""
+    return f"d-{key}"
+
+
 class History:
     def __init__(self) -> None:
         self._events: list[dict] = []
@@ -57,13 +62,16 @@ class History:
 
     # -- fault window, recovery, markers --------------------------------------------------
     def fault(self, start: float, end: float | None = None, name: str = "kill-primary", ok: bool = True,
-              detail: str | None = None) -> "History":
+              detail: str | None = None, effect: bool | None = True) -> "History":
+        """A fault window. `effect`: the evidence the fault returned of its effect (True: observed,
+        False: not observed, None: a fault of the user's own that brings no evidence)."""
         fields: dict[str, Any] = {"name": name, "ok": ok}
         if detail is not None:
             fields["detail"] = detail
         self.add("fault", start, phase="start", **fields)
         if end is not None:
-            self.add("fault", end, phase="end", name=name, ok=ok)
+            extra = {} if effect is None else {"effect": {"observed": effect, "detail": "synthetic evidence"}}
+            self.add("fault", end, phase="end", name=name, ok=ok, **extra)
         return self
 
     def marker(self, t: float, name: str, **fields: Any) -> "History":
@@ -79,14 +87,26 @@ class History:
 
     # -- writes and the final read ---------------------------------------------------------
     def write(self, key: Any, t: float, outcome: str | None = "ok", latency_s: float = 0.01) -> "History":
-        """invoke at t, then `outcome` (ok|fail|info) at t + latency_s; outcome None: no completion."""
+        """invoke at t, then `outcome` (ok|fail|info) at t + latency_s; outcome None: no completion.
+        An acknowledged write carries the digest of what it stored: digest(key)."""
         self.add("op", t, type="invoke", f="write", key=key)
         if outcome is not None:
-            self.add("op", t + latency_s, type=outcome, f="write", key=key)
+            extra = {"digest": digest(key)} if outcome == "ok" else {}
+            self.add("op", t + latency_s, type=outcome, f="write", key=key, **extra)
         return self
 
-    def final_read(self, t: float, keys: Iterable[Any] | None, ok: bool = True, error: str | None = None) -> "History":
-        fields: dict[str, Any] = {"keys": list(keys or []), "ok": ok}
+    def heartbeats(self, t: float, acked: Iterable[tuple[Any, float]], window_s: float = 600.0) -> "History":
+        """The heartbeat ledger's acknowledgements read at t: (key, t acknowledged) pairs."""
+        self.add("heartbeat", t, acked=[[k, at, digest(k)] for k, at in acked], window_s=window_s, ok=True)
+        return self
+
+    def final_read(self, t: float, keys: Iterable[Any] | None, ok: bool = True, error: str | None = None,
+                   changed: Iterable[Any] = ()) -> "History":
+        """The read-back: `keys` present, each holding what was written except those in `changed`."""
+        keys = list(keys or [])
+        changed = set(changed)
+        fields: dict[str, Any] = {"keys": keys, "ok": ok,
+                                  "digests": {str(k): ("changed" if k in changed else digest(k)) for k in keys}}
         if error is not None:
             fields["error"] = error
         self.add("final_read", t, **fields)
@@ -142,7 +162,10 @@ def healthy_run(outage: tuple[float, float] | None = (10.0, 14.2), end: float = 
     for i in range(5):
         h.write(f"k{i}", 2 + i)
     h.write("k-late", 20)
-    h.final_read(end + 0.5, [f"k{i}" for i in range(5)] + ["k-late"])
+    beats = [(f"hb-{i}", float(i)) for i in range(-60, int(end))]  # one a second, long before the run
+    h.heartbeats(end + 0.4, beats)
+    h.final_read(end + 0.5, [f"k{i}" for i in range(5)] + ["k-late"] + [k for k, _ in beats])
     h.checks_after_recovery(end + 1)
     h.marker(end, "observe_end")
+    h.steady_state(end + 2, True, phase="after")
     return h

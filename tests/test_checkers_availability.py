@@ -187,3 +187,33 @@ def test_fault_window_first_start_last_end():
     h = History().fault(10, 11, name="a").fault(12, 15, name="b")
     assert fault_window(h.events()) == (10, 15)
     assert fault_window([]) == (None, None)
+
+
+# -- issue 9.4: the instruments must prove they were watching ------------------------------------
+
+def test_zero_downtime_still_needs_a_full_stability_window_after_the_fault():
+    # Success every 0.1 s, but observation ends 2 s after the fault: RTO 0 is not proven.
+    h = History().up(0, 12).fault(10, 10.5).marker(12, "observe_end")
+    a = availability(h.events(), stability_s=5)
+    assert a["recovered"] is False and a["rto_s"] is None
+    assert any("less than the 5 s stability window" in w for w in a["warnings"])
+
+
+def test_the_gap_after_the_last_sample_counts_like_any_other_gap():
+    # Samples stop at 20 (the sampler died) but observation goes on until 40: nobody watched.
+    h = History().up(0, 10.3).fault(10, 11).down(10.3, 12).up(12, 20).marker(40, "observe_end")
+    a = availability(h.events(), stability_s=5)
+    assert a["recovered"] is False and a["rto_s"] is None
+    assert a["max_gap_s"] == pytest.approx(20.1)
+    assert any("nobody was watching" in w for w in a["warnings"])
+
+
+def test_stable_since_is_the_one_definition_of_stable():
+    from harness.checkers import stable_since
+    up = [(10 + i / 10, True) for i in range(60)]          # 10.0 .. 15.9
+    assert stable_since(up, 5.0, 16.0) == 10.0
+    assert stable_since(up, 5.0, 19.0) is None              # the last sample is 3.1 s old
+    assert stable_since([(9.9, False)] + up, 5.0, 16.0) == 10.0
+    assert stable_since(up + [(16.0, False)], 5.0, 16.0) is None
+    assert stable_since(up[:40], 5.0, 14.0) is None         # only 3.9 s of success
+    assert stable_since([], 5.0, 1.0) is None

@@ -7,10 +7,12 @@ from harness.checkers import detection, functions, integrity, verdict
 from synthetic import History, healthy_run, objectives
 
 TOP_KEYS = {"scenario", "status", "reason", "run_id", "experiment", "title", "started", "ended", "objectives",
-            "measured", "criteria", "loss", "integrity", "functions", "flags"}
+            "measured", "criteria", "loss", "integrity", "functions", "flags",
+            "negative_control", "expect_failure"}
 MEASURED_KEYS = {"rto_s", "ttd_s", "rpo_s", "downtime_s", "error_count", "availability_pct", "acked_writes",
                  "lost_writes", "unexpected_writes", "recovered_writes", "duplicate_writes", "failed_writes",
-                 "in_doubt_writes", "detection_latency_s", "fault_start_t", "fault_end_t", "recovered_at_t"}
+                 "in_doubt_writes", "detection_latency_s", "fault_start_t", "fault_end_t", "recovered_at_t",
+                 "heartbeat_acked", "heartbeat_lost", "rpo_at_least", "corrupted_writes"}
 
 
 def criterion(v, name):
@@ -30,7 +32,8 @@ def test_pass_and_schema():
     assert v["status"] == "pass", v["reason"]
     assert v["scenario"] == "database-failure"
     assert v["run_id"] == "r1" and v["title"] == "db kill" and v["ended"] == "2025-01-01T00:01:00Z"
-    assert [c["name"] for c in v["criteria"]] == ["rto", "rpo", "critical_functions", "data_integrity"]
+    assert [c["name"] for c in v["criteria"]] == ["rto", "rpo", "corrupted_writes", "critical_functions",
+                                                  "data_integrity", "recovery_procedure", "steady_state_restored"]
     assert all(c["passed"] for c in v["criteria"])
     assert set(v["criteria"][0]) == {"name", "passed", "measured", "objective", "detail"}
     assert v["measured"]["rto_s"] == 4.2
@@ -212,7 +215,7 @@ def test_steady_state_not_met_is_error_with_criteria_still_computed():
     v = verdict(h.events(), objectives())
     assert v["status"] == "error"
     assert v["reason"].startswith("target not healthy before fault")
-    assert len(v["criteria"]) == 4
+    assert len(v["criteria"]) == 7
 
 
 def test_no_fault_is_error():
@@ -248,8 +251,8 @@ def test_fail_reason_names_each_failed_criterion():
     h = History().steady_state(0, True).up(0, 10).fault(10, 11).down(10, 30)
     v = verdict(h.events(), objectives())
     assert v["status"] == "fail"
-    assert v["reason"].startswith("4 of 4 criteria failed")
-    for name in ("rto", "rpo", "critical_functions", "data_integrity"):
+    assert v["reason"].startswith("6 of 7 criteria failed")
+    for name in ("rto", "rpo", "corrupted_writes", "critical_functions", "data_integrity", "steady_state_restored"):
         assert f"{name}:" in v["reason"]
 
 
@@ -307,3 +310,186 @@ def test_pass_reason_says_when_the_alert_was_not_required():
     h = healthy_run().detection(20, "SvgAiApiDown", fired=False)
     v = verdict(h.events(), objectives(detection=dict(DETECT, min_outage_s=5)))
     assert v["status"] == "pass" and "not required" in v["reason"] and "?" not in v["reason"]
+
+
+# -- issue 9.2: a recovery that failed is a failed run ---------------------------------------------
+
+def test_a_recovery_action_that_raised_fails_the_run():
+    h = healthy_run()
+    h.add("recovery", 11.0, phase="start", name="restore-latest")
+    h.add("recovery", 12.0, phase="end", name="restore-latest", ok=False,
+          detail="ActivityFailed: PITR brought back only 0 of 20 rows")
+    v = verdict(h.events(), objectives())
+    assert v["status"] == "fail"
+    c = criterion(v, "recovery_procedure")
+    assert not c["passed"] and "restore-latest failed" in c["detail"] and "0 of 20 rows" in c["detail"]
+
+
+def test_a_recovery_action_that_never_finished_fails_the_run():
+    h = healthy_run()
+    h.add("recovery", 11.0, phase="start", name="restore-latest")
+    v = verdict(h.events(), objectives())
+    assert v["status"] == "fail" and "never finished" in criterion(v, "recovery_procedure")["detail"]
+
+
+def test_a_completed_recovery_passes_and_is_named():
+    h = healthy_run()
+    h.add("recovery", 11.0, phase="start", name="restore-latest")
+    h.add("recovery", 12.0, phase="end", name="restore-latest", ok=True)
+    v = verdict(h.events(), objectives())
+    assert v["status"] == "pass", v["reason"]
+    assert criterion(v, "recovery_procedure")["measured"] == {"restore-latest": True}
+
+
+def test_steady_state_not_restored_after_the_method_fails_the_run():
+    h = healthy_run()
+    h.add("marker", 40.0, name="steady_state", met=False, phase="after",
+          detail=[{"name": "standby-streaming", "status": "succeeded", "tolerance_met": False}])
+    v = verdict(h.events(), objectives())
+    assert v["status"] == "fail"
+    c = criterion(v, "steady_state_restored")
+    assert not c["passed"] and "standby-streaming" in c["detail"]
+
+
+def test_steady_state_never_checked_after_the_method_fails_the_run():
+    h = History().steady_state(0, True).up(0, 10).fault(10, 11).up(10, 30)
+    for i in range(3):
+        h.write(f"k{i}", 2 + i)
+    h.final_read(30.5, ["k0", "k1", "k2"]).checks_after_recovery(31).marker(30, "observe_end")
+    v = verdict(h.events(), objectives())
+    assert v["status"] == "fail" and not criterion(v, "steady_state_restored")["passed"]
+
+
+# -- issue 9.1: RPO must be able to fail -------------------------------------------------------------
+
+def _rewound_run(rewind_s: float, window_s: float = 600.0, fault_t: float = 100.0) -> History:
+    """The database brought back to `rewind_s` before the fault: every acknowledgement (heartbeats
+    one a second since t=-500, the run's own from t=95) after fault - rewind_s is gone."""
+    h = History().steady_state(0, True).up(0, fault_t).fault(fault_t, fault_t + 1).up(fault_t + 1, fault_t + 30)
+    point = fault_t - rewind_s
+    beats = [(f"hb-{i}", float(i)) for i in range(int(fault_t - window_s), int(fault_t + 25))]
+    for i in range(50):
+        h.write(f"k{i}", fault_t - 5 + i * 0.1)
+    kept = [k for k, t in beats if t < point] + [f"k{i}" for i in range(50) if fault_t - 5 + i * 0.1 + 0.01 < point]
+    h.heartbeats(fault_t + 29, beats, window_s=window_s)
+    h.final_read(fault_t + 29.5, kept).checks_after_recovery(fault_t + 30)
+    h.marker(fault_t + 30, "observe_end").steady_state(fault_t + 31, True, phase="after")
+    return h
+
+
+@pytest.mark.parametrize("rewind_s", [10, 30, 60])
+def test_a_rewind_of_n_seconds_measures_rpo_n(rewind_s):
+    v = verdict(_rewound_run(rewind_s).events(), objectives())
+    assert v["measured"]["rpo_s"] == pytest.approx(rewind_s, abs=1.0)
+    assert criterion(v, "rpo")["passed"], criterion(v, "rpo")["detail"]
+    v = verdict(_rewound_run(rewind_s).events(), objectives(rpo_s=rewind_s - 2))
+    assert v["status"] == "fail" and not criterion(v, "rpo")["passed"]
+
+
+def test_a_restore_older_than_the_ledger_window_is_at_least_and_fails():
+    # Restored to an hour before the fault: every heartbeat in the 600 s window is lost.
+    v = verdict(_rewound_run(3600).events(), objectives(rpo_s=300))
+    c = criterion(v, "rpo")
+    assert v["measured"]["rpo_at_least"] is True and v["measured"]["rpo_s"] == pytest.approx(600, abs=1)
+    assert not c["passed"] and "at least 600 s" in c["detail"]
+
+
+def test_at_least_below_the_objective_still_fails():
+    # The ledger only reaches 20 s back and all of it is lost: the point could be any age.
+    v = verdict(_rewound_run(3600, window_s=20).events(), objectives(rpo_s=300))
+    c = criterion(v, "rpo")
+    assert not c["passed"] and "older than the ledger reaches" in c["detail"]
+
+
+def test_no_acknowledgement_before_the_fault_leaves_rpo_unproven():
+    h = History().steady_state(0, True).up(0, 30).fault(10, 11)
+    h.write("k-late", 20).final_read(30, ["k-late"]).checks_after_recovery(30).marker(30, "observe_end")
+    v = verdict(h.events(), objectives())
+    c = criterion(v, "rpo")
+    assert not c["passed"] and "cannot be measured" in c["detail"]
+
+
+# -- issue 9.5: content, not just presence -----------------------------------------------------------
+
+def test_rows_present_but_changed_are_corrupted_writes_and_fail():
+    # An UPDATE rewrote every row and nothing restored them: all present, none as acknowledged.
+    h = healthy_run()
+    keys = [f"k{i}" for i in range(5)] + ["k-late"]
+    h.final_read(40, keys + [f"hb-{i}" for i in range(-60, 30)], changed=keys)
+    v = verdict(h.events(), objectives())
+    c = criterion(v, "corrupted_writes")
+    assert v["status"] == "fail" and not c["passed"] and c["measured"] == 6
+    assert criterion(v, "rpo")["passed"]  # nothing is missing: it is the content that is wrong
+    assert v["loss"]["corrupted_keys"] == sorted(keys)
+
+
+def test_a_final_read_without_digests_does_not_pass_content():
+    h = healthy_run()
+    h.add("final_read", 40, keys=["k0", "k1", "k2", "k3", "k4", "k-late"], ok=True)
+    c = criterion(verdict(h.events(), objectives()), "corrupted_writes")
+    assert not c["passed"] and "not verified" in c["detail"]
+
+
+def test_unexpected_keys_in_the_key_space_are_reported():
+    h = healthy_run()
+    h.final_read(40, ["k0", "k1", "k2", "k3", "k4", "k-late", "k-never-written"] + [f"hb-{i}" for i in range(-60, 30)])
+    v = verdict(h.events(), objectives())
+    assert v["measured"]["unexpected_writes"] == 1 and v["loss"]["unexpected_keys"] == ["k-never-written"]
+
+
+# -- issue 9.3: a fault must prove it happened ---------------------------------------------------------
+
+def _quiet_run(effect):
+    """A run in which nothing visibly went wrong after the fault."""
+    h = History().steady_state(0, True).up(0, 40).fault(10, 11, effect=effect)
+    for i in range(5):
+        h.write(f"k{i}", 2 + i)
+    beats = [(f"hb-{i}", float(i)) for i in range(-60, 40)]
+    h.heartbeats(40.4, beats).final_read(40.5, [f"k{i}" for i in range(5)] + [k for k, _ in beats])
+    h.checks_after_recovery(41).marker(40, "observe_end").steady_state(42, True, phase="after")
+    return h
+
+
+def test_a_fault_whose_evidence_says_no_effect_is_an_error():
+    v = verdict(_quiet_run(effect=False).events(), objectives())
+    assert v["status"] == "error" and v["reason"].startswith("the fault had no observable effect")
+
+
+def test_a_fault_with_evidence_of_its_effect_may_pass_without_outage():
+    v = verdict(_quiet_run(effect=True).events(), objectives())
+    assert v["status"] == "pass", v["reason"]
+
+
+def test_a_users_own_fault_with_nothing_observed_is_an_error():
+    v = verdict(_quiet_run(effect=None).events(), objectives())
+    assert v["status"] == "error" and "recorders observed none" in v["reason"]
+
+
+def test_a_users_own_fault_is_proven_by_the_outage_it_caused():
+    h = healthy_run()  # has an outage; make its fault one of the user's own
+    events = [dict(e, effect=None) if e["kind"] == "fault" else e for e in h.events()]
+    events = [{k: v for k, v in e.items() if not (k == "effect" and v is None)} for e in events]
+    assert verdict(events, objectives())["status"] == "pass"
+
+
+# -- issue 9.4: instruments that died ------------------------------------------------------------------
+
+def test_an_instrument_that_failed_makes_the_run_an_error():
+    h = healthy_run()
+    h.add("marker", 20.0, name="instrument_failed", instrument="load generator",
+          detail="exited with status 1 before the end of observation")
+    v = verdict(h.events(), objectives())
+    assert v["status"] == "error" and v["reason"].startswith("instrument failed: load generator")
+
+
+def test_rpo_is_judged_at_the_far_end_of_a_gap_in_acknowledgements():
+    # Heartbeats stop 200 s before the fault (the writer was down) and resume 5 s before it; the
+    # database is rewound to 100 s before the fault: the point lies somewhere in the 195 s gap.
+    h = History().steady_state(0, True).up(0, 100).fault(100, 101).up(101, 130)
+    beats = [(f"hb-{i}", float(i)) for i in range(-400, -100)] + [(f"hb-{i}", float(i)) for i in range(95, 125)]
+    h.heartbeats(129, beats).final_read(129.5, [k for k, t in beats if t < -100 or t > 101])
+    h.checks_after_recovery(130).marker(130, "observe_end").steady_state(131, True, phase="after")
+    v = verdict(h.events(), objectives(rpo_s=60))
+    c = criterion(v, "rpo")
+    assert v["measured"]["rpo_s"] == pytest.approx(5) and not c["passed"]
+    assert "201 s" in c["detail"] and "somewhere in that gap" in c["detail"]

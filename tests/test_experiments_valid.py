@@ -52,7 +52,10 @@ def test_it_is_measured_against_a_bcp_scenario(path):
     resolved = objectives.for_experiment(BCP, experiment)  # raises ObjectivesError naming the problem
     assert resolved["scenario"] in BCP.scenarios
     assert checks.unknown_names(resolved) == []
-    assert path.stem == resolved["scenario"], f"{_id(path)} is named after a different scenario than it measures"
+    # A negative control beyond the twins (named for what it breaks) measures an existing scenario.
+    extra_control = path.parent == NEGATIVE and not (LOCAL / path.name).is_file()
+    assert path.stem == resolved["scenario"] or extra_control, \
+        f"{_id(path)} is named after a different scenario than it measures"
     faults = _activities(experiment, "fault")
     assert faults, f"{_id(path)}: no method activity tagged 'fault'"
 
@@ -66,15 +69,18 @@ def test_every_local_scenario_has_a_negative_twin(path):
 
 
 @pytest.mark.parametrize("path", sorted(NEGATIVE.glob("*.yaml")), ids=_id)
-def test_negative_twin_is_marked_and_quick_and_recovers_nothing(path):
+def test_negative_control_is_marked_quick_and_names_what_must_fail(path):
     experiment = _load(path)
     ext = _bcp(experiment)
     assert ext.get("negative_control") is True, f"{_id(path)}: extensions.bcp.negative_control must be true"
-    assert (LOCAL / path.name).is_file(), f"{_id(path)} is the twin of no experiment in experiments/local"
+    assert ext.get("expect_failure"), f"{_id(path)}: name the criteria that must fail (expect_failure)"
     timeout = (ext.get("objectives") or {}).get("timeout_s")
     assert timeout is not None and timeout <= NEGATIVE_TIMEOUT_MAX_S, f"{_id(path)}: set a short timeout_s"
-    assert not _activities(experiment, "recovery"), f"{_id(path)}: a negative control runs no recovery"
-    assert experiment.get("rollbacks"), f"{_id(path)}: its rollbacks must repair the stack for the next run"
+    if (LOCAL / path.name).is_file():  # the twin of a scenario: recovery disabled
+        assert not _activities(experiment, "recovery"), f"{_id(path)}: a twin runs no recovery"
+        assert experiment.get("rollbacks"), f"{_id(path)}: its rollbacks must repair the stack for the next run"
+    else:  # a control of its own (a stale restore, a failed runbook step): it says which criterion it proves
+        assert path.stem not in BCP.scenarios, f"{_id(path)}: a scenario's negative control is named after it"
 
 
 def test_every_bcp_scenario_has_an_experiment():

@@ -1,5 +1,5 @@
 """Stack-wide, API and monitoring faults on the real stack: the whole stack lost and cold-started;
-the API frozen and thawed, its workers crashed with respawn disabled; Prometheus killed (the
+the API hung and resumed, its workers crashed with respawn disabled; Prometheus killed (the
 scrape gap measured) and kept down until restored."""
 from __future__ import annotations
 
@@ -38,29 +38,37 @@ def test_whole_stack_lost_then_cold_started(healthy_stack):
     assert embedded.status(t["home"])["healthy"]
 
 
-def test_frozen_api_stops_answering_until_thawed(healthy_stack):
+def test_hung_api_stops_answering_until_resumed(healthy_stack):
     t = healthy_stack
-    record = api.freeze_api(scope="all")
-    assert len(record["stopped"]) >= 2  # the arbiter and its workers
+    record = api.hang_api(replicas="all")  # no duration: no timed resume
+    assert len(record["stopped"]) >= 2 and record["stopped_s"] is None  # the arbiter and its workers
+    assert "hang_api" in pending()
     with pytest.raises(requests.RequestException):
         requests.get(t["api_url"] + "/health", timeout=0.5)
-    api.thaw_api()
-    assert "freeze_api" not in pending()
-    wait_for(lambda: ready(t), 15, "API ready after thaw")
+    api.resume_api()
+    assert "hang_api" not in pending()
+    wait_for(lambda: ready(t), 15, "API ready after resume")
+
+
+def test_timed_hang_resumes_by_itself(healthy_stack):
+    t = healthy_stack
+    record = api.hang_api(duration_s=1.0, replicas="all")
+    assert 1.0 <= record["stopped_s"] < 2.0 and "hang_api" not in pending()
+    wait_for(lambda: ready(t), 15, "API ready after a timed hang")
 
 
 def test_crashed_workers_stay_down_while_the_arbiter_is_frozen(healthy_stack):
     t = healthy_stack
     process.disable_restart("api")
     try:
-        api.freeze_api(scope="arbiter")
-        crashed = api.crash_workers()
+        api.hang_api(replicas="arbiter")
+        crashed = api.crash_api(replicas="workers")
         assert crashed["killed"] == crashed["workers_before"] and crashed["killed"]
         time.sleep(1.0)
         with pytest.raises(requests.RequestException):
             requests.get(t["api_url"] + "/health", timeout=0.5)
     finally:
-        api.thaw_api()
+        api.resume_api()
         process.enable_restart("api")
     settled = coldstart.ensure_healthy(timeout_s=30)  # the arbiter respawns its workers: no cold start needed
     assert settled["healthy"] and settled["cold_start"] is None, settled

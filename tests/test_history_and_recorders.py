@@ -76,17 +76,26 @@ class FakeSampler:
     def samples(self, probe):
         return self._s
 
+    def failure(self):
+        return None
+
 
 def test_wait_until_stable_needs_a_full_window():
     clock = {"t": 10.0}
     samples = [(t / 10, True) for t in range(0, 100)] + [(9.5, False)]
     samples.sort()
-    assert not wait_until_stable(FakeSampler(samples), "api", 5.0, 10.0, lambda: clock["t"])
+    assert not wait_until_stable(FakeSampler(samples), "api", 5.0, 0.0, 10.0, lambda: clock["t"])
 
 
 def test_wait_until_stable_after_recovery():
     samples = [(1.0, False)] + [(1.0 + i / 10, True) for i in range(1, 70)]
-    assert wait_until_stable(FakeSampler(samples), "api", 5.0, 100.0, lambda: 7.9)
+    assert wait_until_stable(FakeSampler(samples), "api", 5.0, 0.0, 100.0, lambda: 7.9)
+
+
+def test_wait_until_stable_counts_only_samples_after_the_fault():
+    # Ten seconds of success before the fault at t=10 prove nothing about the time after it.
+    samples = [(i / 10, True) for i in range(0, 121)]
+    assert not wait_until_stable(FakeSampler(samples), "api", 5.0, 10.0, 12.0, lambda: 12.0)
 
 
 def test_sampler_records_its_own_stall(tmp_path, monkeypatch):

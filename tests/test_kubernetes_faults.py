@@ -1,7 +1,8 @@
-"""The Kubernetes faults against a fake Kubernetes API: which calls they make (namespace, label
-selector, grace period, which pods, the rollout-restart patch, scale to 0 and back, the undo),
-and that bad input fails with a sentence naming the value before anything is asked of the
-cluster. Fast, no network: `make_apis` is replaced by a factory returning the fake."""
+"""The Kubernetes faults and probes against a fake Kubernetes API: which calls they make
+(namespace, label selector, grace period, which pods, the rollout-restart patch, scale to 0 and
+back, the undo, waiting for a rollout), and that bad input fails with a sentence naming the value
+before anything is asked of the cluster. Fast, no network: `harness.k8s_client.make_apis` is
+replaced by a factory returning the fake."""
 from __future__ import annotations
 
 import json
@@ -10,11 +11,12 @@ from pathlib import Path
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from harness import faults
+from harness import faults, k8s_client
 from harness.faults import kubernetes as k8s
+from probes import kubernetes as k8s_probes
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "deploy" / "kubernetes" / "target.example.json"
@@ -164,9 +166,9 @@ def cluster(monkeypatch) -> FakeCluster:
 
     def factory(t, source=None):
         fake.factory_calls += 1
-        return k8s.Apis(core=fake, apps=fake)
+        return k8s_client.Apis(core=fake, apps=fake)
 
-    monkeypatch.setattr(k8s, "make_apis", factory)
+    monkeypatch.setattr(k8s_client, "make_apis", factory)
     yield fake
     for key in faults.pending():  # never leave an undo for the atexit safety net
         faults.clear_undo(key)
@@ -329,7 +331,7 @@ def test_listing_forbidden_names_namespace_and_selector(cluster, target, monkeyp
 
 
 # ---------------------------------------------------------------------------------------------
-# Rollout restart and waiting
+# Rollout restart (a fault) and waiting for a rollout (probes)
 
 def test_rollout_restart_patches_the_pod_template_annotation(cluster, target):
     record = k8s.rollout_restart(target=target)
@@ -373,8 +375,8 @@ def test_rollout_restart_of_an_unknown_deployment(cluster, target):
 @pytest.fixture
 def fake_clock(monkeypatch):
     now = [0.0]
-    monkeypatch.setattr(k8s, "_now", lambda: now[0])
-    monkeypatch.setattr(k8s, "_sleep", lambda s: now.__setitem__(0, now[0] + s))
+    monkeypatch.setattr(k8s_probes, "_now", lambda: now[0])
+    monkeypatch.setattr(k8s_probes, "_sleep", lambda s: now.__setitem__(0, now[0] + s))
     return now
 
 
@@ -389,66 +391,66 @@ def test_wait_rollout_ready_polls_until_every_replica_is_available(cluster, targ
             d.status.available_replicas = 3
         return d
     cluster.read_namespaced_deployment = read
-    record = k8s.wait_rollout_ready("svg-ai-api", timeout_s=60, target=target)
+    record = k8s_probes.wait_rollout_ready("svg-ai-api", timeout_s=60, target=target)
     assert len(reads) == 3 and record["waited_s"] == 2.0 and record["ready_replicas"] == 3
 
 
 def test_wait_rollout_ready_times_out_saying_what_is_missing(cluster, target, fake_clock):
     cluster.workloads[("deployment", "svg-ai-prod", "svg-ai-api")].status.available_replicas = 2
     with pytest.raises(ActivityFailed, match=r"not rolled out after 5 s: 2 of 3 updated replicas available"):
-        k8s.wait_rollout_ready(timeout_s=5, target=target)
+        k8s_probes.wait_rollout_ready(timeout_s=5, target=target)
 
 
 def test_wait_rollout_ready_rides_out_api_errors_but_not_a_missing_workload(cluster, target, fake_clock):
     cluster.fail_read = 503
     with pytest.raises(ActivityFailed, match=r"did not answer \(HTTP 503"):
-        k8s.wait_rollout_ready(timeout_s=3, target=target)
+        k8s_probes.wait_rollout_ready(timeout_s=3, target=target)
     cluster.fail_read = None
     with pytest.raises(ActivityFailed, match=r"cannot read deployment 'gone' in namespace 'svg-ai-prod': HTTP 404"):
-        k8s.wait_rollout_ready("gone", timeout_s=30, target=target)
+        k8s_probes.wait_rollout_ready("gone", timeout_s=30, target=target)
     assert fake_clock[0] <= 3  # the 404 failed at once
 
 
 @pytest.mark.parametrize("timeout_s", [0, -5, "60", None, True, 10_000])
 def test_wait_rollout_ready_bad_timeout(cluster, target, timeout_s):
     with pytest.raises(ActivityFailed, match=f"timeout_s must be .*got {timeout_s!r}"):
-        k8s.wait_rollout_ready(timeout_s=timeout_s, target=target)
+        k8s_probes.wait_rollout_ready(timeout_s=timeout_s, target=target)
     assert cluster.factory_calls == 0
 
 
 def test_rollout_state_follows_kubectl_rollout_status():
     d = deployment("x", "ns", API_LABELS)
-    assert k8s.rollout_state("deployment", d) == (True, "3 of 3 replicas available")
+    assert k8s_probes.rollout_state("deployment", d) == (True, "3 of 3 replicas available")
     d.metadata.generation = 2
-    assert k8s.rollout_state("deployment", d)[0] is False
+    assert k8s_probes.rollout_state("deployment", d)[0] is False
     d.status.observed_generation = 2
     d.status.updated_replicas = 1
-    assert k8s.rollout_state("deployment", d) == (False, "1 of 3 replicas updated")
+    assert k8s_probes.rollout_state("deployment", d) == (False, "1 of 3 replicas updated")
     d.status.updated_replicas, d.status.replicas = 3, 4
-    assert k8s.rollout_state("deployment", d) == (False, "1 old replicas are pending termination")
+    assert k8s_probes.rollout_state("deployment", d) == (False, "1 old replicas are pending termination")
     d.spec.replicas, d.status.replicas, d.status.updated_replicas, d.status.available_replicas = 0, 0, None, None
-    assert k8s.rollout_state("deployment", d)[0] is True  # scaled to zero: nothing to wait for
+    assert k8s_probes.rollout_state("deployment", d)[0] is True  # scaled to zero: nothing to wait for
     s = statefulset("pg", "ns", PG_PRIMARY)
-    assert k8s.rollout_state("statefulset", s) == (True, "1 of 1 pods ready")
+    assert k8s_probes.rollout_state("statefulset", s) == (True, "1 of 1 pods ready")
     s.status.ready_replicas = 0
-    assert k8s.rollout_state("statefulset", s) == (False, "0 of 1 pods ready")
+    assert k8s_probes.rollout_state("statefulset", s) == (False, "0 of 1 pods ready")
     s.status.ready_replicas, s.status.update_revision = 1, "r2"
-    assert k8s.rollout_state("statefulset", s)[0] is False
+    assert k8s_probes.rollout_state("statefulset", s)[0] is False
 
 
 def test_rollout_complete_probe(cluster, target):
-    assert k8s.rollout_complete(target=target) is True
+    assert k8s_probes.rollout_complete(target=target) is True
     cluster.workloads[("deployment", "svg-ai-prod", "svg-ai-api")].status.available_replicas = 2
-    assert k8s.rollout_complete(target=target) is False
-    assert k8s.rollout_complete(component="database-primary", target=target) is True
+    assert k8s_probes.rollout_complete(target=target) is False
+    assert k8s_probes.rollout_complete(component="database-primary", target=target) is True
     cluster.fail_read = 500
-    assert k8s.rollout_complete(target=target) is False
+    assert k8s_probes.rollout_complete(target=target) is False
     with pytest.raises(ActivityFailed, match="'grafana'"):
-        k8s.rollout_complete(component="grafana", target=target)
+        k8s_probes.rollout_complete(component="grafana", target=target)
 
 
 def test_wait_target_ready_waits_for_every_named_workload(cluster, target, fake_clock):
-    done = k8s.wait_target_ready(timeout_s=10, target=target)
+    done = k8s_probes.wait_target_ready(timeout_s=10, target=target)
     assert list(done) == ["api", "monitoring", "database-primary", "database-standby"]
     assert done["database-standby"]["kind"] == "statefulset"
 
@@ -535,21 +537,21 @@ def test_scaling_a_database_the_target_runs_without_statefulsets_is_explained(cl
 # Which target, and which cluster
 
 def test_is_kubernetes_target(tmp_path, monkeypatch):
-    assert k8s.is_kubernetes_target(EXAMPLE) is True
+    assert k8s_probes.is_kubernetes_target(EXAMPLE) is True
     local = tmp_path / "local.json"
     local.write_text(json.dumps({"kind": "local", "api_url": "http://127.0.0.1:1"}))
-    assert k8s.is_kubernetes_target(local) is False
-    assert k8s.is_kubernetes_target(tmp_path / "absent.json") is False
+    assert k8s_probes.is_kubernetes_target(local) is False
+    assert k8s_probes.is_kubernetes_target(tmp_path / "absent.json") is False
     (tmp_path / "broken.json").write_text("{")
-    assert k8s.is_kubernetes_target(tmp_path / "broken.json") is False
+    assert k8s_probes.is_kubernetes_target(tmp_path / "broken.json") is False
     home = tmp_path / "home"
     home.mkdir()
     (home / "target.json").write_text(json.dumps({"kind": "kubernetes"}))  # incomplete still counts
-    assert k8s.is_kubernetes_target(home) is True
+    assert k8s_probes.is_kubernetes_target(home) is True
     monkeypatch.setenv("GAMEDAY_TARGET", str(EXAMPLE))
-    assert k8s.is_kubernetes_target() is True
+    assert k8s_probes.is_kubernetes_target() is True
     monkeypatch.setenv("GAMEDAY_TARGET", str(local))
-    assert k8s.is_kubernetes_target(None) is False
+    assert k8s_probes.is_kubernetes_target(None) is False
 
 
 KUBECONFIG = """apiVersion: v1
@@ -574,10 +576,10 @@ contexts:
 def test_make_apis_honours_kubeconfig_relative_to_the_target_and_context(tmp_path):
     (tmp_path / "kube.yaml").write_text(KUBECONFIG)
     source = str(tmp_path / "target.json")
-    apis = k8s.make_apis({"kubeconfig": "kube.yaml", "context": "b"}, source)
+    apis = k8s_client.make_apis({"kubeconfig": "kube.yaml", "context": "b"}, source)
     assert isinstance(apis.core, client.CoreV1Api) and isinstance(apis.apps, client.AppsV1Api)
     assert apis.core.api_client.configuration.host == "https://b.example.invalid:6443"
-    assert k8s.make_apis({"kubeconfig": "kube.yaml"}, source).apps.api_client.configuration.host == \
+    assert k8s_client.make_apis({"kubeconfig": "kube.yaml"}, source).apps.api_client.configuration.host == \
         "https://a.example.invalid:6443"
 
 
@@ -585,19 +587,17 @@ def test_make_apis_names_a_bad_context_or_file(tmp_path):
     (tmp_path / "kube.yaml").write_text(KUBECONFIG)
     source = str(tmp_path / "target.json")
     with pytest.raises(ActivityFailed, match=r"context 'c'"):
-        k8s.make_apis({"kubeconfig": "kube.yaml", "context": "c"}, source)
+        k8s_client.make_apis({"kubeconfig": "kube.yaml", "context": "c"}, source)
     with pytest.raises(ActivityFailed, match=r"missing.yaml"):
-        k8s.make_apis({"kubeconfig": "missing.yaml"}, source)
+        k8s_client.make_apis({"kubeconfig": "missing.yaml"}, source)
     with pytest.raises(ActivityFailed, match=r"kubeconfig must be null or a non-empty string, got 42"):
-        k8s.make_apis({"kubeconfig": 42}, source)
+        k8s_client.make_apis({"kubeconfig": 42}, source)
 
 
 def test_make_apis_uses_the_service_account_in_a_pod(monkeypatch):
-    from kubernetes import config
-
     def in_cluster(client_configuration=None, try_refresh_token=True):
         client_configuration.host = "https://10.0.0.1:443"
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     monkeypatch.setattr(config, "load_incluster_config", in_cluster)
-    apis = k8s.make_apis({}, None)
+    apis = k8s_client.make_apis({}, None)
     assert apis.core.api_client.configuration.host == "https://10.0.0.1:443"

@@ -15,6 +15,7 @@ import yaml
 
 from harness import checks, objectives
 from harness.faults import kubernetes as k8s
+from probes import kubernetes as k8s_probes
 from harness.stack.monitoring import RULES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +169,7 @@ def test_prometheus_scrapes_the_api_under_the_job_the_alerts_and_probes_use():
 
 
 def test_the_example_target_names_what_the_manifests_create():
-    assert TARGET["kind"] == "kubernetes" and k8s.is_kubernetes_target(DEPLOY / "target.example.json")
+    assert TARGET["kind"] == "kubernetes" and k8s_probes.is_kubernetes_target(DEPLOY / "target.example.json")
     api = _one("Deployment", TARGET["api_deployment"], TARGET["namespace"])
     assert _selects(TARGET["api_label_selector"], api["spec"]["template"]["metadata"]["labels"])
     assert TARGET["api_replicas"] == api["spec"]["replicas"]
@@ -269,10 +270,11 @@ def test_it_calls_kubernetes_faults_that_exist_with_arguments_they_take(path):
         provider = a["provider"]
         assert provider["module"] not in ("harness.faults.process", "harness.recovery.coldstart"), \
             f"{a['name']}: a local-stack module in a Kubernetes experiment"
-        if provider["module"] != "harness.faults.kubernetes":
+        module = {"harness.faults.kubernetes": k8s, "probes.kubernetes": k8s_probes}.get(provider["module"])
+        if module is None:
             continue
-        assert provider["func"] in k8s.__all__, a["name"]
-        params = inspect.signature(getattr(k8s, provider["func"])).parameters
+        assert provider["func"] in module.__all__, a["name"]
+        params = inspect.signature(getattr(module, provider["func"])).parameters
         for arg in provider.get("arguments") or {}:
             assert arg in params, f"{a['name']}: {provider['func']} takes no argument {arg!r}"
 

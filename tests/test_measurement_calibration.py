@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,61 @@ def test_negative_control_fails(healthy_stack, tmp_path, name):
     assert verdict["status"] == "fail", verdict["reason"]
     failed = {c["name"] for c in verdict["criteria"] if not c["passed"]}
     assert "rto" in failed
+
+
+# -- issue 9: verdicts that can fail, against ground truth ---------------------------------------------
+
+REWIND_S = 10.0
+
+
+def _wait_for_dense_heartbeats(target: dict, seconds: float, timeout_s: float = 60.0) -> None:
+    """The ground truth needs its reference signal: a heartbeat acknowledged every second for the
+    last `seconds` (an earlier test may have kept the database down)."""
+    from harness.heartbeat_ledger import read_window
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = time.time()
+        walls = [now - seconds] + [w for _, w, _ in read_window(target["heartbeat_ledger"], now - seconds, now)] + [now]
+        if max(b - a for a, b in zip(walls, walls[1:])) < 1.5:
+            return
+        time.sleep(1)
+    raise AssertionError(f"no dense heartbeat for {seconds} s within {timeout_s} s")
+
+
+def test_a_pitr_rewind_of_n_seconds_measures_rpo_n_and_fails_below_it(healthy_stack, tmp_path):
+    from harness.checkers import verdict as judge_again
+    _wait_for_dense_heartbeats(healthy_stack, REWIND_S + 5)
+    verdict, run_dir = run("calibration-rewind.yaml", healthy_stack, tmp_path)
+    rpo = verdict["measured"]["rpo_s"]
+    assert rpo is not None and abs(rpo - REWIND_S) <= 1.0, f"measured RPO {rpo} s for a {REWIND_S} s rewind"
+    assert verdict["measured"]["heartbeat_lost"] >= REWIND_S - 1  # the heartbeat ledger is what shows it
+    assert verdict["status"] == "pass", verdict["reason"]
+    # The same history against an objective below N must fail on RPO.
+    stricter = {"scenario": verdict["scenario"], **verdict["objectives"], "rpo_s": REWIND_S - 2}
+    again = judge_again(history.read(run_dir / "history.jsonl"), stricter, {})
+    assert again["status"] == "fail"
+    assert [c["name"] for c in again["criteria"] if not c["passed"]] == ["rpo"]
+
+
+@pytest.mark.parametrize("name,criterion", [("database-content-rewrite.yaml", "corrupted_writes"),
+                                            ("model-restore-fails.yaml", "recovery_procedure")])
+def test_negative_controls_of_the_new_criteria_fail_for_their_reason(healthy_stack, tmp_path, name, criterion):
+    [planned] = runner.plan([runner.EXPERIMENTS_DIR.parent / "negative" / name])
+    verdict = runner.run_one(planned, tmp_path, Path(healthy_stack["home"]) / "target.json", runner._Signals(),
+                             log=lambda m: None)
+    assert verdict["status"] == "fail", verdict["reason"]
+    assert criterion in {c["name"] for c in verdict["criteria"] if not c["passed"]}
+
+
+def test_a_sampler_that_dies_makes_the_run_an_error(healthy_stack, tmp_path, monkeypatch):
+    from harness.recorders.sampler import Sampler
+    real = Sampler._schedule
+
+    def dies_after_a_second(self):
+        timer = threading.Timer(1.0, self._stop.set)  # stop scheduling ...
+        timer.start()
+        real(self)
+        raise RuntimeError("sampler crashed")  # ... then die as a crash would
+    monkeypatch.setattr(Sampler, "_schedule", dies_after_a_second)
+    verdict, _ = run("calibration-outage.yaml", healthy_stack, tmp_path)
+    assert verdict["status"] == "error" and "instrument failed: sampler" in verdict["reason"], verdict["reason"]

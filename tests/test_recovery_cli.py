@@ -10,7 +10,8 @@ import pytest
 
 from harness import target as target_mod
 from harness.cli import main
-from harness.recovery import database
+from harness.recovery import backup, database
+from harness.recovery.runbook import RecoveryInputError
 from harness.stack import supervisor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ def gameday(capsys, *argv) -> tuple[int, str, str]:
 def untouched_state():
     t = target_mod.load()
     pid = supervisor.process_info(t["supervisor_url"], t["primary"]["program"])["pid"]
-    return pid, [b["id"] for b in database.list_backups()]
+    return pid, [b["id"] for b in backup.list_backups()]
 
 
 @pytest.mark.integration
@@ -60,7 +61,7 @@ def test_no_stack_is_exit_2(capsys, tmp_path):
 
 def test_bad_time_is_refused_before_anything():
     for bad in ("yesterday", "2026-13-01T00:00:00Z", "2026-05-01T10:00:00"):
-        with pytest.raises(database.RecoveryInputError):
+        with pytest.raises(RecoveryInputError):
             database._parse_target_time(bad)
     assert database._parse_target_time("2020-05-01T10:00:00+02:00").isoformat() == "2020-05-01T08:00:00+00:00"
 

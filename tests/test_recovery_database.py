@@ -15,10 +15,11 @@ import pytest
 import requests
 
 from harness import target as target_mod
-from harness.recovery import database
+from harness.pgroles import server_role
+from harness.recovery import backup, database, verify
 from harness.stack import postgres, supervisor
 from probes.database import check_amcheck, check_standby_streaming
-from probes.http import optimize_body
+from harness.api_contract import optimize_body
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ def test_point_in_time_restore_undoes_a_bad_delete(healthy_stack):
     api = healthy_stack["api_url"]
     tag = f"pitr{time.time_ns()}"
     before_backup = write_rows(api, f"{tag}-a", 30)
-    backup = database.create_backup()
+    taken = backup.create_backup()
     after_backup = write_rows(api, f"{tag}-b", 30)
     assert len(before_backup) == len(after_backup) == 30
     with psycopg.connect(target_mod.load()["app_dsn"], autocommit=True) as c:
@@ -62,7 +63,7 @@ def test_point_in_time_restore_undoes_a_bad_delete(healthy_stack):
 
     r = database.restore_database(target_time=target_time.isoformat())
 
-    assert r["backup_id"] == backup["id"], "the newest backup that ended before the target time"
+    assert r["backup_id"] == taken["id"], "the newest backup that ended before the target time"
     assert r["target_reached"] and r["restore_s"] > 0
     assert r["recovered_to"] is not None and r["recovered_to"] < target_time.isoformat()
     # Ground truth: exactly the state at the target time.
@@ -123,7 +124,7 @@ def test_restore_with_the_primary_dead_replays_its_unarchived_wal(healthy_stack)
     (Path(t["holds_dir"]) / primary["program"]).touch()
     os.kill(supervisor.process_info(t["supervisor_url"], primary["program"])["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while database.server_state(primary["port"]) != "down":
+    while server_role(primary["port"]) != "down":
         assert time.monotonic() < deadline
         time.sleep(0.05)
     after_everything = datetime.now(timezone.utc)
@@ -142,7 +143,7 @@ def test_verify_backup_restores_into_a_scratch_cluster_and_records_it(healthy_st
     t = target_mod.load()
     pid_before = supervisor.process_info(t["supervisor_url"], t["primary"]["program"])["pid"]
 
-    r = database.verify_backup(records_dir=str(tmp_path))
+    r = verify.verify_backup(records_dir=str(tmp_path))
 
     assert r["restore_s"] > 0 and r["integrity_ok"] and r["rows"] > 0, r
     assert r["newest_restorable_point"] and r["age_s"] is not None

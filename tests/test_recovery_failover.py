@@ -12,11 +12,12 @@ import pytest
 import requests
 
 from harness import target as target_mod
+from harness.cli import main
+from harness.pgroles import server_role
 from harness.recovery import failover
-from harness.recovery.database import server_state
 from harness.stack import supervisor
 from probes.database import check_standby_streaming, read_keys
-from probes.http import optimize_body
+from harness.api_contract import optimize_body
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def kill_primary_for_good(t: dict) -> None:
     (Path(t["holds_dir"]) / program).touch()
     os.kill(supervisor.process_info(t["supervisor_url"], program)["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while server_state(t["primary"]["port"]) != "down":
+    while server_role(t["primary"]["port"]) != "down":
         assert time.monotonic() < deadline, "the killed primary still answers"
         time.sleep(0.05)
 
@@ -84,7 +85,6 @@ def test_failover_and_back(healthy_stack):
 
 
 def test_promote_standby_then_failover_completes_it(healthy_stack, capsys):
-    from harness.cli import main
     before = target_mod.load()
 
     r = failover.promote_standby()
@@ -92,7 +92,7 @@ def test_promote_standby_then_failover_completes_it(healthy_stack, capsys):
     assert r["first_write_s"] < FIRST_WRITE_BUDGET_S and r["old_primary_fenced"]
     mid = target_mod.load()
     assert mid["primary"]["program"] == before["standby"]["program"]
-    assert server_state(mid["standby"]["port"]) == "down", "the old primary stays fenced until failover()"
+    assert server_role(mid["standby"]["port"]) == "down", "the old primary stays fenced until failover()"
     assert len(write_rows(healthy_stack["api_url"], f"promo{time.time_ns()}", 5)) == 5
 
     done = failover.failover()

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.report.gameday import write_gameday_summary
+from harness.report.quarterly import build_quarterly
 from harness.report.run import write_run_report
-from harness.report.synthetic import make_run
 from harness.report.timeline import build_timeline, timeline_svg
+from synthetic_runs import make_run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reports" / "reports"
 GAMEDAY = "gameday-2026-11-27"
@@ -190,9 +192,6 @@ _KEEP_VALUES = {"status", "started", "ended", "measured", "loss_window", "start"
 
 
 def test_every_text_from_the_run_is_escaped(tmp_path):
-    from harness.report.gameday import write_gameday_summary
-    from harness.report.quarterly import build_quarterly
-
     reports = copy_fixtures(tmp_path)
     d = run_dir(reports, FAIL_RUN)
     for name in ("verdict.json", "journal.json"):

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 import requests
 
-from harness.faults.process import _children
-from harness.stack import supervisor
-from probes.http import optimize_body
+from harness.procs import children
+from harness.stack import embedded, supervisor
+from harness.api_contract import optimize_body
 from waiting import ready, wait_for
 
 pytestmark = pytest.mark.integration
@@ -51,17 +51,16 @@ def test_invalid_body_names_the_field(healthy_stack):
 
 def test_killed_api_worker_is_replaced(healthy_stack):
     arbiter = supervisor.process_info(healthy_stack["supervisor_url"], "api")["pid"]
-    workers = _children(arbiter)
+    workers = children(arbiter)
     assert len(workers) == healthy_stack["api_replicas"]
     os.kill(workers[0], signal.SIGKILL)
-    wait_for(lambda: len(set(_children(arbiter)) - set(workers)) == 1 and len(_children(arbiter)) == len(workers),
+    wait_for(lambda: len(set(children(arbiter)) - set(workers)) == 1 and len(children(arbiter)) == len(workers),
              30, "a replacement worker")
     wait_for(lambda: ready(healthy_stack), 30, "API ready")
 
 
 @pytest.mark.parametrize("program", ["api", "postgres-primary", "prometheus"])
 def test_killed_component_comes_back(healthy_stack, program):
-    from harness.stack import embedded
     url = healthy_stack["supervisor_url"]
     program = healthy_stack["primary"]["program"] if program == "postgres-primary" else program
     old = supervisor.process_info(url, program)["pid"]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import threading
+import time
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
 
-from svgai.api import create_app
+from svgai.api import _Watchdog, create_app
 from svgai.config import default_config, write_config
 from svgai.models import train_and_save
 
@@ -155,3 +159,50 @@ def test_changed_config_fails_ready(artifacts, monkeypatch, tmp_path):
         config.write_text(config.read_text().replace('"write_timeout_s": 2.0', '"write_timeout_s": 9.0'))
         reason = c.get("/ready").json()["checks"]["config"]
         assert "approved checksum" in reason and str(config) in reason
+
+
+def test_building_the_app_opens_no_pool_and_starts_no_thread():
+    # gunicorn --preload builds the app in the arbiter; the pool must be opened in each worker
+    # (the lifespan), never inherited across fork.
+    before = set(threading.enumerate())
+    create_app()
+    assert set(threading.enumerate()) - before == set()
+
+
+def test_watchdog_wakes_a_call_blocked_on_a_server_that_never_answers():
+    a, b = socket.socketpair()
+    watchdog = _Watchdog()
+    try:
+        conn = SimpleNamespace(pgconn=SimpleNamespace(socket=a.fileno()))
+        watchdog.arm(conn, time.monotonic() + 0.3)
+        t0 = time.monotonic()
+        assert a.recv(1) == b""  # blocked until the watchdog shut the socket down
+        assert 0.25 < time.monotonic() - t0 < 1.0
+        assert watchdog.disarm(conn) is True
+        watchdog.arm(conn, time.monotonic() + 5.0)
+        assert watchdog.disarm(conn) is False
+    finally:
+        watchdog.stop()
+        a.close()
+        b.close()
+
+
+def test_requests_fail_in_time_when_the_database_accepts_but_never_answers(artifacts, monkeypatch):
+    # A listener that never speaks: what a frozen (SIGSTOPped) PostgreSQL is to a new connection.
+    silent = socket.create_server(("127.0.0.1", 0), backlog=64)
+    dsn = f"host=127.0.0.1 port={silent.getsockname()[1]} dbname=svgai user=svgai connect_timeout=2"
+    try:
+        with _client(monkeypatch, artifacts / "models", artifacts / "config.json", dsn=dsn) as c:
+            t0 = time.monotonic()
+            r = c.post(OPTIMIZE, json=BODY)
+            assert r.status_code == 503 and r.json()["detail"].startswith("database unavailable: ")
+            assert time.monotonic() - t0 < 2.0 + 0.5  # the config's write_timeout_s, and a little
+            t0 = time.monotonic()
+            assert c.post(OPTIMIZE, json=BODY).status_code == 503
+            assert time.monotonic() - t0 < 0.5  # known down: fails at once, the pool retries behind
+            t0 = time.monotonic()
+            r = c.get("/ready")
+            assert r.status_code == 503 and "database unavailable" in r.json()["checks"]["database"]
+            assert time.monotonic() - t0 < 1.5
+    finally:
+        silent.close()

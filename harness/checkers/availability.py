@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["availability", "fault_window", "observation_end"]
+__all__ = ["availability", "fault_window", "observation_end", "stable_since"]
 
 
 def fault_window(events: list[dict]) -> tuple[float | None, float | None]:
@@ -37,6 +37,23 @@ def observation_end(events: list[dict], samples: list[dict]) -> float | None:
     if end is None and samples:
         end = samples[-1]["t"]
     return end
+
+
+def stable_since(samples: list[tuple[float, bool]], stability_s: float, end_t: float) -> float | None:
+    """The one definition of "stable", used by the control's wait and by this checker.
+
+    `samples` are (t, ok) in time order. Stable means: the trailing run of successes (everything
+    after the last failure) spans at least `stability_s` from its first to its last sample, and
+    the sampler was still watching at `end_t` (the gap from the last sample to `end_t` counts like
+    any other gap: at most half the stability window). Returns the t of that run's first success,
+    or None."""
+    last_fail = max((i for i, (_, ok) in enumerate(samples) if not ok), default=-1)
+    run = samples[last_fail + 1:]
+    if not run:
+        return None
+    if run[-1][0] - run[0][0] < stability_s or end_t - run[-1][0] > stability_s / 2:
+        return None
+    return run[0][0]
 
 
 def availability(events: list[dict], probe: str = "api", stability_s: float = 5.0,
@@ -72,25 +89,24 @@ def availability(events: list[dict], probe: str = "api", stability_s: float = 5.
         return result
 
     failed_idx = [i for i, s in enumerate(post) if not s["ok"]]
-    recovered, rto_s, stable_from_t, final_run_s = False, None, None, None
-    if not failed_idx:
-        # Zero downtime: the fault never showed on this probe.
-        recovered, rto_s, stable_from_t = True, 0.0, origin
-        final_run_s = post[-1]["t"] - post[0]["t"]
-        if final_run_s < stability_s:
-            result["warnings"].append(
-                f"observed only {final_run_s:.1f} s after the fault, less than the {stability_s:g} s stability window")
-    elif failed_idx[-1] < len(post) - 1:
-        # The final all-success run starts right after the last failure.
-        run = post[failed_idx[-1] + 1:]
-        stable_from_t = run[0]["t"]
-        final_run_s = run[-1]["t"] - run[0]["t"]
-        if final_run_s >= stability_s:
-            recovered, rto_s = True, stable_from_t - origin
-        else:
-            stable_from_t = None
-    else:
-        final_run_s = 0.0  # observation ended in failure
+    run = post[failed_idx[-1] + 1:] if failed_idx else post
+    final_run_s = run[-1]["t"] - run[0]["t"] if run else 0.0  # 0: observation ended in failure
+    trailing_gap = obs_end - post[-1]["t"]
+    stable_from_t = stable_since([(s["t"], s["ok"]) for s in post], stability_s, obs_end)
+    recovered = stable_from_t is not None
+    rto_s = None
+    if recovered:
+        # No failure at all: zero downtime, measured from the fault (still needs the window above).
+        stable_from_t = stable_from_t if failed_idx else origin
+        rto_s = stable_from_t - origin
+    elif run and final_run_s < stability_s:
+        result["warnings"].append(
+            f"only {final_run_s:.1f} s of continuous success observed after the "
+            f"{'last failure' if failed_idx else 'fault'}, less than the {stability_s:g} s stability window")
+    elif run:
+        result["warnings"].append(
+            f"the last sample came {trailing_gap:.1f} s before the end of observation, more than half the "
+            f"{stability_s:g} s stability window: nobody was watching")
 
     if recovered and timeout_s is not None and stable_from_t > origin + timeout_s:
         result["warnings"].append(
@@ -121,7 +137,8 @@ def availability(events: list[dict], probe: str = "api", stability_s: float = 5.
             stalls.append({"t": e["t"], "recorder": e.get("recorder"), "gap_s": e.get("gap_s"),
                            "expected_s": e.get("expected_s")})
             max_stall = max(max_stall, float(e.get("gap_s") or 0))
-    max_gap = max((b["t"] - a["t"] for a, b in zip(post, post[1:])), default=0.0)
+    # The gap from the last sample to the end of observation counts like any other gap.
+    max_gap = max([b["t"] - a["t"] for a, b in zip(post, post[1:])] + [trailing_gap])
     trustworthy = max_stall <= stability_s / 2
     if not trustworthy:
         result["warnings"].append(
@@ -129,7 +146,7 @@ def availability(events: list[dict], probe: str = "api", stability_s: float = 5.
     if stable_from_t is not None:
         # Where the service is claimed up, samples must be dense enough to have seen an outage.
         up = [s for s in post if s["t"] >= stable_from_t]
-        run_gap = max((b["t"] - a["t"] for a, b in zip(up, up[1:])), default=0.0)
+        run_gap = max([b["t"] - a["t"] for a, b in zip(up, up[1:])] + [trailing_gap])
         if run_gap > stability_s / 2:
             trustworthy = False
             result["warnings"].append(

@@ -9,10 +9,23 @@ unknown too. After recovery the control reads every key back (`final_read`). The
   unexpected  keys in the read that were never attempted
   recovered   keys whose outcome was fail or unknown, found after all (not an error: evidence)
   duplicates  keys the read returned more than once
+  corrupted   acknowledged keys present but not holding what was acknowledged (the write's `digest`
+              differs from the digest of the row read back): changed, not lost
 Without a successful final read the loss is UNKNOWN, never assumed to be zero.
 
-RPO: 0 when nothing acknowledged was lost; otherwise fault start minus the earliest
-acknowledgement among lost writes: how far before the fault the loss reaches.
+The acknowledged writes that count are the run's own AND the heartbeat ledger's (a `heartbeat`
+event: one keyed write a second, acknowledged long before the run), so that a restore to an old
+backup shows its true age.
+
+RPO: the recovery point R is the newest instant at or before the fault start up to which every
+acknowledged write survived; RPO = fault start - R: 0 when nothing acknowledged before the fault
+was lost, else fault start minus the earliest lost acknowledgement. When even the oldest
+acknowledgement in the window is lost, the loss reaches further back than the ledger was read:
+RPO is then only a lower bound (`rpo_at_least`). Otherwise the recovery point lies between the
+earliest lost acknowledgement and the newest surviving one before it: `rpo_upper_s` is the RPO
+at that end (the two are about one heartbeat apart when the ledger is dense). Without any acknowledgement before the fault the
+recovery point cannot be measured at all (`rpo_unproven`). Writes acknowledged after the fault and
+lost are counted with their loss window.
 """
 from __future__ import annotations
 
@@ -33,9 +46,21 @@ def loss(events: list[dict]) -> dict:
     failed: set = set()
     info: set = set()
     final = None
+    heartbeats: dict[Any, float] = {}  # heartbeat key -> time of its acknowledgement
+    digest: dict[Any, str] = {}        # acknowledged key -> digest of what it stored
+    heartbeat_error = None
+    set_aside = 0
     for e in events:
         kind = e["kind"]
-        if kind == "op":
+        if kind == "heartbeat":
+            set_aside += int(e.get("set_aside") or 0)
+            if e.get("ok") is False:
+                heartbeat_error = e.get("error") or "the heartbeat ledger could not be read"
+            for entry in e.get("acked") or []:
+                heartbeats.setdefault(entry[0], entry[1])
+                if len(entry) > 2 and entry[2]:
+                    digest.setdefault(entry[0], entry[2])
+        elif kind == "op":
             if e.get("f") != "write":
                 continue
             key, typ = e["key"], e["type"]
@@ -43,6 +68,8 @@ def loss(events: list[dict]) -> dict:
             if typ == "ok":
                 if key not in acked:
                     acked[key] = e["t"]
+                if e.get("digest"):
+                    digest.setdefault(key, e["digest"])
             elif typ == "fail":
                 failed.add(key)
             elif typ == "info":
@@ -61,7 +88,11 @@ def loss(events: list[dict]) -> dict:
         "failed_writes": len(failed_only), "in_doubt_writes": len(in_doubt),
         "lost_writes": None, "unexpected_writes": None, "recovered_writes": None, "duplicate_writes": None,
         "lost_keys": [], "unexpected_keys": [], "recovered_keys": [], "duplicate_keys": [],
+        "corrupted_writes": None, "corrupted_keys": [], "content_checked": 0, "content_error": None,
         "read_keys": None, "rpo_s": None, "rpo_raw_s": None, "loss_window": None,
+        "rpo_at_least": False, "rpo_unproven": None, "rpo_upper_s": None,
+        "heartbeat_acked": len(heartbeats), "heartbeat_lost": None, "heartbeat_error": heartbeat_error,
+        "heartbeat_set_aside": set_aside,
         "fault_start_t": t_fault, "final_read_t": None,
     }
     if final is None:
@@ -78,13 +109,28 @@ def loss(events: list[dict]) -> dict:
 
     read = set(keys)
     counts = Counter(keys) if len(read) != len(keys) else {}
-    lost = [k for k in acked if k not in read]
-    unexpected = read - attempted
+    hb_lost = [k for k in heartbeats if k not in read]
+    lost = [k for k in acked if k not in read] + hb_lost
+    unexpected = read - attempted - heartbeats.keys()
     recovered = (in_doubt | failed_only) & read
     duplicates = [k for k, n in counts.items() if n > 1]
+    ack_time = {**heartbeats, **acked}
+    read_digests = final.get("digests")
+    if isinstance(read_digests, dict):
+        present = [k for k in ack_time if k in read and k in digest]
+        corrupted = [k for k in present if read_digests.get(k) != digest[k]]
+        result.update(corrupted_writes=len(corrupted), corrupted_keys=_sorted(corrupted), content_checked=len(present))
+        unchecked = sum(1 for k in ack_time if k in read and k not in digest)
+        if unchecked:
+            result["content_error"] = f"{unchecked} acknowledged writes carry no digest of what they stored"
+    else:
+        result["content_error"] = "the final read returned no digests: what the rows hold was not compared"
+    before = [t for t in ack_time.values() if t_fault is not None and t <= t_fault]
 
     result.update(
-        known=True, read_keys=len(read),
+        known=True, read_keys=len(read), heartbeat_lost=len(hb_lost),
+        rpo_unproven=None if before or t_fault is None else "no write was acknowledged before the fault "
+                                                            "(no heartbeat ledger reached back)",
         lost_writes=len(lost), unexpected_writes=len(unexpected),
         recovered_writes=len(recovered), duplicate_writes=len(duplicates),
         lost_keys=_sorted(lost), unexpected_keys=_sorted(unexpected),
@@ -93,15 +139,22 @@ def loss(events: list[dict]) -> dict:
     if not lost:
         result.update(rpo_s=0.0, rpo_raw_s=0.0)
         return result
-    ack_times = [acked[k] for k in lost]
+    ack_times = [ack_time[k] for k in lost]
     earliest, latest = min(ack_times), max(ack_times)
     if t_fault is None:
         result["loss_window"] = {"earliest_t": None, "latest_t": None,
                                  "earliest_ack_t": _r(earliest), "latest_ack_t": _r(latest)}
         return result  # no fault to measure from: RPO stays unknown
     raw = t_fault - earliest
+    # The recovery point lies between the newest acknowledgement that survived before the earliest
+    # lost one and that lost one: no write was acknowledged in between, so nothing can tell where.
+    survived = [t for k, t in ack_time.items() if k in read and t < earliest]
+    upper = t_fault - max(survived) if survived else None
     result.update(
         rpo_raw_s=_r(raw), rpo_s=_r(max(0.0, raw)),
+        rpo_upper_s=_r(max(0.0, upper)) if upper is not None else None,
+        # The oldest acknowledgement read is lost too: the loss may reach further back than we read.
+        rpo_at_least=bool(before) and earliest <= min(before),
         # Relative to the fault start: negative = acknowledged before the fault.
         loss_window={"earliest_t": _r(earliest - t_fault), "latest_t": _r(latest - t_fault),
                      "earliest_ack_t": _r(earliest), "latest_ack_t": _r(latest)},

@@ -2,6 +2,8 @@
 
     RTO < 15 minutes achieved · RPO < 5 minutes maintained ·
     All critical functions restored · Data integrity verified
+    (and, so that a PASS cannot hide a broken run: the recovery procedure completed, the
+    steady-state hypothesis holds again, the monitoring detected the outage where required)
 
 A pure function of the history (see harness/history.py) and the scenario's resolved objectives
 (see harness/objectives.py): no I/O, no clock. Status is honest: a run whose target was unhealthy
@@ -27,7 +29,8 @@ _OBJECTIVE_DEFAULTS = {"stability_s": 5.0, "timeout_s": None, "max_lost_writes":
 def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> dict:
     """Judge a history against resolved scenario objectives (harness.objectives.resolve).
 
-    `run` may carry run_id, experiment, title, started, ended (copied as they are). Returns the
+    `run` may carry run_id, experiment, title, started, ended, negative_control and expect_failure
+    (copied as they are; a negative control is evidence about the harness, not the plan). Returns the
     verdict: scenario, status (pass|fail|error|interrupted), reason, run fields, objectives,
     measured, criteria [{name, passed, measured, objective, detail}], loss, integrity, functions,
     flags."""
@@ -44,15 +47,18 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
     criteria = [
         _rto(avail, obj),
         _rpo(lost, obj),
+        _corrupted_writes(lost),
         _required("critical_functions", funcs, obj["critical_functions"],
                   "critical functions restored", "critical functions not restored"),
         _required("data_integrity", integ, obj["integrity_checks"],
                   "integrity checks passed", "data integrity not verified"),
+        _recovery_procedure(events),
+        _steady_state_restored(events),
     ]
     if det is not None:
         criteria.append(_detection(det, obj["detection"], avail))
 
-    status, reason = _status(events, criteria, avail)
+    status, reason = _status(events, criteria, avail, lost)
     return {
         "scenario": obj["scenario"],
         "status": status,
@@ -62,6 +68,8 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
         "title": run.get("title"),
         "started": run.get("started"),
         "ended": run.get("ended"),
+        "negative_control": bool(run.get("negative_control")),
+        "expect_failure": list(run.get("expect_failure") or []),
         "objectives": {k: obj[k] for k in ("rto_s", "rpo_s", "stability_s", "timeout_s", "max_lost_writes",
                                            "critical_functions", "integrity_checks", "detection")},
         "measured": {
@@ -69,7 +77,8 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
             "downtime_s": avail["downtime_s"], "error_count": avail["error_count"],
             "availability_pct": avail["availability_pct"],
             **{k: lost[k] for k in ("acked_writes", "lost_writes", "unexpected_writes", "recovered_writes",
-                                    "duplicate_writes", "failed_writes", "in_doubt_writes")},
+                                    "duplicate_writes", "failed_writes", "in_doubt_writes",
+                                    "heartbeat_acked", "heartbeat_lost", "rpo_at_least", "corrupted_writes")},
             "detection_latency_s": det["latency_s"] if det else None,
             "fault_start_t": t_fault, "fault_end_t": t_fault_end, "recovered_at_t": avail["recovered_at_t"],
         },
@@ -77,7 +86,8 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
         "loss": {
             "known": lost["known"],
             "error": lost["error"],
-            **{k: lost[k][:KEYS_SHOWN] for k in ("lost_keys", "unexpected_keys", "recovered_keys", "duplicate_keys")},
+            **{k: lost[k][:KEYS_SHOWN] for k in ("lost_keys", "unexpected_keys", "recovered_keys", "duplicate_keys",
+                                                 "corrupted_keys")},
             "loss_window": lost["loss_window"],
         },
         "integrity": integ,
@@ -139,19 +149,37 @@ def _rpo(lost: dict, obj: dict) -> dict:
     goal, max_lost = obj["rpo_s"], obj["max_lost_writes"]
     if not lost["known"]:
         return _criterion("rpo", False, None, goal, f"{lost['error']}: loss unknown")
-    n, acked = lost["lost_writes"], lost["acked_writes"]
+    n, acked, hb = lost["lost_writes"], lost["acked_writes"], lost["heartbeat_acked"]
     if lost["rpo_s"] is None:
         return _criterion("rpo", False, None, goal,
                           f"{n} of {acked} acknowledged writes lost, but there is no fault start to measure RPO from")
+    if lost["rpo_unproven"]:
+        why = f"; {lost['heartbeat_error']}" if lost.get("heartbeat_error") else ""
+        return _criterion("rpo", False, None, goal, f"RPO cannot be measured: {lost['rpo_unproven']}{why}")
     rpo = lost["rpo_s"]
     if n == 0:
-        detail = f"no acknowledged write lost ({acked} acknowledged, {lost['read_keys']} keys read back): RPO 0 s"
+        detail = (f"no acknowledged write lost ({acked} from the load, {hb} heartbeats, {lost['read_keys']} keys "
+                  f"read back): RPO 0 s")
     else:
         first = lost["loss_window"]["earliest_t"]
         when = f"{_n(-first)} s before the fault" if first <= 0 else f"{_n(first)} s after the fault started"
-        detail = f"{n} of {acked} acknowledged writes lost, the earliest acknowledged {when}: RPO {_n(rpo)} s"
-    passed = rpo < goal
-    detail += f" (objective under {_n(goal)} s)" if passed else f", not under the {_n(goal)} s objective"
+        detail = (f"{n} of {acked + hb} acknowledged writes lost ({lost['heartbeat_lost']} of {hb} heartbeats), "
+                  f"the earliest acknowledged {when}: RPO {'at least ' if lost['rpo_at_least'] else ''}{_n(rpo)} s")
+        upper = lost.get("rpo_upper_s")
+        if upper is not None and not lost["rpo_at_least"] and upper - rpo > 1.5:
+            detail += (f" to {_n(upper)} s (no write was acknowledged between the last that survived and the "
+                       f"first lost, so the recovery point lies somewhere in that gap)")
+    if lost["rpo_at_least"]:
+        # Even the oldest acknowledgement read is gone: the true recovery point is older still.
+        passed = False
+        detail += (f", not under the {_n(goal)} s objective" if rpo >= goal else
+                   f": every acknowledgement in the ledger window was lost, so the recovery point is older "
+                   f"than the ledger reaches and cannot be shown under the {_n(goal)} s objective")
+    else:
+        # Judge the far end of the uncertainty: a PASS must hold wherever the recovery point lies.
+        worst = max(rpo, lost.get("rpo_upper_s") or 0.0) if n else rpo
+        passed = worst < goal
+        detail += f" (objective under {_n(goal)} s)" if passed else f", not under the {_n(goal)} s objective"
     if max_lost is not None:
         if n > max_lost:
             passed = False
@@ -159,6 +187,23 @@ def _rpo(lost: dict, obj: dict) -> dict:
         else:
             detail += f"; at most {max_lost} lost writes allowed"
     return _criterion("rpo", passed, rpo, goal, detail)
+
+
+def _corrupted_writes(lost: dict) -> dict:
+    """Every acknowledged write still present holds what was acknowledged (its digest matches)."""
+    if not lost["known"]:
+        return _criterion("corrupted_writes", False, None, 0, f"{lost['error']}: content unknown")
+    if lost["content_error"]:
+        return _criterion("corrupted_writes", False, lost["corrupted_writes"], 0,
+                          f"content not verified: {lost['content_error']}")
+    n, checked = lost["corrupted_writes"], lost["content_checked"]
+    if n:
+        shown = ", ".join(str(k) for k in lost["corrupted_keys"][:3])
+        return _criterion("corrupted_writes", False, n, 0,
+                          f"{n} of {checked} acknowledged writes present but changed (e.g. {shown}): "
+                          f"the rows no longer hold what was acknowledged")
+    return _criterion("corrupted_writes", True, 0, 0,
+                      f"all {checked} acknowledged writes read back hold what was acknowledged")
 
 
 def _required(name: str, collected: dict, required: list[str], ok_words: str, bad_words: str) -> dict:
@@ -176,6 +221,45 @@ def _required(name: str, collected: dict, required: list[str], ok_words: str, ba
     if problems:
         return _criterion(name, False, measured, required, f"{bad_words}: {'; '.join(problems)}")
     return _criterion(name, True, measured, required, f"all {len(required)} {ok_words}: {', '.join(required)}")
+
+
+def _recovery_procedure(events: list[dict]) -> dict:
+    """Every recovery action the plan prescribes (tagged `recovery`) ran to its end without raising."""
+    recs = [e for e in events if e["kind"] == "recovery"]
+    started = list(dict.fromkeys(e["name"] for e in recs if e.get("phase") == "start"))
+    if not started:
+        return _criterion("recovery_procedure", True, [], None,
+                          "no recovery procedure prescribed: recovery is automatic (supervision, failover)")
+    ended = {e["name"]: e for e in recs if e.get("phase") == "end"}
+    problems = []
+    for name in started:
+        end = ended.get(name)
+        if end is None:
+            problems.append(f"{name} never finished")
+        elif end.get("ok") is False:
+            detail = end.get("detail")
+            problems.append(f"{name} failed" + (f" ({_short(detail)})" if detail not in (None, "") else ""))
+    measured = {name: (name in ended and ended[name].get("ok") is not False) for name in started}
+    if problems:
+        return _criterion("recovery_procedure", False, measured, started,
+                          f"recovery procedure not completed: {'; '.join(problems)}")
+    return _criterion("recovery_procedure", True, measured, started,
+                      f"recovery procedure completed: {', '.join(started)}")
+
+
+def _steady_state_restored(events: list[dict]) -> dict:
+    """The experiment's steady-state hypothesis holds again after the method."""
+    after = [e for e in events if e["kind"] == "marker" and e.get("name") == "steady_state" and e.get("phase") == "after"]
+    if not after:
+        return _criterion("steady_state_restored", False, None, True,
+                          "the steady-state hypothesis was never checked after the method")
+    last = after[-1]
+    if not last.get("met"):
+        missed = [p.get("name") for p in last.get("detail") or [] if isinstance(p, dict) and not p.get("tolerance_met")]
+        return _criterion("steady_state_restored", False, False, True,
+                          "the steady-state hypothesis did not hold after the method"
+                          + (f": {', '.join(str(m) for m in missed)}" if missed else ""))
+    return _criterion("steady_state_restored", True, True, True, "the steady-state hypothesis holds again after the method")
 
 
 def _detection(det: dict, goal: dict, a: dict) -> dict:
@@ -209,7 +293,7 @@ def _detection(det: dict, goal: dict, a: dict) -> dict:
                       f"and resolved after recovery")
 
 
-def _status(events: list[dict], criteria: list[dict], a: dict) -> tuple[str, str]:
+def _status(events: list[dict], criteria: list[dict], a: dict, lost: dict) -> tuple[str, str]:
     markers = [e for e in events if e["kind"] == "marker"]
     interrupted = [m for m in markers if m.get("name") == "interrupted"]
     if interrupted:
@@ -226,6 +310,14 @@ def _status(events: list[dict], criteria: list[dict], a: dict) -> tuple[str, str
         f = broken[0]
         detail = f": {_short(f['detail'])}" if f.get("detail") not in (None, "") else ""
         return "error", f"fault action failed: {f['name']}{detail}; nothing was tested"
+    failed_instruments = [m for m in markers if m.get("name") == "instrument_failed"]
+    if failed_instruments:
+        m = failed_instruments[0]
+        return "error", (f"instrument failed: {m.get('instrument', 'a recorder')}: {_short(m.get('detail'))}; "
+                         f"what it did not record cannot be judged")
+    no_effect = _fault_without_effect(faults, criteria, a, lost)
+    if no_effect:
+        return "error", f"the fault had no observable effect: nothing was tested ({no_effect})"
     failed = [c for c in criteria if not c["passed"]]
     if failed:
         return "fail", (f"{len(failed)} of {len(criteria)} criteria failed: "
@@ -233,13 +325,42 @@ def _status(events: list[dict], criteria: list[dict], a: dict) -> tuple[str, str
     by = {c["name"]: c for c in criteria}
     parts = [f"RTO {_n(by['rto']['measured'])} s under {_n(by['rto']['objective'])} s",
              f"RPO {_n(by['rpo']['measured'])} s under {_n(by['rpo']['objective'])} s",
+             "no acknowledged write changed",
              f"{len(by['critical_functions']['objective'])} critical functions restored",
-             f"{len(by['data_integrity']['objective'])} integrity checks passed"]
+             f"{len(by['data_integrity']['objective'])} integrity checks passed",
+             "recovery procedure completed" if by["recovery_procedure"]["objective"] else "automatic recovery",
+             "steady state restored"]
     if "detection" in by:
         alert = by['detection']['objective']['alert']
         parts.append(f"alert {alert} fired after {_n(by['detection']['measured'])} s"
                      if by["detection"]["measured"] is not None else f"alert {alert} not required (outage too short)")
     return "pass", f"all {len(criteria)} criteria met: " + ", ".join(parts)
+
+
+def _fault_without_effect(faults: list[dict], criteria: list[dict], a: dict, lost: dict) -> str | None:
+    """Why the fault cannot be shown to have happened, or None. A fault of ours returns evidence
+    of its effect (`effect: {observed, detail}` on its end event); a fault the experiment's author
+    wrote brings none, and then what the recorders observed is the evidence: an outage, lost or
+    changed writes, a failed check after recovery."""
+    ends = [f for f in faults if f.get("phase") == "end"]
+    for f in ends:
+        effect = f.get("effect")
+        if isinstance(effect, dict) and effect.get("observed") is False:
+            return f"{f['name']}: {_short(effect.get('detail') or 'its effect was not observed')}"
+    if any(isinstance(f.get("effect"), dict) for f in ends):
+        return None
+    seen = []
+    if a.get("error_count"):
+        seen.append("failed samples")
+    if lost.get("lost_writes") or lost.get("corrupted_writes"):
+        seen.append("lost or changed writes")
+    if any(not c["passed"] for c in criteria if c["name"] in ("critical_functions", "data_integrity")):
+        seen.append("a failed check after recovery")
+    if seen:
+        return None
+    names = ", ".join(dict.fromkeys(f["name"] for f in faults)) or "the fault"
+    return (f"{names} brought no evidence of its effect and the recorders observed none "
+            f"(no failed sample, no lost or changed write, no failed check)")
 
 
 def _flags(events: list[dict], a: dict, lost: dict, t_fault: float | None, t_fault_end: float | None) -> list[str]:
@@ -255,9 +376,6 @@ def _flags(events: list[dict], a: dict, lost: dict, t_fault: float | None, t_fau
         flags.append(f"{_many(a['failures_before_fault'], 'failed sample')} on probe '{a['probe']}' before the fault")
     if t_fault is not None and t_fault_end is None:
         flags.append("the fault has no end event")
-    if any(e["kind"] == "marker" and e.get("name") == "steady_state" and e.get("phase") == "after"
-           and e.get("met") is False for e in events):
-        flags.append("the steady-state hypothesis did not hold after the method")
     if not lost["known"]:
         flags.append(f"loss unknown: {lost['error']}")
     else:
@@ -267,6 +385,11 @@ def _flags(events: list[dict], a: dict, lost: dict, t_fault: float | None, t_fau
             flags.append(f"{_many(lost['duplicate_writes'], 'key')} more than once in the final read")
         if lost["recovered_writes"]:
             flags.append(f"{_many(lost['recovered_writes'], 'write')} reported failed or unknown found after recovery")
+    if lost.get("heartbeat_set_aside"):
+        flags.append(f"{_many(lost['heartbeat_set_aside'], 'heartbeat')} already lost or changed before this run's "
+                     f"fault (an earlier incident) set aside, not counted against it")
+    if lost.get("heartbeat_error"):
+        flags.append(f"heartbeat ledger: {lost['heartbeat_error']}")
     if lost["in_doubt_writes"]:
         flags.append(f"{_many(lost['in_doubt_writes'], 'write')} in doubt (outcome unknown)")
     return flags

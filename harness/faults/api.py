@@ -1,89 +1,127 @@
-"""API faults that process.py's timed ones do not cover (BCP "API Service Failure"):
+"""API faults on the embedded stack (BCP "API Service Failure"): the API crashes, or hangs.
 
-  freeze_api     the API hangs and stays hung: SIGSTOP with no timed resume. Alive to the
-                 supervisor, deaf to clients; only the liveness checker can notice and replace it.
-  crash_workers  SIGKILL API workers (not the arbiter).
-  thaw_api       rollback of freeze_api: SIGCONT whatever it stopped and whatever runs now.
+  crash_api    SIGKILL API processes: the whole API, or some of its workers (replicas).
+  hang_api     SIGSTOP API processes: alive to the supervisor, deaf to clients; for a known number
+               of seconds, or until something replaces them (the liveness checker) or resume_api.
+  resume_api   rollback of hang_api: SIGCONT whatever it stopped and whatever runs now.
+
+The API is gunicorn: one arbiter (the supervised program's main pid, its process-group leader)
+and its workers (the replicas, its children). The arbiter respawns a worker that dies; supervision
+restarts the whole API when the arbiter dies.
 """
 from __future__ import annotations
 
 import os
 import signal
 import time
-from pathlib import Path
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness.faults import clear_undo, process, register_undo
+from harness import procs
+from harness.faults import clear_undo, register_undo
+from harness.faults._common import duration, effect, gone_effect, local_target, program_pid, stop_for, stopped_now
 
-__all__ = ["freeze_api", "thaw_api", "crash_workers"]
+__all__ = ["crash_api", "hang_api", "resume_api"]
 
-SCOPES = ("all", "arbiter")
-_frozen: list[int] = []
-
-
-def freeze_api(scope: str = "all", target: str | None = None) -> dict:
-    """SIGSTOP API processes and leave them stopped: no timed resume.
-
-    `scope`: 'all' (arbiter and every worker: requests queue and time out, /health stops
-    answering; the liveness checker should kill the frozen API after ~5 s and supervision
-    replaces it), or 'arbiter' (only gunicorn's arbiter: workers keep serving but a worker that
-    dies is never replaced). Registers an undo that resumes them; `thaw_api` is the rollback."""
-    if scope not in SCOPES:
-        raise ActivityFailed(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-    t = process._local_target(target)
-    arbiter = process._program_pid(t, "api")
-    pids = process._group_members(arbiter) if scope == "all" else [arbiter]
-    _frozen.extend(p for p in pids if p not in _frozen)
-    register_undo("freeze_api", lambda: _cont(list(_frozen)))
-    process._signal_all(pids, signal.SIGSTOP)
-    return {"scope": scope, "arbiter": arbiter, "stopped": pids, "at": time.time()}
+UNDO_KEY = "hang_api"
+_hung: list[int] = []  # pids hang_api stopped with no timed resume: resume_api's to resume
 
 
-def thaw_api(target: str | None = None) -> dict:
-    """Rollback of freeze_api: SIGCONT every process freeze_api stopped (those the liveness checker
-    killed meanwhile are simply gone) and every process of the API running now."""
-    pids = list(_frozen)
+def crash_api(replicas: str | int = "all", target: str | None = None) -> dict:
+    """SIGKILL API processes (the BCP's "API service crash").
+
+    `replicas`: 'all' (gunicorn's arbiter and every worker: nothing answers until supervision
+    restarts the whole API), 'workers' (every worker, the arbiter spared: it respawns them, unless
+    it is frozen), or a whole number N (that many workers: the arbiter replaces them at once; with 1
+    no downtime is expected). Workers already dead (zombies a frozen arbiter has not reaped) are
+    not counted. Returns the pids killed."""
+    replicas = _replicas(replicas, ("all", "workers"))
+    t = local_target(target)
+    arbiter = program_pid(t, "api")
+    if replicas == "all":
+        members = procs.group_members(arbiter)
+        os.killpg(arbiter, signal.SIGKILL)
+        return {"replicas": "all", "arbiter": arbiter, "killed": members, "at": time.time(),
+                "effect": gone_effect(members, "the API's arbiter and workers")}
+    workers = _live_workers(arbiter, "crash")
+    chosen = _pick(workers, replicas, arbiter)
+    procs.signal_all(chosen, signal.SIGKILL)
+    return {"replicas": replicas, "arbiter": arbiter, "killed": chosen, "workers_before": workers, "at": time.time(),
+            "effect": gone_effect(chosen, "API workers")}
+
+
+def hang_api(duration_s: float | None = None, replicas: str | int = "all", target: str | None = None) -> dict:
+    """Freeze API processes with SIGSTOP (the BCP's "API service hang").
+
+    `duration_s`: resume them with SIGCONT after exactly that many seconds (the action returns
+    then: an outage of known length, what calibration needs); null (the default): no timed resume,
+    they stay stopped until the liveness checker kills the frozen API (supervision then starts a
+    fresh one) or `resume_api`, the rollback, resumes them.
+    `replicas`: 'all' (the arbiter and every worker: nothing answers), 'arbiter' (only gunicorn's
+    arbiter: the workers keep serving, but a worker that dies is never replaced), 'workers' or a
+    whole number N (every worker / N workers hang: gunicorn's worker timeout replaces them).
+    If the liveness checker kills a frozen API before a timed resume, that is the plan's
+    auto-restart at work; SIGCONT then finds nothing to resume."""
+    if duration_s is not None:
+        duration_s = duration(duration_s)
+    replicas = _replicas(replicas, ("all", "arbiter", "workers"))
+    t = local_target(target)
+    arbiter = program_pid(t, "api")
+    if replicas == "all":
+        pids = procs.group_members(arbiter)
+    elif replicas == "arbiter":
+        pids = [arbiter]
+    else:
+        pids = _pick(_live_workers(arbiter, "hang"), replicas, arbiter)
+    record = {"replicas": replicas, "arbiter": arbiter, "stopped": pids, "duration_s": duration_s, "at": time.time()}
+    if duration_s is not None:
+        return {**record, **stop_for(pids, duration_s, UNDO_KEY)}
+    _hung.extend(p for p in pids if p not in _hung)
+    register_undo(UNDO_KEY, lambda: procs.signal_all(list(_hung), signal.SIGCONT))
+    procs.signal_all(pids, signal.SIGSTOP)
+    seen = stopped_now(pids)
+    return {**record, "stopped_s": None,
+            "effect": effect(bool(seen), f"{len(seen)} of {len(pids)} API processes seen stopped")}
+
+
+def resume_api(target: str | None = None) -> dict:
+    """Rollback of hang_api: SIGCONT every process hang_api stopped (those the liveness checker
+    killed meanwhile are simply gone) and every process of the API running now. Harmless when
+    nothing is stopped."""
+    pids = list(_hung)
     try:
-        t = process._local_target(target)
-        pids += process._group_members(process._program_pid(t, "api"))
+        pids += procs.group_members(program_pid(local_target(target), "api"))
     except ActivityFailed:
         pass
-    resumed = _cont(sorted(set(pids)))
-    _frozen.clear()
-    clear_undo("freeze_api")
+    resumed = procs.signal_all(sorted(set(pids)), signal.SIGCONT)
+    _hung.clear()
+    clear_undo(UNDO_KEY)
     return {"resumed": resumed}
-
-
-def crash_workers(count: int | None = None, target: str | None = None) -> dict:
-    """SIGKILL `count` API workers (default: every worker), leaving gunicorn's arbiter alone.
-    Zombies (workers already dead that a frozen arbiter did not reap) are skipped."""
-    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-        raise ActivityFailed(f"count must be a whole number of at least 1, or null for every worker, got {count!r}")
-    t = process._local_target(target)
-    arbiter = process._program_pid(t, "api")
-    workers = [p for p in process._children(arbiter) if _running(p)]
-    if not workers:
-        raise ActivityFailed(f"the API arbiter (pid {arbiter}) has no live workers to crash")
-    chosen = workers if count is None else workers[:count]
-    for pid in chosen:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return {"arbiter": arbiter, "killed": chosen, "workers_before": workers, "at": time.time()}
 
 
 # ---------------------------------------------------------------------------------------------
 # Internals
 
-def _running(pid: int) -> bool:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return raw[raw.rindex(")") + 2] != "Z"
+def _replicas(value, words: tuple[str, ...]) -> str | int:
+    if isinstance(value, str) and value in words:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ActivityFailed(f"replicas must be {', '.join(repr(w) for w in words)} or a whole number of workers "
+                         f"(at least 1), got {value!r}")
 
 
-def _cont(pids: list[int]) -> list[int]:
-    return process._signal_all(pids, signal.SIGCONT)
+def _pick(workers: list[int], replicas: str | int, arbiter: int) -> list[int]:
+    if replicas == "workers":
+        return workers
+    if replicas > len(workers):
+        raise ActivityFailed(f"replicas {replicas} is more than the {len(workers)} live API workers of arbiter pid "
+                             f"{arbiter}; use 'workers' for every one")
+    return workers[:replicas]
+
+
+def _live_workers(arbiter: int, what: str) -> list[int]:
+    workers = [p for p in procs.children(arbiter) if procs.running(p)]
+    if not workers:
+        raise ActivityFailed(f"the API arbiter (pid {arbiter}) has no live workers to {what}")
+    return workers

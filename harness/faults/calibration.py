@@ -3,7 +3,6 @@ ground truth (never used in the monthly suite)."""
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
@@ -14,16 +13,23 @@ from harness import history as history_mod, target as target_mod
 
 __all__ = ["delete_acknowledged_rows"]
 
+# harness.session.SESSION_KEY: the run session sits above the faults, so its key is named here,
+# not imported. Chaos Toolkit hands the configuration to an activity that takes `configuration`.
+RUN_SESSION_KEY = "gameday_session"
 
-def delete_acknowledged_rows(count: int = 20, target: str | None = None, seed: int = 7) -> dict:
+
+def delete_acknowledged_rows(count: int = 20, target: str | None = None, seed: int = 7,
+                             configuration: dict | None = None) -> dict:
     """Delete `count` rows whose writes the API acknowledged in this run, behind the API's back
     (straight in the database). Returns the deleted keys: exactly what the loss checker must report
-    as lost, and nothing else. Needs the run's history ($GAMEDAY_RUN_DIR, set by the runner)."""
+    as lost, and nothing else. Needs the run's history: the run session that harness.control
+    keeps in the Chaos Toolkit configuration (`gameday run`, or `chaos run` with the control)."""
     if not isinstance(count, int) or count <= 0:
         raise ActivityFailed(f"count must be a positive whole number, got {count!r}")
-    run_dir = os.environ.get("GAMEDAY_RUN_DIR")
+    run_dir = getattr((configuration or {}).get(RUN_SESSION_KEY), "run_dir", None)
     if not run_dir:
-        raise ActivityFailed("GAMEDAY_RUN_DIR is not set: run this through `gameday run`")
+        raise ActivityFailed(f"no run session in the configuration ({RUN_SESSION_KEY}): run this experiment "
+                             f"with harness.control in its controls, through `gameday run`")
     acked = [e["key"] for e in history_mod.read(Path(run_dir) / "history.jsonl")
              if e["kind"] == "op" and e["type"] == "ok" and e.get("f") == "write"]
     if len(acked) < count:
@@ -35,4 +41,6 @@ def delete_acknowledged_rows(count: int = 20, target: str | None = None, seed: i
                             (keys,)).fetchall()
     deleted_keys = sorted(r[0] for r in deleted)
     (Path(run_dir) / "ground-truth-deleted.json").write_text(json.dumps(deleted_keys) + "\n")
-    return {"deleted": len(deleted_keys), "keys": deleted_keys}
+    return {"deleted": len(deleted_keys), "keys": deleted_keys,
+            "effect": {"observed": len(deleted_keys) == count,
+                       "detail": f"{len(deleted_keys)} of {count} acknowledged rows deleted"}}

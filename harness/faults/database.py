@@ -7,8 +7,8 @@ recover from:
   lose_primary          the primary is gone for good → failover to the standby
 
 Every fault returns a JSON-able record of exactly what it did. The bad statement also writes an
-incident record, `<home>/incidents/latest.json`, that the point-in-time recovery reads
-(harness.recovery.pitr.restore_before_incident).
+incident record, `<home>/incidents/latest.json` (harness.target.incident_path), that the
+point-in-time recovery reads (harness.recovery.pitr.restore_before_incident).
 """
 from __future__ import annotations
 
@@ -24,13 +24,16 @@ from pathlib import Path
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
-from harness.faults import process, register_undo
+from harness import pgroles, procs
+from harness.errors import first_line
+from harness.faults import register_undo
+from harness.faults._common import effect, gone_effect, local_target, positive_int, program_pid, server
+from harness.faults.process import disable_restart, enable_restart
+from harness.target import incident_path
 
-__all__ = ["corrupt_table_pages", "bad_statement", "lose_primary", "end_primary_loss", "incident_record",
-           "INCIDENT_FILE"]
+__all__ = ["corrupt_table_pages", "bad_statement", "lose_primary", "end_primary_loss", "incident_record"]
 
-INCIDENT_DIR = "incidents"
-INCIDENT_FILE = "latest.json"
+LOST_PRIMARY_FILE = "lost-primary.json"  # next to the incident record
 PAGE_BYTES = 8192
 APP_TABLES = ("optimization_results",)
 
@@ -51,12 +54,12 @@ def corrupt_table_pages(table: str = "optimization_results", blocks: int = 4, nb
     No rollback: the recovery is the restore (harness.recovery.database.restore_database)."""
     if table not in APP_TABLES:
         raise ActivityFailed(f"table must be one of the application tables ({', '.join(APP_TABLES)}), got {table!r}")
-    blocks = _positive_int(blocks, "blocks")
-    nbytes = _positive_int(nbytes, "nbytes")
+    blocks = positive_int(blocks, "blocks")
+    nbytes = positive_int(nbytes, "nbytes")
     if nbytes > PAGE_BYTES // 2:
         raise ActivityFailed(f"nbytes must be at most {PAGE_BYTES // 2} (half a page), got {nbytes}")
-    t = process._local_target(target)
-    primary = t["primary"]
+    t = local_target(target)
+    primary = server(t, "primary")
     data_dir = Path(primary["data_dir"])
     try:
         with psycopg.connect(primary["admin_dsn"], autocommit=True) as c:
@@ -64,7 +67,7 @@ def corrupt_table_pages(table: str = "optimization_results", blocks: int = 4, nb
             relpath, size = c.execute("select pg_relation_filepath(%s::regclass), pg_relation_size(%s::regclass)",
                                       (table, table)).fetchone()
     except psycopg.Error as e:
-        raise ActivityFailed(f"cannot reach the primary on port {primary['port']}: {_err(e)}") from None
+        raise ActivityFailed(f"cannot reach the primary on port {primary['port']}: {first_line(e)}") from None
     nblocks = size // PAGE_BYTES
     # The last two pages may still receive inserts (and a full-page image in the WAL would undo
     # the damage at crash recovery): only older pages are corrupted.
@@ -79,15 +82,15 @@ def corrupt_table_pages(table: str = "optimization_results", blocks: int = 4, nb
 
     # Keep the server from restarting while its file is changed: the same hold a negative control uses.
     program = primary["program"]
-    process.disable_restart(program, target=target)
+    disable_restart(program, target=target)
     killed_at = time.time()
     try:
-        postmaster = process._program_pid(t, program)
+        postmaster = program_pid(t, program)
         os.kill(postmaster, signal.SIGKILL)
         leftovers = _end_processes_in(data_dir)
         damaged = [_smear_page(datafile, b, nbytes) for b in chosen]
     finally:
-        process.enable_restart(program, target=target)
+        enable_restart(program, target=target)
     ready_s = _wait_accepting(primary["admin_dsn"], 60.0)
     if ready_s is None:
         raise ActivityFailed(f"the primary on port {primary['port']} did not accept connections within 60 s "
@@ -98,7 +101,8 @@ def corrupt_table_pages(table: str = "optimization_results", blocks: int = 4, nb
                              f"verify_heapam and a full read found nothing ({evidence['detail']})")
     return {"table": table, "file": str(datafile), "pages_in_table": nblocks,
             "damaged": damaged, "postmaster_killed": postmaster, "leftovers_killed": leftovers,
-            "killed_at": killed_at, "accepting_again_after_s": round(ready_s, 3), "evidence": evidence}
+            "killed_at": killed_at, "accepting_again_after_s": round(ready_s, 3), "evidence": evidence,
+            "effect": effect(True, evidence["detail"])}
 
 
 def bad_statement(sql: str | None = None, fraction: float = 0.5, target: str | None = None) -> dict:
@@ -111,7 +115,7 @@ def bad_statement(sql: str | None = None, fraction: float = 0.5, target: str | N
     `<home>/incidents/latest.json` (plus a stamped copy): point-in-time recovery
     (harness.recovery.pitr.restore_before_incident) rewinds to that time. No rollback: the
     recovery is the restore."""
-    t = process._local_target(target)
+    t = local_target(target)
     custom = sql is not None
     if not custom:
         try:
@@ -139,7 +143,7 @@ def bad_statement(sql: str | None = None, fraction: float = 0.5, target: str | N
             c.commit()
             committed = datetime.now(timezone.utc)
     except psycopg.Error as e:
-        raise ActivityFailed(f"the bad statement could not run: {_err(e)} (statement: {sql[:200]})") from None
+        raise ActivityFailed(f"the bad statement could not run: {first_line(e)} (statement: {sql[:200]})") from None
     record = {
         "incident": "bad_statement",
         "sql": sql,
@@ -154,32 +158,37 @@ def bad_statement(sql: str | None = None, fraction: float = 0.5, target: str | N
         "deleted_keys_count": len(deleted_keys) if deleted_keys else affected,
     }
     _write_incident(t, record, deleted_keys)
-    return record
+    return {**record, "effect": effect(bool(affected and affected > 0),
+                                       f"the statement changed {affected} of {rows_before} rows")}
 
 
 def lose_primary(target: str | None = None) -> dict:
     """The primary is lost for good: its restart is disabled (hold file) and its postmaster and
     every backend are SIGKILLed, so it stays down. The recovery is the failover to the standby
     (harness.recovery.failover.failover); `end_primary_loss` is the rollback."""
-    t = process._local_target(target)
-    primary = t["primary"]
+    t = local_target(target)
+    primary = server(t, "primary")
     program = primary["program"]
-    hold = process.disable_restart(program, target=target)
+    hold = disable_restart(program, target=target)
     try:
-        pid = process._program_pid(t, program)
+        pid = program_pid(t, program)
     except ActivityFailed:
-        process.enable_restart(program, target=target)
+        enable_restart(program, target=target)
         raise
     os.kill(pid, signal.SIGKILL)
     leftovers = _end_processes_in(Path(primary["data_dir"]))
     record = {"program": program, "port": primary["port"], "data_dir": primary["data_dir"], "pid": pid,
               "leftovers_killed": leftovers, "hold": hold["hold"], "at": time.time()}
-    _incident_dir(t).mkdir(parents=True, exist_ok=True)
-    (_incident_dir(t) / "lost-primary.json").write_text(json.dumps(record, indent=2) + "\n")
+    gone = gone_effect([pid], f"the primary's postmaster ({program})")
+    still = procs.pids_in(primary["data_dir"])
+    evidence = gone if not still else effect(False, f"{len(still)} processes still run in {primary['data_dir']}")
+    lost = _lost_primary_path(t)
+    lost.parent.mkdir(parents=True, exist_ok=True)
+    lost.write_text(json.dumps(record, indent=2) + "\n")
     # Replace disable_restart's plain undo with the guarded release: after a failover that got
     # halfway, blindly starting the old primary would make two primaries.
     register_undo(f"hold:{program}", lambda: end_primary_loss(target))
-    return record
+    return {**record, "effect": evidence}
 
 
 def end_primary_loss(target: str | None = None) -> dict:
@@ -189,20 +198,20 @@ def end_primary_loss(target: str | None = None) -> dict:
     happened, the old primary comes back as the primary. But if another server was promoted while
     the old primary's folder is still a primary's (no standby.signal), starting it would make two
     primaries: then the hold stays and the answer says why (rebuild it as a standby first)."""
-    t = process._local_target(target)
-    path = _incident_dir(t) / "lost-primary.json"
+    t = local_target(target)
+    path = _lost_primary_path(t)
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return {"released": None, "detail": "no primary loss recorded"}
     program, data_dir = record["program"], Path(record["data_dir"])
     other_port = [t[r]["port"] for r in ("primary", "standby") if t[r]["program"] != program]
-    promoted_elsewhere = bool(other_port) and _accepts_writes(other_port[0])
+    promoted_elsewhere = bool(other_port) and pgroles.accepts_writes(other_port[0])
     if promoted_elsewhere and not (data_dir / "standby.signal").exists():
         return {"released": False, "program": program,
                 "detail": f"another server (port {other_port[0]}) is now the primary and {data_dir} is still a "
                           f"primary's folder: left fenced; rebuild it as a standby before starting it"}
-    result = process.enable_restart(program, target=target)
+    result = enable_restart(program, target=target)
     path.unlink(missing_ok=True)
     return {"released": result["released"], "program": program,
             "detail": "hold released: supervision starts the server again" if result["released"] else
@@ -211,8 +220,7 @@ def end_primary_loss(target: str | None = None) -> dict:
 
 def incident_record(target: str | None = None) -> dict:
     """The latest incident record (`<home>/incidents/latest.json`) written by bad_statement."""
-    t = process._local_target(target)
-    path = _incident_dir(t) / INCIDENT_FILE
+    path = incident_path(local_target(target))
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -223,17 +231,6 @@ def incident_record(target: str | None = None) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # Internals
-
-def _err(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ActivityFailed(f"{name} must be a whole number of at least 1, got {value!r}")
-    return value
-
 
 def _spread(n: int, k: int) -> list[int]:
     """k distinct block numbers spread evenly over 0..n-1."""
@@ -268,31 +265,13 @@ def _smear_page(datafile: Path, block: int, nbytes: int) -> dict:
             "row_item": item}
 
 
-def _pids_in(folder: Path) -> list[int]:
-    want = os.path.realpath(folder)
-    pids = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                if os.readlink(f"/proc/{p}/cwd") == want:
-                    pids.append(int(p))
-            except OSError:
-                pass
-    return pids
-
-
-def _end_processes_in(folder: Path, timeout_s: float = 10.0) -> list[int]:
+def _end_processes_in(folder: Path) -> list[int]:
     """SIGKILL every process running in a data folder (postmaster, backends) and wait until they
     are gone, as the stack's launcher does before a restart."""
-    killed = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        pids = _pids_in(folder)
-        if not pids:
-            return sorted(set(killed))
-        killed += process._signal_all(pids, signal.SIGKILL)
-        time.sleep(0.05)
-    raise ActivityFailed(f"PostgreSQL processes in {folder} did not end within {timeout_s:.0f} s: {_pids_in(folder)}")
+    try:
+        return procs.end_processes_in(folder)
+    except TimeoutError as e:
+        raise ActivityFailed(f"PostgreSQL {e}") from None
 
 
 def _wait_accepting(dsn: str, timeout_s: float) -> float | None:
@@ -307,14 +286,6 @@ def _wait_accepting(dsn: str, timeout_s: float) -> float | None:
     return None
 
 
-def _accepts_writes(port: int) -> bool:
-    try:
-        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2") as c:
-            return not c.execute("select pg_is_in_recovery()").fetchone()[0]
-    except psycopg.Error:
-        return False
-
-
 def _corruption_evidence(admin_dsn: str, table: str) -> dict:
     """What amcheck (verify_heapam) and then a full read of the table say now."""
     found: dict = {"detected": False, "verify_heapam": None, "full_read": None}
@@ -327,9 +298,8 @@ def _corruption_evidence(admin_dsn: str, table: str) -> dict:
             found["damaged_blocks"] = sorted({b for b, _, _ in rows})
             if rows:
                 found["detected"] = True
-    except psycopg.Error as e:
-        found["verify_heapam"] = f"error: {_err(e)}"
-        found["detected"] = True
+    except psycopg.Error as e:  # amcheck failing to run is no evidence of corruption
+        found["verify_heapam"] = f"error: {first_line(e)}"
     if not found["detected"]:
         try:
             with psycopg.connect(admin_dsn, autocommit=True) as c:
@@ -337,34 +307,35 @@ def _corruption_evidence(admin_dsn: str, table: str) -> dict:
                               f"from {table}").fetchone()
                 found["full_read"] = f"read {n[0]} rows without error"
         except psycopg.Error as e:
-            found["full_read"] = f"error: {_err(e)}"
-            found["detected"] = True
+            found["full_read"] = f"error: {first_line(e)}"
+            # Only the server's own "data corrupted" class counts (XX001/XX002), not a lost connection.
+            found["detected"] = (e.sqlstate or "").startswith("XX00")
     if found["detected"]:
         what = found["verify_heapam"]
         found["detail"] = (f"verify_heapam reported {found['problems']} problem(s) in blocks {found['damaged_blocks']}, "
                            f"first: {what[0]['msg']}"
-                           if isinstance(what, list) and what else
-                           f"verify_heapam: {what}" if isinstance(what, str) else f"full read: {found['full_read']}")
+                           if isinstance(what, list) and what else f"full read: {found['full_read']}")
     else:
-        found["detail"] = f"verify_heapam clean; full read: {found['full_read']}"
+        found["detail"] = f"verify_heapam: {'clean' if isinstance(found['verify_heapam'], list) else found['verify_heapam']}; " \
+                          f"full read: {found['full_read']}"
     return found
 
 
-def _incident_dir(t: dict) -> Path:
-    return Path(t["home"]) / INCIDENT_DIR
+def _lost_primary_path(t: dict) -> Path:
+    return incident_path(t).with_name(LOST_PRIMARY_FILE)
 
 
 def _write_incident(t: dict, record: dict, deleted_keys: list[str]) -> Path:
-    folder = _incident_dir(t)
+    latest = incident_path(t)
+    folder = latest.parent
     folder.mkdir(parents=True, exist_ok=True)
     stamp = record["started_at"].replace(":", "").replace("-", "").replace("+0000", "Z").replace("+00:00", "Z")
     keys_file = folder / f"{stamp}-deleted-keys.txt"
     keys_file.write_text("".join(f"{k}\n" for k in deleted_keys))
     record["deleted_keys_file"] = str(keys_file)
-    record["record_file"] = str(folder / INCIDENT_FILE)
+    record["record_file"] = str(latest)
     text = json.dumps(record, indent=2) + "\n"
     (folder / f"{stamp}-bad-statement.json").write_text(text)
-    latest = folder / INCIDENT_FILE
     tmp = latest.with_suffix(".tmp")
     tmp.write_text(text)
     os.replace(tmp, latest)

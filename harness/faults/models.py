@@ -18,7 +18,8 @@ import requests
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness.faults import process
+from harness.api_contract import READY_PATH
+from harness.faults._common import effect, local_target
 
 __all__ = ["corrupt_model", "drift_config"]
 
@@ -43,7 +44,7 @@ def corrupt_model(file: str | None = None, mode: str = "bitflip", nbytes: int = 
         raise ActivityFailed(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 1:
         raise ActivityFailed(f"nbytes must be a whole number of at least 1, got {nbytes!r}")
-    t = process._local_target(target)
+    t = local_target(target)
     model_dir = Path(t["model_dir"])
     files = _manifest_files(model_dir)
     if file is None:
@@ -82,7 +83,8 @@ def corrupt_model(file: str | None = None, mode: str = "bitflip", nbytes: int = 
     detected = await_unready(t["api_url"], await_detection_s)
     return {"file": file, "path": str(path), "mode": mode, "size_before": len(data), "size_after": len(changed),
             "sha256_before": old_sha, "sha256_after": new_sha, "manifest_sha256": files[file],
-            "matches_manifest": new_sha == files[file], **detail, **detected}
+            "matches_manifest": new_sha == files[file], **detail,
+            "effect": effect(True, f"{file}: SHA-256 {new_sha[:12]}… no longer matches the manifest"), **detected}
 
 
 def drift_config(key: str = "write_timeout_s", value=None, await_detection_s: float = 10.0,
@@ -96,7 +98,7 @@ def drift_config(key: str = "write_timeout_s", value=None, await_detection_s: fl
     corrupt_model it then waits up to `await_detection_s` seconds until readiness reports it."""
     if not isinstance(key, str) or not key.strip():
         raise ActivityFailed(f"key must name a configuration field, got {key!r}")
-    t = process._local_target(target)
+    t = local_target(target)
     path = Path(t["config_path"])
     try:
         raw = path.read_bytes()
@@ -124,6 +126,7 @@ def drift_config(key: str = "write_timeout_s", value=None, await_detection_s: fl
     detected = await_unready(t["api_url"], await_detection_s)
     return {"config": str(path), "key": key, "old": old, "new": new, "sha256_before": _sha256(raw),
             "sha256_after": _sha256(data), "approved_sha256": approved, "matches_approved": _sha256(data) == approved,
+            "effect": effect(_sha256(data) != approved, f"{key}: {old!r} -> {new!r}, checksum no longer the approved one"),
             **detected}
 
 
@@ -140,19 +143,24 @@ def await_unready(api_url: str, timeout_s: float) -> dict:
         raise ActivityFailed(f"await_detection_s must be between 0 and 600 seconds, got {timeout_s!r}")
     if timeout_s == 0:
         return {"detected_after_s": None, "detection": "not awaited"}
+    # Evidence of the fault's effect: the service itself reports the damage (a corruption the
+    # API never notices tested nothing).
     start = time.monotonic()
     last = "no answer"
     while True:
         try:
-            r = requests.get(api_url + "/ready", timeout=1.0)
+            r = requests.get(api_url + READY_PATH, timeout=1.0)
             if r.status_code == 503:
                 reason = r.json().get("reason") if r.headers.get("content-type", "").startswith("application/json") else None
-                return {"detected_after_s": round(time.monotonic() - start, 3), "detection": reason or r.text[:300]}
+                detection = reason or r.text[:300]
+                return {"detected_after_s": round(time.monotonic() - start, 3), "detection": detection,
+                        "effect": effect(True, f"readiness reports it: {detection}")}
             last = f"HTTP {r.status_code}"
         except (requests.RequestException, ValueError) as e:
             last = type(e).__name__
         if time.monotonic() - start >= timeout_s:
-            return {"detected_after_s": None, "detection": f"readiness did not report it within {timeout_s:g} s ({last})"}
+            detection = f"readiness did not report it within {timeout_s:g} s ({last})"
+            return {"detected_after_s": None, "detection": detection, "effect": effect(False, detection)}
         time.sleep(0.05)
 
 

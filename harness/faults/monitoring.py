@@ -17,6 +17,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from harness import target as target_mod
 from harness.faults import process, stack
+from harness.faults._common import local_target
 
 __all__ = ["scrape_gap", "lose_monitoring", "restore_monitoring"]
 
@@ -72,13 +73,13 @@ def lose_monitoring(target: str | None = None) -> dict:
     restarted (Prometheus has no hold file). Registers an undo that starts it again."""
     killed = process.kill_monitoring(target=target)
     stopped = stack.stop_program("prometheus", target=target)
-    return {"killed": killed, "kept_down": stopped}
+    return {"killed": killed, "kept_down": stopped, "effect": killed.get("effect")}
 
 
 def restore_monitoring(target: str | None = None, timeout_s: float = 30.0) -> dict:
     """Rollback of lose_monitoring: start Prometheus again and wait until it is ready."""
     started = stack.start_program("prometheus", target=target)
-    url = process._local_target(target)["prometheus_url"]
+    url = local_target(target)["prometheus_url"]
     deadline = time.monotonic() + float(timeout_s)
     while time.monotonic() < deadline:
         try:

@@ -4,7 +4,7 @@ no hold file, such as the liveness checker).
 
 After `lose_whole_stack` nothing comes back by itself: supervisord itself is gone. The recovery
 is a cold start (harness.recovery.coldstart.cold_start), the BCP's `kubectl apply -f
-deployment/kubernetes/`.
+deployment/kubernetes/`; the fault's own undo brings the stack back through the stack layer.
 """
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from pathlib import Path
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness.faults import clear_undo, process, register_undo
-from harness.stack import supervisor
+from harness import procs
+from harness.faults import clear_undo, register_undo
+from harness.faults._common import check_program, effect, local_target
+from harness.stack import embedded, supervisor
 
 __all__ = ["lose_whole_stack", "stop_program", "start_program"]
 
@@ -30,50 +32,48 @@ def lose_whole_stack(target: str | None = None) -> dict:
     kill) and every PostgreSQL process still running in a data folder. Waits until all of them are
     gone and checks that nothing listens on the stack's ports any more.
 
-    Registers an undo that cold-starts the stack, so a run that ends without its recovery still
+    Registers an undo that starts the stack again, so a run that ends without its recovery still
     leaves the stack up."""
-    t = process._local_target(target)
+    t = local_target(target)
     home = Path(t["home"])
     sup_url = t["supervisor_url"]
     try:
         infos = supervisor.all_process_info(sup_url)
     except Exception as e:
         raise ActivityFailed(f"supervisord at {sup_url} does not answer ({e}); the stack is not running") from None
-    sup_pid = _read_pid(home / SUPERVISOR_PIDFILE)
-    if sup_pid is None or not _alive(sup_pid):
+    sup_pid = procs.read_pid(home / SUPERVISOR_PIDFILE)
+    if sup_pid is None or not procs.running(sup_pid):
         raise ActivityFailed(f"no live supervisord pid in {home / SUPERVISOR_PIDFILE}")
     groups = {i["name"]: int(i["pid"]) for i in infos if i.get("pid")}
-    members = {name: process._group_members(pid) for name, pid in groups.items()}
+    members = {name: procs.group_members(pid) for name, pid in groups.items()}
     data_dirs = [t["primary"]["data_dir"], t["standby"]["data_dir"]]
-    api_group = _read_pid(Path(t["api_pidfile"]))
+    api_group = procs.read_pid(t["api_pidfile"])
 
-    register_undo("lose_whole_stack", lambda: _cold_start(t))
+    register_undo("lose_whole_stack", lambda: _start_again(t))
     killed_at = time.time()
     os.kill(sup_pid, signal.SIGKILL)
     for pgid in groups.values():
         _killpg(pgid)
     if api_group:
         _killpg(api_group)
-    pg_pids = sorted(p for d in data_dirs for p in _pids_in(d))
-    for pid in pg_pids:
-        _kill(pid)
+    pg_pids = sorted(p for d in data_dirs for p in procs.pids_in(d))
+    procs.signal_all(pg_pids, signal.SIGKILL)
     everything = sorted({sup_pid, *pg_pids, *(p for ps in members.values() for p in ps)})
-    survivors = _wait_gone(everything, 15.0)
+    survivors = procs.wait_gone(everything, 15.0)
     # A process forked while the kills went out (a gunicorn worker, a postgres backend) is in no
     # list: sweep the process groups and data folders again until they are empty.
     late: list[int] = []
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
         stray = sorted({p for g in [*groups.values(), *([api_group] if api_group else [])]
-                        for p in process._group_members(g) if _alive(p)}
-                       | {p for d in data_dirs for p in _pids_in(d) if _alive(p)})
+                        for p in procs.group_members(g) if procs.running(p)}
+                       | {p for d in data_dirs for p in procs.pids_in(d) if procs.running(p)})
         if not stray:
             break
         late += stray
-        for pid in stray:
-            _kill(pid)
+        procs.signal_all(stray, signal.SIGKILL)
         time.sleep(0.05)
-    survivors += _wait_gone(late, 5.0)
+    survivors += procs.wait_gone(late, 5.0)
     listening = _listening(t)
     deadline = time.monotonic() + 3.0
     while listening and time.monotonic() < deadline:
@@ -81,15 +81,18 @@ def lose_whole_stack(target: str | None = None) -> dict:
         listening = _listening(t)
     return {"supervisord": sup_pid, "programs": groups, "processes": members,
             "postgres_processes": pg_pids, "late_strays": sorted(set(late)), "killed": len(everything) + len(set(late)), "killed_at": killed_at,
-            "survivors": survivors, "still_listening": listening}
+            "survivors": survivors, "still_listening": listening,
+            "effect": effect(not survivors and not listening,
+                             f"{len(everything) + len(set(late))} processes killed; survivors {survivors[:5] or 'none'}; "
+                             f"still listening: {', '.join(listening) or 'nothing'}")}
 
 
 def stop_program(program: str, target: str | None = None) -> dict:
     """Stop a supervised program through supervisord and keep it stopped (it is not restarted
     until `start_program`). Used by negative controls to switch off an automatic recovery, e.g.
     the liveness checker. Registers an undo that starts it again."""
-    t = process._local_target(target)
-    process._check_program(program)
+    t = local_target(target)
+    check_program(program)
     url = t["supervisor_url"]
     before = _state(url, program)
     register_undo(f"stopped:{program}", lambda: start_program(program, target))
@@ -102,8 +105,8 @@ def stop_program(program: str, target: str | None = None) -> dict:
 
 def start_program(program: str, target: str | None = None) -> dict:
     """Rollback of stop_program: start the program again through supervisord (harmless if it runs)."""
-    t = process._local_target(target)
-    process._check_program(program)
+    t = local_target(target)
+    check_program(program)
     url = t["supervisor_url"]
     try:
         supervisor.start(url, program)
@@ -116,9 +119,10 @@ def start_program(program: str, target: str | None = None) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Internals
 
-def _cold_start(t: dict) -> None:
-    from harness.recovery.coldstart import cold_start
-    cold_start(str(Path(t["home"]) / "target.json"))
+def _start_again(t: dict) -> None:
+    """The undo: bring the stack up again from its home through the stack layer (idempotent; it
+    clears the stale lock files a stack killed at once leaves, postgres.remove_stale_locks)."""
+    embedded.up(t["home"], int(t["port_base"]), log=lambda _line: None)
 
 
 def _state(url: str, program: str) -> str | None:
@@ -128,56 +132,11 @@ def _state(url: str, program: str) -> str | None:
         return None
 
 
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    """Running and not a zombie."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return raw[raw.rindex(")") + 2] != "Z"
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _killpg(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _pids_in(folder: str) -> list[int]:
-    want = os.path.realpath(folder)
-    found = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                if os.readlink(f"/proc/{p}/cwd") == want:
-                    found.append(int(p))
-            except OSError:
-                pass
-    return found
-
-
-def _wait_gone(pids: list[int], timeout_s: float) -> list[int]:
-    deadline = time.monotonic() + timeout_s
-    alive = [p for p in pids if _alive(p)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.05)
-        alive = [p for p in alive if _alive(p)]
-    return alive
 
 
 def _listening(t: dict) -> list[str]:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness.faults import clear_undo, process, register_undo
+from harness.faults import clear_undo, register_undo
+from harness.faults._common import effect, local_target
 from harness.faults.models import await_unready
 
 __all__ = ["lose_model_volume", "restore_model_volume"]
@@ -27,7 +28,7 @@ def lose_model_volume(await_detection_s: float = 10.0, target: str | None = None
     verify). Registers an undo that puts the folder back if it is still missing; the recovery is
     a restore from backup storage (harness.recovery.artifacts.restore_model). Waits up to
     `await_detection_s` seconds (0: not at all) until the API's readiness reports the loss."""
-    t = process._local_target(target)
+    t = local_target(target)
     model_dir = Path(t["model_dir"])
     if not model_dir.is_dir():
         raise ActivityFailed(f"model folder {model_dir} does not exist: nothing to lose")
@@ -40,14 +41,14 @@ def lose_model_volume(await_detection_s: float = 10.0, target: str | None = None
     lost_at = time.time()
     detected = await_unready(t["api_url"], await_detection_s)
     return {"model_dir": str(model_dir), "moved_to": str(aside), "files": len(files), "bytes": size, "at": lost_at,
-            **detected}
+            "effect": effect(not model_dir.exists(), f"{model_dir} is gone ({len(files)} files moved aside)"), **detected}
 
 
 def restore_model_volume(target: str | None = None) -> dict:
     """Rollback of lose_model_volume. If the model folder is still missing, the lost folder is put
     back; if a restore already recreated it, the restored folder is kept. Either way the aside
     copies are then deleted."""
-    t = process._local_target(target)
+    t = local_target(target)
     model_dir = Path(t["model_dir"])
     asides = sorted(model_dir.parent.glob(f"{model_dir.name}{LOST_SUFFIX}*"))
     put_back = None

@@ -21,17 +21,24 @@ import sys
 import time
 from pathlib import Path
 
+from harness.api_contract import OPTIMIZE_PATH, optimize_body, stored_digest
+from harness.history import History
+
 
 class LoadGenerator:
     """Controller used by the control: start/stop the locust process (never imports locust)."""
 
     def __init__(self, api_url: str, history_path: str | os.PathLike, t0: float, users: int = 8,
-                 log_path: str | os.PathLike | None = None, duration_s: float = 3600.0):
+                 log_path: str | os.PathLike | None = None, duration_s: float = 3600.0,
+                 key_prefix: str | None = None):
+        # Every key starts with the prefix: the final read reads the whole key space by it.
+        self.key_prefix = key_prefix or f"load-{os.getpid()}-{time.time_ns()}-"
         self.cmd = [sys.executable, "-m", "harness.recorders.load", "--api-url", api_url,
                     "--history", str(history_path), "--t0", repr(t0), "--users", str(users),
-                    "--duration", str(duration_s)]
+                    "--duration", str(duration_s), "--key-prefix", self.key_prefix]
         self.log_path = Path(log_path) if log_path else None
         self.proc: subprocess.Popen | None = None
+        self._stopping = False
 
     def start(self) -> "LoadGenerator":
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
@@ -43,11 +50,24 @@ class LoadGenerator:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def failure(self) -> str | None:
+        """Why this instrument cannot be trusted, or None: it exited before it was stopped, or it
+        did not exit cleanly when stopped (its last writes may have no recorded outcome)."""
+        if self.proc is None:
+            return "never started"
+        code = self.proc.poll()
+        if code is None:
+            return None
+        if not self._stopping:
+            return f"exited with status {code} before the end of observation"
+        return None if code == 0 else f"exited with status {code} when stopped"
+
     def stop(self, grace_s: float = 10.0) -> int | None:
         """SIGTERM, wait for in-flight requests to complete, then SIGKILL if it lingers."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            self._stopping = True
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(grace_s)
@@ -59,10 +79,6 @@ class LoadGenerator:
 
 # ---------------------------------------------------------------------------------------------
 # The locust process. Everything below runs only under `python -m harness.recorders.load`.
-
-FEATURES = {"edge_density": 0.2, "unique_colors": 12, "entropy": 3.1, "corner_density": 0.05,
-            "gradient_strength": 0.3, "complexity_score": 0.4}
-
 
 def classify(status_code: int, error: BaseException | None) -> str:
     """Jepsen outcome of one write from what the client saw."""
@@ -85,18 +101,19 @@ def _main(argv=None) -> int:
     ap.add_argument("--users", type=int, default=8)
     ap.add_argument("--duration", type=float, default=3600.0)
     ap.add_argument("--timeout", type=float, default=3.0)
+    ap.add_argument("--key-prefix", default=None, help="every key starts with it: the run's key space")
     args = ap.parse_args(argv)
 
+    # Deferred on purpose: locust imports gevent, which monkey-patches the process; the harness
+    # imports this module (LoadGenerator) and must never get either.
     import gevent
     from locust import FastHttpUser, constant, events, task
     from locust.env import Environment
 
-    from harness.history import History
-
     history = History(args.history, t0=args.t0)
     stopping = {"flag": False}
     in_flight = {"n": 0}
-    prefix = f"w{os.getpid()}-{int(time.time())}"
+    prefix = args.key_prefix or f"w{os.getpid()}-{int(time.time())}-"
     counter = iter(range(1 << 62))
 
     class Writer(FastHttpUser):
@@ -110,15 +127,19 @@ def _main(argv=None) -> int:
             if stopping["flag"]:
                 gevent.sleep(0.05)
                 return
-            key = f"{prefix}-{next(counter)}"
+            key = f"{prefix}{next(counter)}"
             in_flight["n"] += 1
             history.append("op", type="invoke", f="write", key=key)
-            resp = self.client.post("/api/v1/optimization/optimize", name="optimize",
-                                    json={"request_id": key, "features": FEATURES, "target_quality": 0.9})
+            resp = self.client.post(OPTIMIZE_PATH, name="optimize", json=optimize_body(key))
             # No status code means the exchange itself broke; otherwise the code decides.
             outcome = classify(resp.status_code or 0, None if resp.status_code else resp.error)
             fields = {"type": outcome, "f": "write", "key": key}
-            if outcome != "ok":
+            if outcome == "ok":
+                try:  # what the API says it stored: the final read compares the row with it
+                    fields["digest"] = stored_digest(resp.json())
+                except ValueError:
+                    fields["digest"] = None
+            else:
                 fields["error"] = (type(resp.error).__name__ if resp.error else f"HTTP {resp.status_code}")
             history.append("op", **fields)
             in_flight["n"] -= 1

@@ -17,10 +17,8 @@ from typing import Callable
 
 import requests
 
+from harness.api_contract import HEALTH_PATH, OPTIMIZE_PATH, READY_PATH, optimize_body
 from harness.history import History
-
-SAMPLE_BODY_FEATURES = {"edge_density": 0.2, "unique_colors": 12, "entropy": 3.1, "corner_density": 0.05,
-                        "gradient_strength": 0.3, "complexity_score": 0.4}
 
 
 def _http_probe(method: str, url: str, timeout_s: float, body_fn: Callable[[], dict] | None = None,
@@ -49,15 +47,15 @@ def make_probes(target: dict, names: list[str], timeout_s: float) -> dict[str, C
     counter = itertools.count()
     tag = f"{os.getpid()}-{time.time_ns()}"
 
-    def optimize_body() -> dict:
-        return {"request_id": f"sample-{tag}-{next(counter)}", "features": SAMPLE_BODY_FEATURES, "target_quality": 0.9}
+    def sample_body() -> dict:
+        return optimize_body(f"sample-{tag}-{next(counter)}")
 
     catalogue = {
         # The critical path: models + a committed row, end to end.
-        "api": lambda: _http_probe("POST", api + "/api/v1/optimization/optimize", timeout_s, optimize_body,
+        "api": lambda: _http_probe("POST", api + OPTIMIZE_PATH, timeout_s, sample_body,
                                    lambda r: "predicted_ssim" in r.json()),
-        "ready": lambda: _http_probe("GET", api + "/ready", timeout_s),
-        "health": lambda: _http_probe("GET", api + "/health", timeout_s),
+        "ready": lambda: _http_probe("GET", api + READY_PATH, timeout_s),
+        "health": lambda: _http_probe("GET", api + HEALTH_PATH, timeout_s),
         "prometheus": lambda: _http_probe("GET", target.get("prometheus_url", "") + "/api/v1/query?query=up", timeout_s),
     }
     unknown = [n for n in names if n not in catalogue]
@@ -80,6 +78,7 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
         self._lock = threading.Lock()
         self.latest: dict[str, list[tuple[float, bool]]] = {n: [] for n in probes}  # for waiting on stability
+        self._died: str | None = None  # why the scheduler thread ended on its own
 
     def start(self) -> "Sampler":
         self._thread.start()
@@ -87,7 +86,10 @@ class Sampler:
 
     def _one(self, name: str, probe) -> None:
         started = self.history.now()
-        ok, error = probe()
+        try:
+            ok, error = probe()
+        except Exception as e:  # a probe that crashes is a failed sample, never a lost one
+            ok, error = False, f"sampler exception: {type(e).__name__}: {e}"
         t = self.history.now()
         fields = {"probe": name, "ok": ok, "latency_s": round(t - started, 6), "started": round(started, 6)}
         if error:
@@ -97,6 +99,12 @@ class Sampler:
             self.latest[name].append((t, ok))
 
     def _run(self) -> None:
+        try:
+            self._schedule()
+        except BaseException as e:  # the scheduler died: nothing samples any more; failure() says so
+            self._died = f"scheduler thread died: {type(e).__name__}: {e}"
+
+    def _schedule(self) -> None:
         next_tick = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
@@ -109,6 +117,14 @@ class Sampler:
                 self._pool.submit(self._one, name, probe)
             next_tick += self.interval_s
             self._stop.wait(max(0.0, next_tick - time.monotonic()))
+
+    def failure(self) -> str | None:
+        """Why this instrument cannot be trusted, or None: its scheduler ended before stop()."""
+        if self._died:
+            return self._died
+        if self._thread.ident is not None and not self._thread.is_alive() and not self._stop.is_set():
+            return "scheduler thread ended before the end of observation"
+        return None
 
     def samples(self, probe: str) -> list[tuple[float, bool]]:
         with self._lock:

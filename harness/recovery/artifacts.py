@@ -2,10 +2,11 @@
 --backup-id model_backup_latest` and `restore-config --backup-id latest`.
 
 A backup is a folder `<artifact_backup_dir>/<id>/` holding `models.tar.gz` and/or
-`config.tar.gz` and a `manifest.json` {id, created, kind, files: {name: sha256}, model_version}.
-Ids are `model_backup_<UTC stamp>`, `config_backup_…` or `all_backup_…`. Wherever an id is asked
-for, `latest` (and `model_backup_latest`, `config_backup_latest`, `all_backup_latest`) means the
-newest backup holding what is being restored.
+`config.tar.gz` and a `manifest.json` (the format: harness.stack.artifact_backup, which also
+makes the stack's first backup when it is set up). Ids are `model_backup_<UTC stamp>`,
+`config_backup_…` or `all_backup_…`. Wherever an id is asked for, `latest` (and
+`model_backup_latest`, `config_backup_latest`, `all_backup_latest`) means the newest backup
+holding what is being restored.
 
 A restore never trusts what it unpacks: the archive's SHA-256 is checked against the backup's
 manifest first (a damaged backup is refused and nothing is touched), the unpacked models against
@@ -16,29 +17,25 @@ restore waits until it is ready again.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import re
 import shutil
 import tarfile
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
+import requests
 from chaoslib.exceptions import ActivityFailed
 
-from harness import target as target_mod
-from harness.recovery.database import RecoveryInputError
-from probes.models import sha256_file, verify_config_file, verify_model_dir
+from harness.recovery.runbook import RecoveryInputError, load_target
+from harness.stack import artifact_backup as store
+from harness.stack.artifact_backup import ARCHIVE, KINDS
+from probes.models import verify_config_file, verify_model_dir
 
 __all__ = ["backup_artifacts", "list_artifact_backups", "verify_artifact_backup", "restore_model",
            "restore_config", "cleanup_artifact_backups", "ensure_initial_artifact_backup"]
 
-KINDS = ("models", "config", "all")
-ARCHIVE = {"models": "models.tar.gz", "config": "config.tar.gz"}
-PREFIX = {"models": "model_backup", "config": "config_backup", "all": "all_backup"}
-MANIFEST = "manifest.json"
 READY_WAIT_S = 30.0
 
 
@@ -49,7 +46,7 @@ def backup_artifacts(kind: str = "all", target: str | None = None) -> dict:
     model is worse than none). Returns the backup's manifest plus its path and size."""
     if kind not in KINDS:
         raise RecoveryInputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    t = _load(target)
+    t = load_target(target)
     parts = ["models", "config"] if kind == "all" else [kind]
     model_dir, config_path = Path(t["model_dir"]), Path(t["config_path"])
     if "models" in parts:
@@ -60,51 +57,20 @@ def backup_artifacts(kind: str = "all", target: str | None = None) -> dict:
         ok, detail = verify_config_file(config_path)
         if not ok:
             raise ActivityFailed(f"config {config_path} is not approved, refusing to back it up: {detail}")
-    root = Path(t["artifact_backup_dir"])
-    root.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(timezone.utc)
-    backup_id = f"{PREFIX[kind]}_{now:%Y%m%dT%H%M%SZ}"
-    n = 1
-    while (root / backup_id).exists():
-        backup_id = f"{PREFIX[kind]}_{now:%Y%m%dT%H%M%SZ}_{n}"
-        n += 1
-    t0 = time.monotonic()
-    staging = Path(tempfile.mkdtemp(prefix=f".{backup_id}.", dir=root))
-    try:
-        files = {}
-        if "models" in parts:
-            with tarfile.open(staging / ARCHIVE["models"], "w:gz") as tar:
-                tar.add(model_dir, arcname="models")
-            files[ARCHIVE["models"]] = sha256_file(staging / ARCHIVE["models"])
-        if "config" in parts:
-            with tarfile.open(staging / ARCHIVE["config"], "w:gz") as tar:
-                tar.add(config_path, arcname=f"config/{config_path.name}")
-                tar.add(_sidecar(config_path), arcname=f"config/{_sidecar(config_path).name}")
-            files[ARCHIVE["config"]] = sha256_file(staging / ARCHIVE["config"])
-        manifest = {"id": backup_id, "created": now.isoformat(), "kind": kind, "files": files,
-                    "model_version": _model_version(model_dir, config_path),
-                    "source": {"model_dir": str(model_dir), "config_path": str(config_path)}}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        staging.chmod(0o755)
-        staging.rename(root / backup_id)  # a backup appears complete or not at all
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return {**manifest, "path": str(root / backup_id), "size_bytes": _size(root / backup_id),
-            "took_s": round(time.monotonic() - t0, 3)}
+    return store.write_backup(Path(t["artifact_backup_dir"]), model_dir, config_path, kind)
 
 
 def list_artifact_backups(target: str | None = None) -> list[dict]:
     """Every model/config backup, oldest first: id, created, kind, model_version, files, path,
     size_bytes (and `error` for a folder whose manifest cannot be read)."""
-    return _scan(_load(target))
+    return _scan(load_target(target))
 
 
 def verify_artifact_backup(backup_id: str = "latest", target: str | None = None) -> dict:
     """Check a backup without restoring it: each archive against the backup's SHA-256, and inside
     them the model files against their manifest and the config against its approved checksum.
     Returns {backup_id, ok, detail}."""
-    t = _load(target)
+    t = load_target(target)
     b = _resolve(_scan(t), backup_id, None)
     ok, detail = _verify_backup(b)
     return {"backup_id": b["id"], "kind": b["kind"], "ok": ok, "detail": detail}
@@ -115,7 +81,7 @@ def restore_model(backup_id: str = "latest", target: str | None = None, ready_wa
     holding models). Verifies the archive and every unpacked file before anything is replaced,
     swaps the model folder atomically (works if the folder is gone entirely), asks the API to
     reload and waits until it is ready. Returns what was restored and how long it took."""
-    t = _load(target)
+    t = load_target(target)
     b = _resolve(_scan(t), backup_id, "models")
     return _restore(t, b, "models", Path(t["model_dir"]), ready_wait_s)
 
@@ -124,7 +90,7 @@ def restore_config(backup_id: str = "latest", target: str | None = None, ready_w
     """Restore the approved configuration (file + checksum sidecar) from a backup (`latest` /
     `config_backup_latest`: the newest backup holding the config), verified before it replaces
     anything, then reload the API and wait until it is ready."""
-    t = _load(target)
+    t = load_target(target)
     b = _resolve(_scan(t), backup_id, "config")
     return _restore(t, b, "config", Path(t["config_path"]).parent, ready_wait_s)
 
@@ -138,7 +104,7 @@ def cleanup_artifact_backups(keep: int = 5, target: str | None = None) -> dict:
         raise RecoveryInputError(f"keep must be a whole number, got {keep!r}") from None
     if keep < 1:
         raise RecoveryInputError(f"keep must be at least 1, got {keep}")
-    backups = _scan(_load(target))
+    backups = _scan(load_target(target))
     good = [b for b in backups if "error" not in b]
     keep_ids = {b["id"] for b in good[-keep:]}
     for part in ("models", "config"):
@@ -156,7 +122,7 @@ def cleanup_artifact_backups(keep: int = 5, target: str | None = None) -> dict:
 def ensure_initial_artifact_backup(target: str | None = None) -> dict:
     """Make a first backup of models and config if there is none yet (restores need one to restore
     from). Idempotent: {created: bool, backup_id}."""
-    t = _load(target)
+    t = load_target(target)
     good = [b for b in _scan(t) if "error" not in b]
     if good:
         return {"created": False, "backup_id": good[-1]["id"]}
@@ -166,49 +132,8 @@ def ensure_initial_artifact_backup(target: str | None = None) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Internals
 
-def _load(target: str | None) -> dict:
-    try:
-        return target_mod.load(target)
-    except target_mod.TargetError as e:
-        raise RecoveryInputError(str(e)) from None
-
-
-def _sidecar(config_path: Path) -> Path:
-    return Path(str(config_path) + ".sha256")
-
-
-def _size(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-
-
-def _model_version(model_dir: Path, config_path: Path) -> str | None:
-    for path in (model_dir / MANIFEST, config_path):
-        try:
-            return json.loads(path.read_text())["model_version"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return None
-
-
 def _scan(t: dict) -> list[dict]:
-    root = Path(t["artifact_backup_dir"])
-    if not root.is_dir():
-        return []
-    out = []
-    for d in root.iterdir():
-        if not d.is_dir() or d.name.startswith("."):
-            continue
-        entry = {"id": d.name, "path": str(d)}
-        try:
-            m = json.loads((d / MANIFEST).read_text())
-            entry.update({"created": m["created"], "kind": m["kind"], "files": dict(m["files"]),
-                          "model_version": m.get("model_version")})
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            entry.update({"created": datetime.fromtimestamp(d.stat().st_mtime, timezone.utc).isoformat(),
-                          "kind": None, "files": {}, "error": f"{MANIFEST} unreadable: {e}"})
-        entry["size_bytes"] = _size(d)
-        out.append(entry)
-    return sorted(out, key=lambda b: (b["created"], b["id"]))
+    return store.scan(Path(t["artifact_backup_dir"]))
 
 
 def _resolve(backups: list[dict], backup_id: str, part: str | None) -> dict:
@@ -245,7 +170,7 @@ def _resolve(backups: list[dict], backup_id: str, part: str | None) -> dict:
 def _check_archive(b: dict, name: str) -> None:
     path = Path(b["path"]) / name
     try:
-        got = sha256_file(path)
+        got = store.archive_sha256(path)
     except OSError as e:
         raise ActivityFailed(f"backup {b['id']} is damaged: {name}: {e.strerror}; nothing was touched") from None
     if got != b["files"][name]:
@@ -366,7 +291,6 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def _ask_reload(api_url: str) -> dict:
-    import requests
     try:
         r = requests.post(api_url + "/admin/reload", timeout=3)
         body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
@@ -377,7 +301,6 @@ def _ask_reload(api_url: str) -> dict:
 
 def _wait_ready(api_url: str, wait_s: float, in_a_row: int = 3) -> tuple[float | None, str]:
     """Wait until GET /ready answers 200 `in_a_row` times (each worker gets asked)."""
-    import requests
     t0 = time.monotonic()
     streak, detail = 0, "not asked"
     while time.monotonic() - t0 < wait_s:

@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 import sys
 
+from chaoslib.exceptions import ActivityFailed
+
+from harness.errors import UsageError, first_line
+from harness.recovery import artifacts, backup, database, failover, verify
+from harness.recovery.runbook import RecoveryInputError
+
 
 def register(sub) -> None:
     backup = sub.add_parser("backup", help="database and model/config backups, restores, verification")
@@ -71,30 +77,21 @@ def _target(args) -> str | None:
 def run(fn, args, summary, ok=None, **kw) -> int:
     """Call a recovery function and turn its outcome into output and an exit code (`ok`: a check
     of the result; False → exit 1, e.g. a verification that found damage)."""
-    from chaoslib.exceptions import ActivityFailed
-
-    from harness.cli import UsageError
-    from harness.recovery.database import RecoveryInputError
     try:
         result = fn(target=_target(args), **kw)
     except RecoveryInputError as e:
-        raise UsageError(_one_line(e)) from None
+        raise UsageError(first_line(e)) from None
     except ActivityFailed as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {first_line(e)}", file=sys.stderr)
         return 1
     except Exception as e:  # an unexpected failure midway: one line, no traceback
-        print(f"error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {type(e).__name__}: {first_line(e)}", file=sys.stderr)
         return 1
     if getattr(args, "json", False):
         print(json.dumps(result, indent=2, default=str))
     else:
         print(summary(result))
     return 0 if ok is None or ok(result) else 1
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return text or type(e).__name__
 
 
 def _mb(n: int | None) -> str:
@@ -146,30 +143,25 @@ def summary_db_restore(r: dict) -> str:
 
 
 def cmd_db_create(args) -> int:
-    from harness.recovery import database
-    return run(database.create_backup, args, summary_db_backup)
+    return run(backup.create_backup, args, summary_db_backup)
 
 
 def cmd_db_list(args) -> int:
-    from harness.recovery import database
-    return run(database.list_backups, args, summary_db_list)
+    return run(backup.list_backups, args, summary_db_list)
 
 
 def cmd_db_verify(args) -> int:
-    from harness.recovery import database
-    return run(database.verify_backup, args, summary_db_verify, ok=lambda r: r["integrity_ok"],
+    return run(verify.verify_backup, args, summary_db_verify, ok=lambda r: r["integrity_ok"],
                backup_id=args.backup_id, records_dir=args.records_dir)
 
 
 def cmd_db_restore(args) -> int:
-    from harness.recovery import database
     return run(database.restore_database, args, summary_db_restore, backup_id=args.backup_id,
                target_time=args.target_time)
 
 
 def cmd_db_cleanup(args) -> int:
-    from harness.recovery import database
-    return run(database.cleanup_backups, args, lambda r: (
+    return run(backup.cleanup_backups, args, lambda r: (
         f"kept {len(r['kept'])} backup(s), deleted {len(r['deleted'])}"
         f"{': ' + ', '.join(r['deleted']) if r['deleted'] else ''}; pruned {r['archive_files_pruned']} archived WAL file(s)"),
         keep=args.keep)
@@ -195,34 +187,28 @@ def summary_art_restore(r: dict) -> str:
 
 
 def cmd_art_create(args) -> int:
-    from harness.recovery import artifacts
     return run(artifacts.backup_artifacts, args, summary_art_backup, kind=args.kind)
 
 
 def cmd_art_list(args) -> int:
-    from harness.recovery import artifacts
     return run(artifacts.list_artifact_backups, args, summary_art_list)
 
 
 def cmd_art_verify(args) -> int:
-    from harness.recovery import artifacts
     return run(artifacts.verify_artifact_backup, args,
                lambda r: f"backup {r['backup_id']} {'ok' if r['ok'] else 'DAMAGED'}: {r['detail']}",
                ok=lambda r: r["ok"], backup_id=args.backup_id)
 
 
 def cmd_art_restore_model(args) -> int:
-    from harness.recovery import artifacts
     return run(artifacts.restore_model, args, summary_art_restore, backup_id=args.backup_id)
 
 
 def cmd_art_restore_config(args) -> int:
-    from harness.recovery import artifacts
     return run(artifacts.restore_config, args, summary_art_restore, backup_id=args.backup_id)
 
 
 def cmd_art_cleanup(args) -> int:
-    from harness.recovery import artifacts
     return run(artifacts.cleanup_artifact_backups, args, lambda r: (
         f"kept {len(r['kept'])} backup(s), deleted {len(r['deleted'])}"
         f"{': ' + ', '.join(r['deleted']) if r['deleted'] else ''}"), keep=args.keep)
@@ -243,5 +229,4 @@ def summary_failover(r: dict) -> str:
 
 
 def cmd_failover(args) -> int:
-    from harness.recovery import failover
     return run(failover.failover, args, summary_failover, rebuild_standby=not args.no_rebuild)

@@ -3,15 +3,12 @@
 the embedded stack `gameday target up`: idempotent, every component started in dependency order
 and waited for until healthy.
 
-A stack killed with SIGKILL leaves stale lock files: supervisord.pid and each PostgreSQL data
-folder's postmaster.pid name dead processes. supervisord overwrites its pid file; PostgreSQL
-refuses to start only if the pid in its lock file belongs to a live process, which after a crash
-can be an unrelated process that reused the number. Such a lock file is removed first, when it
-provably names no PostgreSQL process of that folder.
+Bringing the stack back is the stack layer's `embedded.up` (it also clears the stale lock files a
+stack killed at once leaves behind); this runbook wraps it for experiments: it reports what it
+found and did, and clears the undo of the fault that took the stack down.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -19,8 +16,10 @@ from chaoslib.exceptions import ActivityFailed
 
 from harness import target as target_mod
 from harness.faults import clear_undo
+from harness.stack import embedded, postgres
+from harness.stack.layout import Layout
 
-__all__ = ["cold_start", "ensure_healthy", "stale_lock_files"]
+__all__ = ["cold_start", "ensure_healthy"]
 
 
 def cold_start(target: str | None = None) -> dict:
@@ -32,10 +31,10 @@ def cold_start(target: str | None = None) -> dict:
         raise ActivityFailed(str(e)) from None
     if t.get("kind") != "local":
         raise ActivityFailed(f"cold start needs the embedded stack (kind local), target is {t.get('kind')!r}")
-    from harness.stack import embedded  # the stack layer, imported only when a cold start happens
     home, base = t["home"], int(t["port_base"])
     started = time.monotonic()
-    removed = stale_lock_files(t)
+    # `up` clears them too; cleared here first to report them.
+    removed = postgres.remove_stale_locks(Layout(Path(home), base))
     log: list[str] = []
     try:
         new = embedded.up(home, base, log=log.append)
@@ -64,7 +63,6 @@ def ensure_healthy(timeout_s: float = 60.0, target: str | None = None) -> dict:
         t = target_mod.load(target)
     except target_mod.TargetError as e:
         raise ActivityFailed(str(e)) from None
-    from harness.stack import embedded
     started = time.monotonic()
     while True:
         status = embedded.status(t["home"])
@@ -78,23 +76,3 @@ def ensure_healthy(timeout_s: float = 60.0, target: str | None = None) -> dict:
     return {"healthy": started_cold["healthy"], "waited_s": round(time.monotonic() - started, 3),
             "unhealthy_before_cold_start": unhealthy, "cold_start": started_cold}
 
-
-def stale_lock_files(target: dict) -> list[str]:
-    """Remove postmaster.pid files whose pid is not a process running in that data folder (a
-    crash left them; a reused pid would make PostgreSQL refuse to start). Returns what was removed."""
-    removed = []
-    for role in ("primary", "standby"):
-        data_dir = Path(target[role]["data_dir"])
-        lock = data_dir / "postmaster.pid"
-        try:
-            pid = int(lock.read_text().splitlines()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-        try:
-            running_here = os.readlink(f"/proc/{pid}/cwd") == os.path.realpath(data_dir)
-        except OSError:
-            running_here = False
-        if not running_here:
-            lock.unlink(missing_ok=True)
-            removed.append(f"{lock} (pid {pid} not running there)")
-    return removed

@@ -21,8 +21,12 @@ import psycopg
 from chaoslib.exceptions import ActivityFailed
 
 from harness import target as target_mod
-from harness.recovery.database import (RecoveryInputError, data_dir_of, exclusive, hold, hold_path, load_local,
-                                       release, server_state, wait_streaming)
+from harness.errors import first_line
+from harness.pgroles import PROGRAMS, server_dsn, server_role
+from harness.recovery.runbook import RecoveryInputError, exclusive, load_local, wait_streaming
+from harness.stack import embedded, postgres, supervisor
+from harness.stack.launchers import hold, release
+from harness.stack.layout import Layout
 
 __all__ = ["failover", "promote_standby"]
 
@@ -59,13 +63,12 @@ def _target_file(target: str | None) -> Path:
     return target_mod.target_path()
 
 
-def _plan(t: dict, layout) -> dict:
+def _plan(t: dict, layout: Layout) -> dict:
     """What to do, from what the servers answer (target.json only names who should be who)."""
-    progs = ("postgres-primary", "postgres-standby")
     p, s = t["primary"]["program"], t["standby"]["program"]
-    if {p, s} != set(progs):
-        raise RecoveryInputError(f"target.json names programs {p!r} and {s!r}; expected {progs[0]} and {progs[1]}")
-    sp, ss = server_state(layout.port(p)), server_state(layout.port(s))
+    if {p, s} != set(PROGRAMS):
+        raise RecoveryInputError(f"target.json names programs {p!r} and {s!r}; expected {PROGRAMS[0]} and {PROGRAMS[1]}")
+    sp, ss = server_role(layout.port(p)), server_role(layout.port(s))
     states = f"{p} on port {layout.port(p)} is {sp}, {s} on port {layout.port(s)} is {ss}"
     if ss == "standby":
         return {"step": "promote", "new": s, "old": p, "old_state": sp, "states": states}
@@ -73,7 +76,7 @@ def _plan(t: dict, layout) -> dict:
         raise ActivityFailed(f"split brain: {states}; fence one of them (stop it) before failing over; nothing was touched")
     if ss == "primary":
         return {"step": "already promoted", "new": s, "old": p, "old_state": sp, "states": states}
-    if sp == "primary" and ss == "down" and hold_path(layout, s).exists():
+    if sp == "primary" and ss == "down" and layout.hold_file(s).exists():
         # promote_standby ran before: its old primary is fenced and waits to be rebuilt.
         return {"step": "complete", "new": p, "old": s, "old_state": ss, "states": states}
     if sp == "primary":
@@ -84,7 +87,6 @@ def _plan(t: dict, layout) -> dict:
 def _checkpoint_lsn(pg_bin: str, data: Path) -> int | None:
     """Where the (stopped) old primary's last checkpoint record starts: a clean stop's shutdown
     checkpoint is the last thing it wrote."""
-    from harness.stack import postgres
     try:
         out = postgres.as_server_user([str(Path(pg_bin) / "pg_controldata"), str(data)]).stdout
     except Exception:
@@ -100,8 +102,7 @@ def _wait_received(port: int, lsn: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2",
-                                 autocommit=True) as c:
+            with psycopg.connect(server_dsn(port), autocommit=True) as c:
                 got = c.execute("select pg_last_wal_receive_lsn() - '0/0'::pg_lsn").fetchone()[0]
             if got is not None and int(got) > lsn:
                 return True
@@ -120,13 +121,12 @@ def _first_write(app_dsn: str, timeout_s: float) -> tuple[float, int]:
                 c.execute("select txid_current()")  # assigns an xid: only a primary accepts it
                 return time.monotonic() - t0, c.info.port
         except psycopg.Error as e:
-            last = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            last = first_line(e)
         time.sleep(0.02)
     raise ActivityFailed(f"no server accepted a write on the application DSN within {timeout_s:.0f} s ({last})")
 
 
-def _save_roles(t: dict, layout, target: str | None, roles: dict) -> dict:
-    from harness.stack import embedded
+def _save_roles(t: dict, layout: Layout, target: str | None, roles: dict) -> dict:
     new = {**t, **embedded.describe(layout, roles)}
     target_mod.save(new, _target_file(target))
     return new
@@ -138,9 +138,8 @@ def _failover(target: str | None, rebuild: bool, timeout_s: float) -> dict:
         return _failover_locked(t, layout, target, rebuild, timeout_s)
 
 
-def _failover_locked(t: dict, layout, target: str | None, rebuild: bool, timeout_s: float) -> dict:
+def _failover_locked(t: dict, layout: Layout, target: str | None, rebuild: bool, timeout_s: float) -> dict:
     plan = _plan(t, layout)
-    from harness.stack import postgres, supervisor
     sup = t["supervisor_url"]
     new, old = plan["new"], plan["old"]
     new_port, old_port = layout.port(new), layout.port(old)
@@ -155,19 +154,18 @@ def _failover_locked(t: dict, layout, target: str | None, rebuild: bool, timeout
         result["fence_s"] = round(time.monotonic() - t0, 3)
         # 2. A cleanly stopped primary shipped its last WAL; make sure the standby has it.
         if plan["step"] == "promote":
-            ckpt = _checkpoint_lsn(t["pg_bin"], data_dir_of(layout, old)) if plan["old_state"] == "primary" else None
+            ckpt = _checkpoint_lsn(t["pg_bin"], layout.data_dir(old)) if plan["old_state"] == "primary" else None
             result["standby_caught_up"] = _wait_received(new_port, ckpt, 5.0) if ckpt is not None else None
             t_promote = time.monotonic()
             try:
-                with psycopg.connect(f"host=127.0.0.1 port={new_port} user=postgres dbname=postgres connect_timeout=2",
-                                     autocommit=True) as c:
+                with psycopg.connect(server_dsn(new_port), autocommit=True) as c:
                     promoted = c.execute("select pg_promote(true, %s)", (int(timeout_s),)).fetchone()[0]
             except psycopg.Error as e:
                 raise ActivityFailed(f"promotion of {new} on port {new_port} failed: {e}; {old} stays fenced "
-                                     f"(hold file {hold_path(layout, old)})") from None
+                                     f"(hold file {layout.hold_file(old)})") from None
             if not promoted:
                 raise ActivityFailed(f"{new} on port {new_port} was not promoted within {timeout_s:.0f} s; {old} "
-                                     f"stays fenced (hold file {hold_path(layout, old)})")
+                                     f"stays fenced (hold file {layout.hold_file(old)})")
             result["promote_s"] = round(time.monotonic() - t_promote, 3)
         else:
             t_promote = time.monotonic()
@@ -185,19 +183,18 @@ def _failover_locked(t: dict, layout, target: str | None, rebuild: bool, timeout
         # 4. The old primary becomes a standby of the new one, in its own folder, on its own port.
         t_rb = time.monotonic()
         try:
-            postgres.clone_standby(layout, new_port, data_dir_of(layout, old), old_port)
+            postgres.clone_standby(layout, new_port, layout.data_dir(old), old_port)
             release(layout, old)
             supervisor.start(sup, old)
             wait_streaming(old_port, timeout_s)
         except Exception as e:
             raise ActivityFailed(f"{new} is the primary now, but rebuilding {old} as its standby failed: "
-                                 f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+                                 f"{first_line(e)}") from None
         result["rebuild_s"] = round(time.monotonic() - t_rb, 3)
-        from harness.stack import embedded
         t = _save_roles(t, layout, target, embedded.current_roles(layout))
         result["standby_streaming"] = True
     else:
-        result["old_primary_fenced"] = hold_path(layout, old).exists()
+        result["old_primary_fenced"] = layout.hold_file(old).exists()
     result["primary"] = t["primary"]["program"]
     result["standby"] = t["standby"]["program"]
     result["target_file"] = str(_target_file(target))

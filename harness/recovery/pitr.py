@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
 from harness import target as target_mod
+from harness.errors import first_line
+from harness.recovery.database import restore_database
 
-__all__ = ["restore_before_incident", "restore_if_damaged"]
-
-INCIDENT_FILE = Path("incidents") / "latest.json"
+__all__ = ["restore_before_incident", "restore_if_damaged", "rewind_database"]
 
 
 def restore_before_incident(target: str | None = None) -> dict:
@@ -30,7 +31,7 @@ def restore_before_incident(target: str | None = None) -> dict:
         t = target_mod.load(target)
     except target_mod.TargetError as e:
         raise ActivityFailed(str(e)) from None
-    path = Path(t["home"]) / INCIDENT_FILE
+    path = target_mod.incident_path(t)
     try:
         incident = json.loads(path.read_text())
         target_time = incident["started_at"]
@@ -39,7 +40,6 @@ def restore_before_incident(target: str | None = None) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ActivityFailed(f"incident record {path} is unreadable or has no started_at: {e}") from None
 
-    from harness.recovery.database import restore_database
     restored = restore_database(target_time=target_time, target=target)
 
     keys = _deleted_keys(incident)
@@ -50,6 +50,24 @@ def restore_before_incident(target: str | None = None) -> dict:
         raise ActivityFailed(f"point-in-time recovery to {target_time} brought back only {back} of the "
                              f"{len(keys)} rows the incident deleted")
     return result
+
+
+def rewind_database(seconds: float = 10.0, target: str | None = None) -> dict:
+    """Point-in-time recovery of the database to `seconds` before now: every write committed since
+    is given up. Ground truth for the RPO instrument (tagged `fault` in a calibration experiment,
+    it must measure RPO = `seconds`) and the stale restore of a negative control. Returns the
+    restore's record with its `effect`: the point the database was brought back to."""
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        raise ActivityFailed(f"seconds must be a number, got {seconds!r}") from None
+    if not 0 < seconds <= 86400:
+        raise ActivityFailed(f"seconds must be above 0 and at most a day, got {seconds!r}")
+    point = datetime.now(timezone.utc) - timedelta(seconds=seconds)
+    restored = restore_database(target_time=point.isoformat(timespec="microseconds"), target=target)
+    return {"seconds": seconds, "target_time": point.isoformat(timespec="microseconds"), "restore": restored,
+            "effect": {"observed": True, "detail": f"database rewound to {point.isoformat(timespec='seconds')} "
+                                                   f"({seconds:g} s before the rewind began)"}}
 
 
 def restore_if_damaged(table: str = "optimization_results", target: str | None = None) -> dict:
@@ -65,7 +83,6 @@ def restore_if_damaged(table: str = "optimization_results", target: str | None =
         return {"damaged": None, "restored": False, "amcheck": detail}
     if clean:
         return {"damaged": False, "restored": False, "amcheck": detail}
-    from harness.recovery.database import restore_database
     restored = restore_database(backup_id="latest", target=target)
     clean_after, detail_after = _amcheck(t, table)
     return {"damaged": True, "amcheck": detail, "restored": True, "restore": restored,
@@ -99,8 +116,7 @@ def _amcheck(t: dict, table: str, connect_wait_s: float = 30.0) -> tuple[bool | 
                 c.execute("select bt_index_check(%s::regclass, heapallindexed => true)", (idx,))
         return True, f"{table} and {len(indexes)} index(es) clean"
     except psycopg.Error as e:
-        text = str(e).strip()
-        return False, f"amcheck on {table}: {text.splitlines()[0] if text else type(e).__name__}"
+        return False, f"amcheck on {table}: {first_line(e)}"
 
 
 def _deleted_keys(incident: dict) -> list[str]:

@@ -4,12 +4,24 @@
   gameday report gameday DIR                      summary.json, index.html, junit.xml of a game day
   gameday report quarterly --quarter 2026Q4 [--reports-dir reports] [--out DIR]
   gameday report verify PATH                      exit 0 intact, 1 with each problem listed
+  gameday report rejudge RUN_DIR                  the verdict recomputed from the stored history;
+                                                  exit 0 the same, 1 with each difference listed
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+
+from harness.errors import UsageError, first_line
+from harness.history import HistoryError
+from harness.judge import rejudge
+from harness.report.gameday import format_table, write_gameday_summary
+from harness.report.manifest import MANIFEST, verify
+from harness.report.quarterly import build_quarterly
+from harness.report.run import write_run_report
+from harness.report.rundir import find_run_dirs, read_json
 
 DEFAULT_REPORTS_DIR = "reports"
 
@@ -38,40 +50,33 @@ def register(subparsers) -> None:
     p.add_argument("path", metavar="PATH", help="manifest.json or the dir holding it")
     p.set_defaults(func=cmd_verify)
 
-
-def _usage(message: str):
-    from harness.cli import UsageError  # here, not at import: harness.cli imports this module
-
-    return UsageError(message)
+    p = sub.add_parser("rejudge", help="recompute a run's verdict from its stored history and objectives")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=cmd_rejudge)
 
 
 def _missing_subcommand(args: argparse.Namespace) -> int:
-    raise _usage("report: choose a subcommand: run, gameday, quarterly or verify")
+    raise UsageError("report: choose a subcommand: run, gameday, quarterly, verify or rejudge")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.report.run import write_run_report
-
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
-        raise _usage(f"report run: no such run directory: {run_dir}")
+        raise UsageError(f"report run: no such run directory: {run_dir}")
     if not (run_dir / "verdict.json").exists():
-        raise _usage(f"report run: {run_dir} is not a run directory (it has no verdict.json)")
+        raise UsageError(f"report run: {run_dir} is not a run directory (it has no verdict.json)")
     path = write_run_report(run_dir)
     print(path)
     return 0
 
 
 def cmd_gameday(args: argparse.Namespace) -> int:
-    from harness.report.gameday import format_table, write_gameday_summary
-    from harness.report.rundir import find_run_dirs, read_json
-
     gd = Path(args.dir)
     if not gd.is_dir():
-        raise _usage(f"report gameday: no such directory: {gd}")
+        raise UsageError(f"report gameday: no such directory: {gd}")
     run_dirs = [d for d in find_run_dirs(gd) if d != gd]
     if not run_dirs:
-        raise _usage(f"report gameday: no run directories (with verdict.json) under {gd}")
+        raise UsageError(f"report gameday: no run directories (with verdict.json) under {gd}")
     previous, _ = read_json(gd / "summary.json")
     previous = previous if isinstance(previous, dict) else {}
     verdicts = [read_json(d / "verdict.json")[0] or {} for d in run_dirs]
@@ -86,16 +91,12 @@ def cmd_gameday(args: argparse.Namespace) -> int:
 
 
 def cmd_quarterly(args: argparse.Namespace) -> int:
-    import json
-
-    from harness.report.quarterly import build_quarterly
-
     try:
         index = build_quarterly(args.reports_dir, args.quarter, args.out)
     except ValueError as e:
-        raise _usage(f"report quarterly: {e}")
+        raise UsageError(f"report quarterly: {e}")
     except FileNotFoundError as e:
-        raise _usage(f"report quarterly: {e}")
+        raise UsageError(f"report quarterly: {e}")
     ev = json.loads((index.parent / "evidence.json").read_text(encoding="utf-8"))
     manifest = json.loads((index.parent / "manifest.json").read_text(encoding="utf-8"))
     print(index)
@@ -112,13 +113,11 @@ def cmd_quarterly(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from harness.report.manifest import MANIFEST, verify
-
     path = Path(args.path)
     if not path.exists():
-        raise _usage(f"report verify: no such file or directory: {path}")
+        raise UsageError(f"report verify: no such file or directory: {path}")
     if path.is_dir() and not (path / MANIFEST).is_file():
-        raise _usage(f"report verify: {path} holds no {MANIFEST}")
+        raise UsageError(f"report verify: {path} holds no {MANIFEST}")
     problems = verify(path)
     if problems:
         for p in problems:
@@ -127,4 +126,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     print("intact: every file matches its manifest entry and the hash chain is whole")
+    return 0
+
+
+def cmd_rejudge(args: argparse.Namespace) -> int:
+    """Jepsen's re-analysis: the judgement again, from what the run left on disk."""
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "verdict.json").is_file() or not (run_dir / "history.jsonl").is_file():
+        raise UsageError(f"report rejudge: {run_dir} is not a run directory (it needs verdict.json and history.jsonl)")
+    try:
+        fresh, diffs = rejudge(run_dir)
+    except (HistoryError, ValueError, OSError) as e:
+        raise UsageError(f"report rejudge: {first_line(e)}") from None
+    if diffs:
+        for line in diffs:
+            print(line)
+        print(f"{len(diffs)} difference{'s' if len(diffs) != 1 else ''} from the stored verdict "
+              f"(now {fresh['status'].upper()})", file=sys.stderr)
+        return 1
+    print(f"same verdict: {fresh['status'].upper()} ({fresh['reason']})")
     return 0

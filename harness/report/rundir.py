@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -181,8 +182,6 @@ def checks_of(section: Any, name_key: str) -> list[dict]:
 
 def parse_quarter(quarter: Any) -> tuple[datetime, datetime]:
     """"2026Q4" -> [2026-10-01, 2027-01-01) in UTC. ValueError with one line for anything else."""
-    import re
-
     m = re.fullmatch(r"(\d{4})[Qq]([1-4])", quarter.strip()) if isinstance(quarter, str) else None
     if not m:
         raise ValueError(f"quarter must look like 2026Q4, got {quarter!r}")

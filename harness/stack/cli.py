@@ -4,6 +4,13 @@ from __future__ import annotations
 import json
 import sys
 
+from harness.errors import UsageError
+from harness.stack import embedded
+from harness.stack.embedded import StackError
+from harness.stack.layout import LayoutError, port_base_from_env
+
+ERRORS = (StackError, LayoutError)  # a stack that cannot come up or go down: one line, exit 2
+
 
 def _common(p) -> None:
     p.add_argument("--home", help="stack folder (default $GAMEDAY_HOME or .gameday in the project)")
@@ -25,16 +32,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_status)
 
 
-def _errors():
-    from harness.stack.embedded import StackError
-    from harness.stack.layout import LayoutError
-    return StackError, LayoutError
-
-
 def _port_base(args):
     """--port-base if given (validated), else None: the home's recorded base, env or default."""
-    from harness.cli import UsageError
-    from harness.stack.layout import LayoutError, port_base_from_env
     if args.port_base is None:
         return None
     try:
@@ -44,28 +43,25 @@ def _port_base(args):
 
 
 def cmd_up(args) -> int:
-    from harness.stack import embedded
     base = _port_base(args)
     try:
         embedded.up(args.home, base)
-    except _errors() as e:
+    except ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
 
 
 def cmd_down(args) -> int:
-    from harness.stack import embedded
     try:
         embedded.down(args.home, _port_base(args))
-    except _errors() as e:
+    except ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
 
 
 def cmd_status(args) -> int:
-    from harness.stack import embedded
     st = embedded.status(args.home)
     if args.json:
         print(json.dumps(st, indent=2))

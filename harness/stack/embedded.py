@@ -9,7 +9,8 @@
   liveness           kills a hung API so supervision replaces it
 
 `up` is idempotent and never leaves a half-started stack: on any error it takes down what it
-started. It writes the target description every other layer reads.
+started. It writes the target description every other layer reads. It is also the cold start
+after everything died at once: stale lock files are cleared, a fenced ex-primary is rebuilt.
 """
 from __future__ import annotations
 
@@ -27,15 +28,19 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from harness import procs
+from harness.heartbeat_ledger import read_window
 from harness import target as target_mod
-from harness.stack import launchers, monitoring, postgres, supervisor
+from harness.errors import first_line
+from harness.stack import artifact_backup, launchers, monitoring, postgres, supervisor
 from harness.stack.layout import PG_BIN, PORT_OFFSETS, Layout, port_base_from_env, server_user
 from harness.target import PROJECT_ROOT
 
 API_REPLICAS = 2
 API_WORKER_TIMEOUT_S = 10
 START_ORDER = ("postgres-primary", "postgres-standby", "api", "prometheus", "alertmanager",
-               "alert-receiver", "liveness")
+               "alert-receiver", "liveness", "heartbeat")
+HEARTBEAT_FRESH_S = 5.0  # the heartbeat counts as healthy while its newest acknowledgement is this recent
 
 
 class StackError(RuntimeError):
@@ -50,10 +55,9 @@ def _release_or_rebuild_held(layout: Layout, sup_url: str, held: list[str], runn
     for name in held:
         if primaries:
             step(f"{name} was fenced after a failover: rebuilding it as a standby of {primaries[0]}")
-            data = layout.primary_dir if name == "postgres-primary" else layout.standby_dir
             supervisor.stop(sup_url, name)
-            postgres.clone_standby(layout, layout.port(primaries[0]), data, layout.port(name))
-        (layout.holds_dir / name).unlink(missing_ok=True)
+            postgres.clone_standby(layout, layout.port(primaries[0]), layout.data_dir(name), layout.port(name))
+        launchers.release(layout, name)
         supervisor.start(sup_url, name)
         postgres.wait_ready(layout.port(name), 60, name)
     return held
@@ -122,14 +126,14 @@ def programs(layout: Layout) -> list[supervisor.Program]:
     py = sys.executable
     return [
         supervisor.Program(
-            "postgres-primary", f"{pg_launch} {layout.primary_dir} {layout.holds_dir / 'postgres-primary'} {PG_BIN / 'postgres'}",
+            "postgres-primary", f"{pg_launch} {layout.primary_dir} {layout.hold_file('postgres-primary')} {PG_BIN / 'postgres'}",
             user=pg_user, stopsignal="INT", priority=100),
         supervisor.Program(
-            "postgres-standby", f"{pg_launch} {layout.standby_dir} {layout.holds_dir / 'postgres-standby'} {PG_BIN / 'postgres'}",
+            "postgres-standby", f"{pg_launch} {layout.standby_dir} {layout.hold_file('postgres-standby')} {PG_BIN / 'postgres'}",
             user=pg_user, stopsignal="INT", priority=110),
         supervisor.Program(
             "api",
-            f"{api_launch} {layout.api_pidfile} {layout.holds_dir / 'api'} {layout.metrics_dir} "
+            f"{api_launch} {layout.api_pidfile} {layout.hold_file('api')} {layout.metrics_dir} "
             f"{_venv_bin('gunicorn')} svgai.api:app -k uvicorn_worker.UvicornWorker -w {API_REPLICAS} "
             f"--timeout {API_WORKER_TIMEOUT_S} --graceful-timeout 2 --backlog 2048 --preload --no-control-socket "
             f"-b 127.0.0.1:{layout.port('api')}",
@@ -156,8 +160,12 @@ def programs(layout: Layout) -> list[supervisor.Program]:
         supervisor.Program(
             "liveness",
             f"{py} -m harness.stack.liveness --url {layout.url('api', '/health')} --supervisor {layout.url('supervisor')} "
-            f"--program api --period 1 --timeout 1 --failures 3 --initial-delay 10 --hold {layout.holds_dir / 'api'}",
+            f"--program api --period 1 --timeout 1 --failures 3 --initial-delay 10 --hold {layout.hold_file('api')}",
             priority=400),
+        # One keyed write a second for as long as the stack is up: the RPO is measured against it.
+        supervisor.Program(
+            "heartbeat", f"{py} -m harness.recorders.heartbeat --api-url {layout.url('api')} --ledger {layout.heartbeat_dir}",
+            priority=450),
     ]
 
 
@@ -175,8 +183,7 @@ def current_roles(layout: Layout, programs: list[str] = ("postgres-primary", "po
 
 
 def _server(layout: Layout, program: str) -> dict:
-    data = layout.primary_dir if program == "postgres-primary" else layout.standby_dir
-    return {"port": layout.port(program), "data_dir": str(data), "dsn": layout.dsn(program),
+    return {"port": layout.port(program), "data_dir": str(layout.data_dir(program)), "dsn": layout.dsn(program),
             "admin_dsn": layout.dsn(program, "postgres"), "program": program}
 
 
@@ -203,12 +210,13 @@ def describe(layout: Layout, roles: dict | None = None) -> dict:
         "holds_dir": str(layout.holds_dir),
         "model_dir": str(layout.model_dir),
         "config_path": str(layout.config_path),
-        "artifact_backup_dir": str(layout.home / "artifact-backups"),
+        "artifact_backup_dir": str(layout.artifact_backup_dir),
         "prometheus_url": layout.url("prometheus"),
         "prometheus_data_dir": str(layout.prometheus_dir / "data"),
         "alertmanager_url": layout.url("alertmanager"),
         "alert_receiver_url": layout.url("alert-receiver"),
         "alerts_log": str(layout.alerts_log),
+        "heartbeat_ledger": str(layout.heartbeat_dir),
         "supervisor_url": layout.url("supervisor"),
         "api_pidfile": str(layout.api_pidfile),
         "logs_dir": str(layout.logs),
@@ -241,7 +249,7 @@ def _pg_check(layout: Layout, which: str) -> tuple[bool, str]:
             return True, "standby, streaming"
         return False, "standby, not streaming from a primary"
     except Exception as e:
-        return False, f"not accepting connections on {port}: {str(e).strip().splitlines()[0] if str(e).strip() else e}"
+        return False, f"not accepting connections on {port}: {first_line(e)}"
 
 
 def _prometheus_check(layout: Layout) -> tuple[bool, str]:
@@ -270,6 +278,13 @@ def component_health(layout: Layout, name: str) -> tuple[bool, str]:
         return _http_ok(layout.url("alertmanager", "/-/ready"))
     if name == "alert-receiver":
         return _http_ok(layout.url("alert-receiver", "/"))
+    if name == "heartbeat":
+        now = time.time()
+        newest = read_window(layout.heartbeat_dir, now - 60, now + 1)
+        if not newest:
+            return False, "no acknowledged heartbeat in the last 60 s"
+        age = now - newest[-1][1]
+        return age <= HEARTBEAT_FRESH_S, f"newest acknowledgement {age:.1f} s ago"
     return True, "running"
 
 
@@ -351,6 +366,8 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
             postgres.configure(layout, layout.primary_dir, layout.port("postgres-primary"))
         monitoring.write_configs(layout)
         if not already:
+            for removed in postgres.remove_stale_locks(layout):
+                step(f"removed stale lock file {removed}")
             step("starting supervisord")
             _start_supervisord(layout)
 
@@ -359,7 +376,7 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
         free = [n for n in pg_programs if n not in pg_held] or pg_programs
         for name in free:
             if name in pg_held:  # every server held: none of them is fenced by another primary
-                (layout.holds_dir / name).unlink()
+                launchers.release(layout, name)
             supervisor.start(sup_url, name)
         for name in free:
             postgres.wait_ready(layout.port(name), 60, name)
@@ -381,14 +398,16 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
             step(f"starting {name}")
             supervisor.start(sup_url, name)
         for name, timeout_s in (("postgres-standby", 60), ("api", 90), ("alert-receiver", 20),
-                                ("alertmanager", 30), ("prometheus", 40)):
+                                ("alertmanager", 30), ("prometheus", 40), ("heartbeat", 20)):
             step(f"waiting for {name} to be healthy")
             wait_healthy(layout, name, timeout_s)
         target = describe(layout, current_roles(layout))
         target_mod.save(target, layout.target_file)
         # The first model/config backup, like the first base backup: what restore-model restores.
-        from harness.recovery.artifacts import ensure_initial_artifact_backup  # lazy: recovery sits above stack
-        ensure_initial_artifact_backup(str(layout.target_file))
+        # The API's readiness, waited for above, verified models and config against their checksums.
+        first = artifact_backup.ensure_first_backup(layout.artifact_backup_dir, layout.model_dir, layout.config_path)
+        if first["created"]:
+            step(f"took the first model/config backup {first['backup_id']}")
         step(f"stack up: API {target['api_url']}, Prometheus {target['prometheus_url']}, "
              f"target description {layout.target_file}")
         return target
@@ -405,35 +424,12 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
         raise
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def _is_our_supervisord(pid: int, layout: Layout) -> bool:
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return False
     return "supervisord" in cmd and str(layout.supervisor_conf) in cmd
-
-
-def _processes_in(folder: Path) -> list[int]:
-    """PostgreSQL processes run with their data folder as working folder: find leftovers."""
-    pids = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                if os.readlink(p / "cwd") == str(folder):
-                    pids.append(int(p.name))
-            except OSError:
-                pass
-    return pids
 
 
 def down(home: str | os.PathLike | None = None, port_base: int | None = None,
@@ -443,12 +439,7 @@ def down(home: str | os.PathLike | None = None, port_base: int | None = None,
     base = port_base if port_base is not None else recorded_port_base(home_path)
     layout = Layout(home_path, port_base_from_env(base))
     sup_url = layout.url("supervisor")
-    sup_pid = None
-    if layout.supervisor_pidfile.exists():
-        try:
-            sup_pid = int(layout.supervisor_pidfile.read_text().strip())
-        except ValueError:
-            sup_pid = None
+    sup_pid = procs.read_pid(layout.supervisor_pidfile)
     if supervisor.alive(sup_url):
         log("stopping programs")
         try:
@@ -465,21 +456,18 @@ def down(home: str | os.PathLike | None = None, port_base: int | None = None,
         sup_pid = None  # a stale pidfile: that pid may now be someone else's process
     if sup_pid:
         deadline = time.monotonic() + 30
-        while _pid_alive(sup_pid) and time.monotonic() < deadline:
+        while procs.alive(sup_pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _pid_alive(sup_pid) and _is_our_supervisord(sup_pid, layout):
+        if procs.alive(sup_pid) and _is_our_supervisord(sup_pid, layout):
             os.kill(sup_pid, signal.SIGKILL)
     # Leftovers a crash may have orphaned: postgres backends, API workers of a killed arbiter.
     for folder in (layout.primary_dir, layout.standby_dir):
-        for pid in _processes_in(folder):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    if layout.api_pidfile.exists():
+        procs.signal_all(procs.pids_in(folder), signal.SIGKILL)
+    api_group = procs.read_pid(layout.api_pidfile)
+    if api_group:
         try:
-            os.killpg(int(layout.api_pidfile.read_text().strip()), signal.SIGKILL)
-        except (ValueError, ProcessLookupError, PermissionError):
+            os.killpg(api_group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
             pass
     busy = []
     deadline = time.monotonic() + 10

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.stack.layout import Layout
+
 PG_LAUNCH = r"""#!/bin/bash
 # pg-launch DATA_DIR HOLD_FILE POSTGRES_BIN [postgres args...]
 set -u
@@ -71,3 +73,13 @@ def write_launchers(bin_dir: Path) -> dict[str, Path]:
         path.chmod(0o755)
         paths[name] = path
     return paths
+
+
+def hold(layout: Layout, program: str) -> None:
+    """Keep `program` from being (re)started: its launcher waits while the hold file exists."""
+    layout.hold_file(program).touch()
+
+
+def release(layout: Layout, program: str) -> None:
+    """Let `program` start again (supervisor.start is still needed if it was stopped)."""
+    layout.hold_file(program).unlink(missing_ok=True)

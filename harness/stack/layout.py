@@ -13,6 +13,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.pgroles import server_dsn
+
 DEFAULT_PORT_BASE = 15400
 PORT_BASE_ENV = "GAMEDAY_PORT_BASE"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -101,6 +103,8 @@ class Layout:
     @property
     def alerts_log(self) -> Path: return self.home / "alerts.jsonl"
     @property
+    def heartbeat_dir(self) -> Path: return self.home / "heartbeat"  # the heartbeat ledger
+    @property
     def api_pidfile(self) -> Path: return self.home / "api.pid"
     @property
     def primary_dir(self) -> Path: return self.srv / "primary"
@@ -116,12 +120,22 @@ class Layout:
     def holds_dir(self) -> Path: return self.srv / "holds"
     @property
     def bin_dir(self) -> Path: return self.srv / "bin"
+    @property
+    def artifact_backup_dir(self) -> Path: return self.home / "artifact-backups"
+
+    def data_dir(self, program: str) -> Path:
+        """The data folder a PostgreSQL program runs on (programs keep their folders when roles move)."""
+        return self.primary_dir if program == "postgres-primary" else self.standby_dir
+
+    def hold_file(self, program: str) -> Path:
+        """While this file exists the program's launcher waits instead of starting it."""
+        return self.holds_dir / program
 
     def url(self, name: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.port(name)}{path}"
 
     def dsn(self, which: str, user: str = "svgai", dbname: str = "svgai") -> str:
-        return f"host=127.0.0.1 port={self.port(which)} dbname={dbname} user={user} connect_timeout=2"
+        return server_dsn(self.port(which), dbname, user)
 
     def app_dsn(self) -> str:
         # Multi-host: whichever of primary/standby accepts writes, so a promoted standby takes over.

@@ -1,6 +1,6 @@
 """PostgreSQL 15 primary + streaming standby for the embedded stack: initdb, configuration,
-base backups, standby cloning. Servers run under supervisord; this module prepares their folders
-and checks on them."""
+base backups, standby cloning, stale lock files. Servers run under supervisord; this module
+prepares their folders and checks on them."""
 from __future__ import annotations
 
 import os
@@ -12,6 +12,9 @@ from pathlib import Path
 
 import psycopg
 
+from harness import procs
+from harness.errors import first_line
+from harness.pgroles import server_dsn
 from harness.stack.layout import PG_BIN, Layout, server_user
 
 
@@ -105,21 +108,21 @@ def wait_ready(port: int, timeout_s: float = 30.0, what: str = "postgres") -> No
     last = ""
     while time.monotonic() < deadline:
         try:
-            with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=1"):
+            with psycopg.connect(server_dsn(port, connect_timeout_s=1)):
                 return
         except psycopg.Error as e:
-            last = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            last = first_line(e)
         time.sleep(0.1)
     raise PostgresError(f"{what} on port {port} did not accept connections within {timeout_s:.0f} s ({last})")
 
 
 def create_app_database(port: int) -> None:
-    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as c:
+    with psycopg.connect(server_dsn(port), autocommit=True) as c:
         if not c.execute("select 1 from pg_roles where rolname='svgai'").fetchone():
             c.execute("create role svgai login")
         if not c.execute("select 1 from pg_database where datname='svgai'").fetchone():
             c.execute("create database svgai owner svgai")
-    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=svgai", autocommit=True) as c:
+    with psycopg.connect(server_dsn(port, "svgai"), autocommit=True) as c:
         c.execute("create extension if not exists amcheck")
 
 
@@ -145,17 +148,35 @@ def clone_standby(layout: Layout, from_port: int, data: Path, port: int) -> None
 
 
 def wal_receiver_streaming(port: int) -> bool:
-    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2") as c:
+    with psycopg.connect(server_dsn(port)) as c:
         row = c.execute("select status from pg_stat_wal_receiver").fetchone()
         return bool(row and row[0] == "streaming")
 
 
 def replication_state(primary_port: int) -> list[dict]:
-    with psycopg.connect(f"host=127.0.0.1 port={primary_port} user=postgres dbname=postgres connect_timeout=2") as c:
+    with psycopg.connect(server_dsn(primary_port)) as c:
         cur = c.execute("select application_name, state, client_port from pg_stat_replication")
         return [dict(zip(("application_name", "state", "client_port"), row)) for row in cur.fetchall()]
 
 
 def in_recovery(port: int) -> bool:
-    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2") as c:
+    """True for a standby. Unlike pgroles.server_role, a server that does not answer raises (the
+    health check reports why; a role decision must not treat "down" as a role)."""
+    with psycopg.connect(server_dsn(port)) as c:
         return bool(c.execute("select pg_is_in_recovery()").fetchone()[0])
+
+
+def remove_stale_locks(layout: Layout) -> list[str]:
+    """Remove postmaster.pid files whose pid is not a process running in that data folder. A stack
+    killed at once leaves them; PostgreSQL refuses to start when the pid was since reused by a live
+    process (the launchers check the same before each start). Returns what was removed."""
+    removed = []
+    for data_dir in (layout.primary_dir, layout.standby_dir):
+        lock = data_dir / "postmaster.pid"
+        pid = procs.read_pid(lock)
+        if pid is None:
+            continue
+        if procs.cwd(pid) != os.path.realpath(data_dir):
+            lock.unlink(missing_ok=True)
+            removed.append(f"{lock} (pid {pid} not running there)")
+    return removed

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The BCP's database backup command, a thin entry point onto harness.recovery.database.
+"""The BCP's database backup command, a thin entry point onto harness.recovery (backup: base
+backups and the WAL archive; database: the point-in-time restore).
 
     python scripts/backup/database_backup.py backup
     python scripts/backup/database_backup.py restore --backup-id latest [--target-time ISO]
@@ -19,6 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from harness.errors import UsageError  # noqa: E402  (the project root is on the path only now)
+from harness.recovery import backup, cli, database  # noqa: E402
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2
@@ -27,12 +31,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _status(target: str | None = None) -> dict:
-    from harness.recovery import database
-    return {"backups": database.list_backups(target), "archive": database.archive_status(target)}
+    return {"backups": backup.list_backups(target), "archive": backup.archive_status(target)}
 
 
 def _status_summary(r: dict) -> str:
-    from harness.recovery import cli
     a = r["archive"]
     point = a["newest_restorable_point"]
     if a.get("error"):
@@ -55,17 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     args = parser.parse_args(argv)
 
-    from harness.cli import UsageError
-    from harness.recovery import cli, database
     try:
         if args.command == "backup":
-            return cli.run(database.create_backup, args, cli.summary_db_backup)
+            return cli.run(backup.create_backup, args, cli.summary_db_backup)
         if args.command == "restore":
             return cli.run(database.restore_database, args, cli.summary_db_restore, backup_id=args.backup_id,
                            target_time=args.target_time)
         if args.command == "status":
             return cli.run(_status, args, _status_summary, ok=lambda r: r["archive"]["healthy"])
-        return cli.run(database.cleanup_backups, args, lambda r: (
+        return cli.run(backup.cleanup_backups, args, lambda r: (
             f"kept {len(r['kept'])} backup(s), deleted {len(r['deleted'])}; pruned {r['archive_files_pruned']} "
             f"archived WAL file(s)"), keep=args.keep)
     except UsageError as e:

@@ -18,6 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from harness.errors import UsageError  # noqa: E402  (the project root is on the path only now)
+from harness.recovery import artifacts, cli  # noqa: E402
+from probes import models  # noqa: E402
+
 COMMANDS = ("backup-models", "backup-configs", "backup-all", "restore-model", "restore-config", "status", "cleanup")
 
 
@@ -28,8 +32,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _status(target: str | None = None) -> dict:
-    from harness.recovery import artifacts
-    from probes import models
     backups = artifacts.list_artifact_backups(target)
     live_models, live_config = models.check_models(target), models.check_config(target)
     return {"backups": backups, "models_ok": live_models[0], "models": live_models[1],
@@ -37,7 +39,6 @@ def _status(target: str | None = None) -> dict:
 
 
 def _status_summary(r: dict) -> str:
-    from harness.recovery import cli
     return "\n".join([cli.summary_art_list(r["backups"]),
                       f"live models: {'ok' if r['models_ok'] else 'DAMAGED'} ({r['models']})",
                       f"live config: {'ok' if r['config_ok'] else 'DRIFTED'} ({r['config']})"])
@@ -53,8 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     args = parser.parse_args(argv)
 
-    from harness.cli import UsageError
-    from harness.recovery import artifacts, cli
     kinds = {"backup-models": "models", "backup-configs": "config", "backup-all": "all"}
     try:
         if args.command in kinds:

@@ -1,0 +1,125 @@
+"""What the fault modules of the embedded stack share: the local-target check, a supervised
+program's pid, the database server in a role (asked of the servers now), argument checks, the
+timed SIGSTOP, and the evidence a fault returns of its effect.
+
+Every fault returns `effect: {observed, detail}`: proof that it did what it says (the killed
+processes are gone, the frozen ones were stopped, the damage is visible). The judge makes a run
+whose fault had no observable effect an error: nothing was tested. Private to harness.faults (experiments call
+the fault modules, never this one); generic process helpers live in harness.procs.
+"""
+from __future__ import annotations
+
+import signal
+import time
+
+from chaoslib.exceptions import ActivityFailed
+
+from harness import pgroles, procs, target as target_mod
+from harness.faults import clear_undo, register_undo
+from harness.stack import supervisor
+
+__all__ = ["PROGRAMS", "HOLDABLE", "local_target", "check_program", "program_pid", "duration", "positive_int",
+           "stop_for", "stopped_now", "server", "effect", "gone_effect"]
+
+PROGRAMS = ("postgres-primary", "postgres-standby", "api", "prometheus", "alertmanager", "alert-receiver", "liveness",
+            "heartbeat")
+HOLDABLE = ("postgres-primary", "postgres-standby", "api")  # their launchers wait on a hold file
+MAX_DURATION_S = 3600
+
+
+def local_target(target: str | None) -> dict:
+    """The target description, which must be the embedded stack's (kind local)."""
+    t = target_mod.load(target)
+    if t.get("kind") != "local":
+        raise ActivityFailed(f"this fault needs the embedded stack (kind local), target is {t.get('kind')!r}")
+    return t
+
+
+def check_program(program: str) -> None:
+    if program not in PROGRAMS:
+        raise ActivityFailed(f"unknown program {program!r}; known: {', '.join(PROGRAMS)}")
+
+
+def program_pid(t: dict, program: str) -> int:
+    """The main pid of a supervised program, asked of supervisord (it must be RUNNING)."""
+    check_program(program)
+    try:
+        info = supervisor.process_info(t["supervisor_url"], program)
+    except Exception as e:
+        raise ActivityFailed(f"cannot ask supervisord about {program}: {e}") from None
+    if info["statename"] != "RUNNING" or not info["pid"]:
+        raise ActivityFailed(f"{program} is not running (supervisor state {info['statename']})")
+    return int(info["pid"])
+
+
+def server(t: dict, which: str) -> dict:
+    """The embedded stack's PostgreSQL server in role `which` (primary | standby) now, asked of
+    the servers themselves: roles move on failover and target.json may lag behind."""
+    if which not in ("primary", "standby"):
+        raise ActivityFailed(f"which must be 'primary' or 'standby', got {which!r}")
+    servers = {t[role]["program"]: t[role] for role in ("primary", "standby")}
+    roles = pgroles.resolve_roles({program: srv["port"] for program, srv in servers.items()})
+    if roles["primary"] is None:
+        raise ActivityFailed(f"cannot tell which server is the primary now: {roles['states']}")
+    return servers[roles[which]]
+
+
+def effect(observed: bool, detail: str) -> dict:
+    """The evidence record a fault returns under `effect`."""
+    return {"observed": bool(observed), "detail": detail}
+
+
+def gone_effect(pids: list[int], what: str, timeout_s: float = 5.0) -> dict:
+    """Evidence of a kill: every pid killed is gone (a zombie counts as gone) within `timeout_s`."""
+    if not pids:
+        return effect(False, f"{what}: no process was killed")
+    left = procs.wait_gone(pids, timeout_s)
+    if left:
+        return effect(False, f"{what}: {len(left)} of {len(pids)} killed processes still run after "
+                             f"{timeout_s:g} s (pids {left[:5]})")
+    return effect(True, f"{what}: all {len(pids)} killed processes are gone")
+
+
+def duration(value, name: str = "duration_s") -> float:
+    """A number of seconds from 0 to an hour."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ActivityFailed(f"{name} must be a number of seconds, got {value!r}") from None
+    if not 0 <= seconds <= MAX_DURATION_S:
+        raise ActivityFailed(f"{name} must be between 0 and {MAX_DURATION_S} seconds, got {value!r}")
+    return seconds
+
+
+def positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ActivityFailed(f"{name} must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def stop_for(pids: list[int], duration_s: float, key: str) -> dict:
+    """SIGSTOP `pids` for exactly `duration_s`, then SIGCONT, even if interrupted meanwhile (the
+    undo under `key` is the safety net should this process die in between). Returns the seconds
+    held and the evidence: how many of the pids were seen stopped."""
+    register_undo(key, lambda: procs.signal_all(pids, signal.SIGCONT))
+    stopped_at = time.monotonic()
+    procs.signal_all(pids, signal.SIGSTOP)
+    try:
+        seen = stopped_now(pids)
+        time.sleep(max(0.0, duration_s - (time.monotonic() - stopped_at)))
+    finally:
+        procs.signal_all(pids, signal.SIGCONT)
+        clear_undo(key)
+    held = round(time.monotonic() - stopped_at, 4)
+    return {"stopped_s": held, "effect": effect(bool(seen), f"{len(seen)} of {len(pids)} processes seen stopped, "
+                                                              f"held {held:g} s")}
+
+
+def stopped_now(pids: list[int], timeout_s: float = 1.0) -> list[int]:
+    """The pids in the stopped state (T), waiting briefly for a SIGSTOP to land."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = [p for p in pids if (st := procs.stat(p)) and st[2] in ("T", "t")]
+        if len(seen) == len(pids) or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.01)

@@ -1,0 +1,135 @@
+"""One run of one experiment: the run session.
+
+Everything a run needs to know is decided once, here, before anything is injected: the scenario's
+resolved objectives (bcp.yaml + the experiment's bcp extension), the recorder settings, the run
+folder, the history, the target. The runner opens the session and hands it to the control through
+Chaos Toolkit's own `configuration` (key SESSION_KEY); under stock `chaos run` the control opens
+it itself. The control fills in what happened (fault start, instruments); the judge reads it.
+
+    plan(experiment)                   → RunPlan (objectives resolved once; ObjectivesError on bad input)
+    RunSession.open(plan, ...)         → the session: run folder, history, target
+"""
+from __future__ import annotations
+
+import os
+import secrets as _secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness import checks, history as history_mod, objectives as objectives_mod, target as target_mod
+from harness.history import History
+
+__all__ = ["SESSION_KEY", "OBJECTIVES_ENV", "REPORTS_DIR_ENV", "RunPlan", "RunSession", "plan", "new_run_id",
+           "default_reports_dir"]
+
+SESSION_KEY = "gameday_session"  # the Chaos Toolkit configuration key that carries the session
+# For stock `chaos run` (no runner to ask): which bcp.yaml, and where run folders go.
+OBJECTIVES_ENV = "GAMEDAY_OBJECTIVES"
+REPORTS_DIR_ENV = "GAMEDAY_REPORTS_DIR"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What an experiment asks for, validated: nothing here has touched the target."""
+    experiment_path: str | None
+    title: str | None
+    objectives: dict      # resolved: the dict harness.checkers.verdict judges against
+    recorders: dict       # sampler and load settings (extensions.bcp.recorders)
+    negative_control: bool
+    expect_failure: tuple[str, ...] = ()  # a negative control's criteria that must fail
+
+
+def plan(experiment: dict, path: str | os.PathLike | None = None, objectives_file: str | None = None) -> RunPlan:
+    """Resolve an experiment's objectives and recorder settings once. Raises ObjectivesError (one
+    line naming the field) on bad input; nothing is injected after such an error."""
+    bcp = objectives_mod.load(objectives_file or os.environ.get(OBJECTIVES_ENV) or objectives_mod.DEFAULT_PATH)
+    resolved = objectives_mod.for_experiment(bcp, experiment)
+    unknown = checks.unknown_names(resolved)
+    if unknown:
+        known = ", ".join(sorted(checks.CRITICAL_FUNCTIONS) + sorted(checks.INTEGRITY_CHECKS))
+        raise objectives_mod.ObjectivesError(f"scenario {resolved['scenario']!r}: no such {unknown[0]} (known: {known})")
+    ext = objectives_mod.bcp_extension(experiment)
+    return RunPlan(experiment_path=str(path) if path else experiment.get("__source__"),
+                   title=experiment.get("title"), objectives=resolved,
+                   recorders=objectives_mod.recorder_settings(experiment),
+                   negative_control=bool(ext.get("negative_control")),
+                   expect_failure=tuple(objectives_mod.expected_failures(experiment, resolved)))
+
+
+def new_run_id(scenario: str) -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{scenario}-{_secrets.token_hex(2)}"
+
+
+def default_reports_dir() -> Path:
+    return Path(os.environ.get(REPORTS_DIR_ENV) or target_mod.PROJECT_ROOT / "reports")
+
+
+@dataclass
+class RunSession:
+    """The run in progress. Owned by whoever opened it (the runner, or the control under stock
+    `chaos run`): that owner judges the run and closes the session."""
+    plan: RunPlan
+    run_id: str
+    run_dir: Path
+    target_path: str | None
+    history: History
+    started: str
+    owned_by_runner: bool
+    # What happened, filled in by the control as the run goes.
+    method_started: bool = False
+    fault_start_t: float | None = None
+    fault_start_epoch: float | None = None
+    self_aborted: bool = False   # the control stopped the run itself (no acknowledged writes): an error
+    observation_ended: bool = False
+    # Heartbeats intact in the database just before the fault (and when that was checked).
+    heartbeat_baseline: set | None = None
+    heartbeat_baseline_epoch: float | None = None
+    # The running recorders (harness.recorders): each has stop().
+    sampler: Any = None
+    load: Any = None
+
+    @classmethod
+    def open(cls, plan: RunPlan, *, target_path: str | os.PathLike | None, reports_dir: str | os.PathLike | None = None,
+             owned_by_runner: bool) -> "RunSession":
+        """Create the run folder and its history. Raises TargetError when the target description
+        cannot be read (before anything is injected)."""
+        target_file = str(target_mod.target_path() if target_path is None else target_path)
+        target_mod.load(target_file)  # fail now, not halfway through
+        run_id = new_run_id(plan.objectives["scenario"])
+        run_dir = Path(reports_dir or default_reports_dir()) / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        session = cls(plan=plan, run_id=run_id, run_dir=run_dir, target_path=target_file,
+                      history=History(run_dir / "history.jsonl"), started=history_mod.utc_now(),
+                      owned_by_runner=owned_by_runner)
+        session.history.append("marker", name="run_start",
+                               detail={"run_id": run_id, "scenario": plan.objectives["scenario"], "title": plan.title})
+        return session
+
+    @property
+    def objectives(self) -> dict:
+        return self.plan.objectives
+
+    def target(self) -> dict:
+        return target_mod.load(self.target_path)
+
+    def info(self) -> dict:
+        """The run's own fields, copied into the verdict."""
+        return {"run_id": self.run_id, "experiment": self.plan.experiment_path, "title": self.plan.title,
+                "started": self.started, "ended": history_mod.utc_now(),
+                "negative_control": self.plan.negative_control, "expect_failure": list(self.plan.expect_failure)}
+
+    def stop_instruments(self) -> None:
+        """Stop every recorder still running (idempotent; never raises)."""
+        for instrument in (self.load, self.sampler):
+            if instrument is None:
+                continue
+            try:
+                instrument.stop()
+            except Exception:  # a recorder that cannot stop must not keep the others running
+                pass
+
+    def close(self) -> None:
+        self.stop_instruments()
+        self.history.close()
