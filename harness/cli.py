@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness import heartbeat_cli, runner_cli
+from harness import heartbeat_cli, runner_cli, target_cli
 from harness.errors import UsageError
 from harness.recovery import cli as recovery_cli
 from harness.report import cli as report_cli
-from harness.stack import cli as stack_cli
 
 # Modules that contribute subcommands; each has `register(subparsers)`.
 COMMAND_MODULES = (
-    stack_cli,      # target up | down | status
+    target_cli,     # target up | down | status
     runner_cli,     # run
     heartbeat_cli,  # heartbeat start | stop | status
     recovery_cli,   # backup ..., failover

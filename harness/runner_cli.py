@@ -13,6 +13,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from harness import runner, target as target_mod
 from harness.errors import UsageError
+from harness.heal import heal
 from probes.kubernetes import is_kubernetes_target, wait_target_ready
 from harness.report.gameday import LiveView, format_table, write_gameday_summary
 from harness.report.notify import post_webhook, render_messages
@@ -56,6 +57,9 @@ def cmd_run(args) -> int:
     view = LiveView(sys.stdout, total=len(planned))
     with runner._Signals() as signals:
         try:
+            if not is_kubernetes_target() or args.home:
+                for line in heal(args.home or target_mod.default_home()):  # what a dead harness left
+                    print(line, file=sys.stderr)
             try:
                 target_file, started_here = runner.ensure_target(args.home, port_base)
             except (embedded.StackError, LayoutError) as e:

@@ -11,6 +11,7 @@ it itself. The control fills in what happened (fault start, instruments); the ju
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets as _secrets
 from dataclasses import dataclass
@@ -103,6 +104,12 @@ class RunSession:
         session = cls(plan=plan, run_id=run_id, run_dir=run_dir, target_path=target_file,
                       history=History(run_dir / "history.jsonl"), started=history_mod.utc_now(),
                       owned_by_runner=owned_by_runner)
+        # What the run was judged against, for whoever must close it if this process dies.
+        (run_dir / "session.json").write_text(json.dumps(
+            {"scenario": plan.objectives["scenario"], "objectives": plan.objectives, "run_id": run_id,
+             "experiment": plan.experiment_path, "title": plan.title, "started": session.started,
+             "negative_control": plan.negative_control, "expect_failure": list(plan.expect_failure),
+             "harness_pid": os.getpid()}, indent=2, default=str) + "\n")
         session.history.append("marker", name="run_start",
                                detail={"run_id": run_id, "scenario": plan.objectives["scenario"], "title": plan.title})
         return session

@@ -2,7 +2,6 @@
 served by the live API, the configuration against its approved checksum."""
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -12,17 +11,10 @@ import requests
 
 from harness import target as target_mod
 from harness.api_contract import OPTIMIZE_PATH, optimize_body
+from harness.checksums import sha256_file
 
 __all__ = ["models_intact", "golden_predictions_match", "config_intact", "check_models", "check_golden",
            "check_config", "verify_model_dir", "verify_config_file", "sha256_file"]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_model_dir(model_dir: Path) -> tuple[bool, str]:

@@ -253,3 +253,23 @@ def test_resolved_objectives_drive_the_verdict(bcp):
     assert v["scenario"] == "monitoring-failure"
     assert v["objectives"]["critical_functions"] == ["prometheus_ready", "targets_scraped"]
     assert v["status"] == "error"
+
+
+def test_an_experiment_may_not_shorten_the_stability_window(bcp):
+    # A shorter window would call a flapping service recovered: only a longer one is a tightening.
+    with pytest.raises(obj.ObjectivesError, match="stability_s may only tighten"):
+        obj.resolve(bcp, "api-crash", {"stability_s": 2})
+    assert obj.resolve(bcp, "api-crash", {"stability_s": 8})["stability_s"] == 8
+
+
+def test_expect_failure_names_criteria_of_a_negative_control(bcp):
+    exp = {"title": "t", "extensions": [{"name": "bcp", "scenario": "api-crash", "negative_control": True,
+                                         "expect_failure": ["rto", "detection"]}]}
+    assert obj.expected_failures(exp, obj.for_experiment(bcp, exp)) == ["rto", "detection"]
+    bad = {"title": "t", "extensions": [{"name": "bcp", "scenario": "api-crash", "negative_control": True,
+                                         "expect_failure": ["speed"]}]}
+    with pytest.raises(obj.ObjectivesError, match=r"expect_failure\[0\] is not a criterion"):
+        obj.expected_failures(bad, obj.for_experiment(bcp, bad))
+    positive = {"title": "t", "extensions": [{"name": "bcp", "scenario": "api-crash", "expect_failure": ["rto"]}]}
+    with pytest.raises(obj.ObjectivesError, match="is for negative controls"):
+        obj.expected_failures(positive, obj.for_experiment(bcp, positive))

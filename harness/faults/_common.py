@@ -15,16 +15,29 @@ import time
 from chaoslib.exceptions import ActivityFailed
 
 from harness import pgroles, procs, target as target_mod
-from harness.faults import clear_undo, register_undo
-from harness.stack import supervisor
+from harness.faults import DEFAULT_LEASE_S, clear_undo, register_undo
+from harness.stack import reaper, supervisor
 
-__all__ = ["PROGRAMS", "HOLDABLE", "local_target", "check_program", "program_pid", "duration", "positive_int",
-           "stop_for", "stopped_now", "server", "effect", "gone_effect"]
+__all__ = ["lease", "LEASE_MARGIN_S", "PROGRAMS", "HOLDABLE", "local_target", "check_program", "program_pid", "duration", "positive_int",
+           "stop_for", "freeze", "stopped_now", "server", "effect", "gone_effect"]
 
 PROGRAMS = ("postgres-primary", "postgres-standby", "api", "prometheus", "alertmanager", "alert-receiver", "liveness",
-            "heartbeat")
+            "heartbeat", "fault-reaper")
 HOLDABLE = ("postgres-primary", "postgres-standby", "api")  # their launchers wait on a hold file
 MAX_DURATION_S = 3600
+
+
+LEASE_MARGIN_S = 30.0  # beyond the scenario's timeout: the final read, the checks, the rollbacks
+
+
+def lease(t: dict, configuration: dict | None) -> dict:
+    """register_undo's ledger arguments for a fault of this run: the stack home, the lease (the
+    scenario's timeout plus a margin, from the run session Chaos Toolkit passes in its
+    configuration; DEFAULT_LEASE_S without one) and the run folder."""
+    session = (configuration or {}).get("gameday_session")  # harness.session.SESSION_KEY
+    timeout = (getattr(session, "objectives", None) or {}).get("timeout_s")
+    return {"home": t["home"], "lease_s": float(timeout) + LEASE_MARGIN_S if timeout else DEFAULT_LEASE_S,
+            "run_dir": str(session.run_dir) if session is not None else None}
 
 
 def local_target(target: str | None) -> dict:
@@ -97,13 +110,13 @@ def positive_int(value, name: str) -> int:
     return value
 
 
-def stop_for(pids: list[int], duration_s: float, key: str) -> dict:
-    """SIGSTOP `pids` for exactly `duration_s`, then SIGCONT, even if interrupted meanwhile (the
-    undo under `key` is the safety net should this process die in between). Returns the seconds
-    held and the evidence: how many of the pids were seen stopped."""
-    register_undo(key, lambda: procs.signal_all(pids, signal.SIGCONT))
+def stop_for(pids: list[int], duration_s: float, key: str, ledger: dict | None = None) -> dict:
+    """SIGSTOP `pids` for exactly `duration_s`, then SIGCONT, even if interrupted meanwhile. The
+    undo under `key` is the safety net should this process be interrupted; with `ledger` (see
+    lease()) a detached timer resumes them at the deadline even if this process is SIGKILLed.
+    Returns the seconds held and the evidence: how many of the pids were seen stopped."""
+    freeze(pids, key, ledger, lease_s=duration_s + 1.0)
     stopped_at = time.monotonic()
-    procs.signal_all(pids, signal.SIGSTOP)
     try:
         seen = stopped_now(pids)
         time.sleep(max(0.0, duration_s - (time.monotonic() - stopped_at)))
@@ -113,6 +126,19 @@ def stop_for(pids: list[int], duration_s: float, key: str) -> dict:
     held = round(time.monotonic() - stopped_at, 4)
     return {"stopped_s": held, "effect": effect(bool(seen), f"{len(seen)} of {len(pids)} processes seen stopped, "
                                                               f"held {held:g} s")}
+
+
+def freeze(pids: list[int], key: str, ledger: dict | None, lease_s: float | None = None) -> None:
+    """SIGSTOP `pids` after registering their resume: in this process, and (with `ledger`) in the
+    fault ledger with a detached timer that resumes them at the deadline whatever happens here."""
+    spec = {"kind": "sigcont", "pids": [[p, reaper.proc_start_time(p)] for p in pids]}
+    if ledger:
+        ledger = {**ledger, "lease_s": lease_s or ledger["lease_s"]}
+        register_undo(key, lambda: procs.signal_all(pids, signal.SIGCONT), spec=spec, **ledger)
+        reaper.start_timer(ledger["home"], time.time() + ledger["lease_s"])
+    else:
+        register_undo(key, lambda: procs.signal_all(pids, signal.SIGCONT))
+    procs.signal_all(pids, signal.SIGSTOP)
 
 
 def stopped_now(pids: list[int], timeout_s: float = 1.0) -> list[int]:

@@ -18,8 +18,9 @@ import time
 from chaoslib.exceptions import ActivityFailed
 
 from harness import procs
-from harness.faults import clear_undo, register_undo
-from harness.faults._common import duration, effect, gone_effect, local_target, program_pid, stop_for, stopped_now
+from harness.faults import clear_undo
+from harness.faults._common import (duration, effect, freeze, gone_effect, lease, local_target, program_pid, stop_for,
+                                    stopped_now)
 
 __all__ = ["crash_api", "hang_api", "resume_api"]
 
@@ -50,7 +51,8 @@ def crash_api(replicas: str | int = "all", target: str | None = None) -> dict:
             "effect": gone_effect(chosen, "API workers")}
 
 
-def hang_api(duration_s: float | None = None, replicas: str | int = "all", target: str | None = None) -> dict:
+def hang_api(duration_s: float | None = None, replicas: str | int = "all", target: str | None = None,
+             configuration: dict = None) -> dict:
     """Freeze API processes with SIGSTOP (the BCP's "API service hang").
 
     `duration_s`: resume them with SIGCONT after exactly that many seconds (the action returns
@@ -74,11 +76,12 @@ def hang_api(duration_s: float | None = None, replicas: str | int = "all", targe
     else:
         pids = _pick(_live_workers(arbiter, "hang"), replicas, arbiter)
     record = {"replicas": replicas, "arbiter": arbiter, "stopped": pids, "duration_s": duration_s, "at": time.time()}
+    # The resume is in the fault ledger with a deadline before anything stops: a SIGKILLed harness
+    # leaves processes that a detached timer resumes (harness/stack/reaper.py).
     if duration_s is not None:
-        return {**record, **stop_for(pids, duration_s, UNDO_KEY)}
+        return {**record, **stop_for(pids, duration_s, UNDO_KEY, lease(t, configuration))}
     _hung.extend(p for p in pids if p not in _hung)
-    register_undo(UNDO_KEY, lambda: procs.signal_all(list(_hung), signal.SIGCONT))
-    procs.signal_all(pids, signal.SIGSTOP)
+    freeze(list(_hung), UNDO_KEY, lease(t, configuration))
     seen = stopped_now(pids)
     return {**record, "stopped_s": None,
             "effect": effect(bool(seen), f"{len(seen)} of {len(pids)} API processes seen stopped")}

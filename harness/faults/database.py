@@ -27,7 +27,7 @@ from chaoslib.exceptions import ActivityFailed
 from harness import pgroles, procs
 from harness.errors import first_line
 from harness.faults import register_undo
-from harness.faults._common import effect, gone_effect, local_target, positive_int, program_pid, server
+from harness.faults._common import effect, gone_effect, lease, local_target, positive_int, program_pid, server
 from harness.faults.process import disable_restart, enable_restart
 from harness.target import incident_path
 
@@ -39,7 +39,7 @@ APP_TABLES = ("optimization_results",)
 
 
 def corrupt_table_pages(table: str = "optimization_results", blocks: int = 4, nbytes: int = 256,
-                        target: str | None = None) -> dict:
+                        target: str | None = None, configuration: dict = None) -> dict:
     """Corrupt `blocks` old data pages of `table` on the primary, the way a failing disk or a bad
     controller would, and make the server read them back.
 
@@ -82,7 +82,7 @@ def corrupt_table_pages(table: str = "optimization_results", blocks: int = 4, nb
 
     # Keep the server from restarting while its file is changed: the same hold a negative control uses.
     program = primary["program"]
-    disable_restart(program, target=target)
+    disable_restart(program, target=target, configuration=configuration)
     killed_at = time.time()
     try:
         postmaster = program_pid(t, program)
@@ -162,14 +162,14 @@ def bad_statement(sql: str | None = None, fraction: float = 0.5, target: str | N
                                        f"the statement changed {affected} of {rows_before} rows")}
 
 
-def lose_primary(target: str | None = None) -> dict:
+def lose_primary(target: str | None = None, configuration: dict = None) -> dict:
     """The primary is lost for good: its restart is disabled (hold file) and its postmaster and
     every backend are SIGKILLed, so it stays down. The recovery is the failover to the standby
     (harness.recovery.failover.failover); `end_primary_loss` is the rollback."""
     t = local_target(target)
     primary = server(t, "primary")
     program = primary["program"]
-    hold = disable_restart(program, target=target)
+    hold = disable_restart(program, target=target, configuration=configuration)
     try:
         pid = program_pid(t, program)
     except ActivityFailed:
@@ -187,7 +187,10 @@ def lose_primary(target: str | None = None) -> dict:
     lost.write_text(json.dumps(record, indent=2) + "\n")
     # Replace disable_restart's plain undo with the guarded release: after a failover that got
     # halfway, blindly starting the old primary would make two primaries.
-    register_undo(f"hold:{program}", lambda: end_primary_loss(target))
+    other = [t[r]["port"] for r in ("primary", "standby") if t[r]["program"] != program]
+    register_undo(f"hold:{program}", lambda: end_primary_loss(target),
+                  spec={"kind": "release_primary_hold", "path": hold["hold"], "data_dir": primary["data_dir"],
+                        "other_port": other[0] if other else None}, **lease(t, configuration))
     return {**record, "effect": evidence}
 
 

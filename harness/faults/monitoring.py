@@ -68,11 +68,11 @@ def scrape_gap(job: str = "svg-ai-api", since_s: float = 120, wait_s: float = 30
             "first_sample": _utc(stamps[0]), "last_sample": _utc(stamps[-1])}
 
 
-def lose_monitoring(target: str | None = None) -> dict:
+def lose_monitoring(target: str | None = None, configuration: dict = None) -> dict:
     """Prometheus is killed (SIGKILL) and kept down: its supervisor program is stopped so it is not
     restarted (Prometheus has no hold file). Registers an undo that starts it again."""
     killed = process.kill_monitoring(target=target)
-    stopped = stack.stop_program("prometheus", target=target)
+    stopped = stack.stop_program("prometheus", target=target, configuration=configuration)
     return {"killed": killed, "kept_down": stopped, "effect": killed.get("effect")}
 
 

@@ -15,8 +15,8 @@ from chaoslib.exceptions import ActivityFailed
 
 from harness import procs
 from harness.faults import clear_undo, register_undo
-from harness.faults._common import (HOLDABLE, check_program, duration, gone_effect, local_target, program_pid, server,
-                                    stop_for)
+from harness.faults._common import (HOLDABLE, check_program, duration, gone_effect, lease, local_target, program_pid,
+                                    server, stop_for)
 
 __all__ = ["kill_database", "freeze_database", "kill_program", "disable_restart", "enable_restart",
            "kill_monitoring"]
@@ -46,30 +46,36 @@ def kill_database(which: str = "primary", target: str | None = None) -> dict:
     return kill_program(program, "SIGKILL", target=target)
 
 
-def freeze_database(duration_s: float = 4.0, which: str = "primary", target: str | None = None) -> dict:
+def freeze_database(duration_s: float = 4.0, which: str = "primary", target: str | None = None,
+                    configuration: dict = None) -> dict:
     """Freeze the PostgreSQL server (postmaster and every backend) with SIGSTOP for `duration_s`
     seconds, then SIGCONT. Commits in flight hang: the client cannot know whether they happened,
     so the load records them as `info` (in doubt), never `ok`."""
     duration_s = duration(duration_s)
-    data_dir = server(local_target(target), which)["data_dir"]
+    t = local_target(target)
+    data_dir = server(t, which)["data_dir"]
     pids = procs.pids_in(data_dir)
     if not pids:
         raise ActivityFailed(f"no PostgreSQL process runs in {os.path.realpath(data_dir)}")
-    return {"which": which, "pids": pids, **stop_for(pids, duration_s, "freeze_database")}
+    return {"which": which, "pids": pids, **stop_for(pids, duration_s, "freeze_database", lease(t, configuration))}
 
 
-def disable_restart(program: str, target: str | None = None) -> dict:
+def disable_restart(program: str, target: str | None = None, configuration: dict = None) -> dict:
     """Keep `program` down after it dies: its launcher waits on a hold file instead of starting the
-    server. The negative controls' switch: "automatic restart disabled"."""
+    server. The negative controls' switch: "automatic restart disabled". The hold carries its
+    deadline (the run's lease): a launcher ignores an expired hold, and the fault ledger's reaper
+    removes it, so a SIGKILLed harness never leaves the program down for good."""
     t = local_target(target)
     check_program(program)
     if program not in HOLDABLE:
         raise ActivityFailed(f"restart of {program!r} cannot be held (its launcher has no hold); holdable: "
                              f"{', '.join(HOLDABLE)}; stop it through supervisord instead")
     hold = Path(t["holds_dir"]) / program
-    hold.touch()
-    register_undo(f"hold:{program}", lambda: hold.unlink(missing_ok=True))
-    return {"program": program, "hold": str(hold)}
+    ledger = lease(t, configuration)
+    register_undo(f"hold:{program}", lambda: hold.unlink(missing_ok=True),
+                  spec={"kind": "unlink", "path": str(hold)}, **ledger)
+    hold.write_text(f"{time.time() + ledger['lease_s']:.0f}\n")  # the deadline, read by the launcher
+    return {"program": program, "hold": str(hold), "lease_s": ledger["lease_s"]}
 
 
 def enable_restart(program: str, target: str | None = None) -> dict:

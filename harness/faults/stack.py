@@ -18,7 +18,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from harness import procs
 from harness.faults import clear_undo, register_undo
-from harness.faults._common import check_program, effect, local_target
+from harness.faults._common import check_program, effect, lease, local_target
 from harness.stack import embedded, supervisor
 
 __all__ = ["lose_whole_stack", "stop_program", "start_program"]
@@ -26,7 +26,7 @@ __all__ = ["lose_whole_stack", "stop_program", "start_program"]
 SUPERVISOR_PIDFILE = "supervisord.pid"
 
 
-def lose_whole_stack(target: str | None = None) -> dict:
+def lose_whole_stack(target: str | None = None, configuration: dict = None) -> dict:
     """Kill everything at once, the cluster-failure analogue: supervisord (SIGKILL, so it restarts
     nothing), then the process group of every program it ran (pids asked over XML-RPC before the
     kill) and every PostgreSQL process still running in a data folder. Waits until all of them are
@@ -49,7 +49,9 @@ def lose_whole_stack(target: str | None = None) -> dict:
     data_dirs = [t["primary"]["data_dir"], t["standby"]["data_dir"]]
     api_group = procs.read_pid(t["api_pidfile"])
 
-    register_undo("lose_whole_stack", lambda: _start_again(t))
+    # The reaper dies with the stack: the ledger entry tells the next command to start it again.
+    register_undo("lose_whole_stack", lambda: _start_again(t),
+                  spec={"kind": "cold_start", "home": t["home"]}, **lease(t, configuration))
     killed_at = time.time()
     os.kill(sup_pid, signal.SIGKILL)
     for pgid in groups.values():
@@ -87,7 +89,7 @@ def lose_whole_stack(target: str | None = None) -> dict:
                              f"still listening: {', '.join(listening) or 'nothing'}")}
 
 
-def stop_program(program: str, target: str | None = None) -> dict:
+def stop_program(program: str, target: str | None = None, configuration: dict = None) -> dict:
     """Stop a supervised program through supervisord and keep it stopped (it is not restarted
     until `start_program`). Used by negative controls to switch off an automatic recovery, e.g.
     the liveness checker. Registers an undo that starts it again."""
@@ -95,7 +97,8 @@ def stop_program(program: str, target: str | None = None) -> dict:
     check_program(program)
     url = t["supervisor_url"]
     before = _state(url, program)
-    register_undo(f"stopped:{program}", lambda: start_program(program, target))
+    register_undo(f"stopped:{program}", lambda: start_program(program, target),
+                  spec={"kind": "supervisor_start", "url": url, "program": program}, **lease(t, configuration))
     try:
         supervisor.stop(url, program)
     except Exception as e:

@@ -14,7 +14,7 @@ from pathlib import Path
 from chaoslib.exceptions import ActivityFailed
 
 from harness.faults import clear_undo, register_undo
-from harness.faults._common import effect, local_target
+from harness.faults._common import effect, lease, local_target
 from harness.faults.models import await_unready
 
 __all__ = ["lose_model_volume", "restore_model_volume"]
@@ -22,7 +22,7 @@ __all__ = ["lose_model_volume", "restore_model_volume"]
 LOST_SUFFIX = ".lost-"
 
 
-def lose_model_volume(await_detection_s: float = 10.0, target: str | None = None) -> dict:
+def lose_model_volume(await_detection_s: float = 10.0, target: str | None = None, configuration: dict = None) -> dict:
     """The model volume disappears: the model folder is moved aside to `<model_dir>.lost-<stamp>`.
     The API keeps serving from the models in memory, but it is no longer ready (nothing on disk to
     verify). Registers an undo that puts the folder back if it is still missing; the recovery is
@@ -36,8 +36,9 @@ def lose_model_volume(await_detection_s: float = 10.0, target: str | None = None
     size = sum(p.stat().st_size for p in files)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     aside = model_dir.with_name(f"{model_dir.name}{LOST_SUFFIX}{stamp}")
+    register_undo("lose_model_volume", lambda: restore_model_volume(target),
+                  spec={"kind": "rename_back", "from": str(aside), "to": str(model_dir)}, **lease(t, configuration))
     os.rename(model_dir, aside)
-    register_undo("lose_model_volume", lambda: restore_model_volume(target))
     lost_at = time.time()
     detected = await_unready(t["api_url"], await_detection_s)
     return {"model_dir": str(model_dir), "moved_to": str(aside), "files": len(files), "bytes": size, "at": lost_at,

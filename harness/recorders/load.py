@@ -35,7 +35,8 @@ class LoadGenerator:
         self.key_prefix = key_prefix or f"load-{os.getpid()}-{time.time_ns()}-"
         self.cmd = [sys.executable, "-m", "harness.recorders.load", "--api-url", api_url,
                     "--history", str(history_path), "--t0", repr(t0), "--users", str(users),
-                    "--duration", str(duration_s), "--key-prefix", self.key_prefix]
+                    "--duration", str(duration_s), "--key-prefix", self.key_prefix,
+                    "--parent-pid", str(os.getpid())]
         self.log_path = Path(log_path) if log_path else None
         self.proc: subprocess.Popen | None = None
         self._stopping = False
@@ -102,6 +103,7 @@ def _main(argv=None) -> int:
     ap.add_argument("--duration", type=float, default=3600.0)
     ap.add_argument("--timeout", type=float, default=3.0)
     ap.add_argument("--key-prefix", default=None, help="every key starts with it: the run's key space")
+    ap.add_argument("--parent-pid", type=int, default=None, help="exit at once when this process is gone")
     args = ap.parse_args(argv)
 
     # Deferred on purpose: locust imports gevent, which monkey-patches the process; the harness
@@ -152,6 +154,16 @@ def _main(argv=None) -> int:
 
     gevent.signal_handler(signal.SIGTERM, graceful)
     gevent.signal_handler(signal.SIGINT, graceful)
+
+    def die_with_parent():
+        # The harness died (SIGKILL leaves no time to stop us): exit at once and write nothing
+        # more into a run nobody will finish.
+        while True:
+            if os.getppid() != args.parent_pid:
+                os._exit(3)
+            gevent.sleep(0.2)
+    if args.parent_pid:
+        gevent.spawn(die_with_parent)
     runner.start(args.users, spawn_rate=max(1, args.users * 10))
     deadline = time.monotonic() + args.duration
     while not stopping["flag"] and time.monotonic() < deadline:

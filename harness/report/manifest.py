@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
+from harness.checksums import sha256_file
 from harness.report.rundir import (
     RUN_FILES, VERDICT, find_run_dirs, iso, load_backup_records, parse_quarter,
     parse_time, read_json,
@@ -39,14 +40,6 @@ KIND = "svgai-gameday-evidence-manifest"
 VERSION = 1
 HEADER_FIELDS = ("kind", "version", "created", "reports_root", "scope")
 ENTRY_FIELDS = ("n", "path", "base", "sha256", "bytes", "prev")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _canonical_hash(obj: dict) -> str:

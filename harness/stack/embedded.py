@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from harness import procs
+from harness import fault_ledger, procs
 from harness.heartbeat_ledger import read_window
 from harness import target as target_mod
 from harness.errors import first_line
@@ -39,7 +39,7 @@ from harness.target import PROJECT_ROOT
 API_REPLICAS = 2
 API_WORKER_TIMEOUT_S = 10
 START_ORDER = ("postgres-primary", "postgres-standby", "api", "prometheus", "alertmanager",
-               "alert-receiver", "liveness", "heartbeat")
+               "alert-receiver", "liveness", "heartbeat", "fault-reaper")
 HEARTBEAT_FRESH_S = 5.0  # the heartbeat counts as healthy while its newest acknowledgement is this recent
 
 
@@ -166,6 +166,8 @@ def programs(layout: Layout) -> list[supervisor.Program]:
         supervisor.Program(
             "heartbeat", f"{py} -m harness.recorders.heartbeat --api-url {layout.url('api')} --ledger {layout.heartbeat_dir}",
             priority=450),
+        # Undoes faults whose lease expired (a harness SIGKILLed mid-fault): harness/fault_ledger.py.
+        supervisor.Program("fault-reaper", f"{py} -m harness.stack.reaper --home {layout.home}", priority=50),
     ]
 
 
@@ -408,6 +410,9 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
         first = artifact_backup.ensure_first_backup(layout.artifact_backup_dir, layout.model_dir, layout.config_path)
         if first["created"]:
             step(f"took the first model/config backup {first['backup_id']}")
+        for entry in fault_ledger.entries(layout.home):  # a lost whole stack is undone: it is up again
+            if entry.get("undo", {}).get("kind") == "cold_start":
+                fault_ledger.clear(layout.home, entry["id"])
         step(f"stack up: API {target['api_url']}, Prometheus {target['prometheus_url']}, "
              f"target description {layout.target_file}")
         return target

@@ -10,6 +10,7 @@ Before each (re)start a launcher
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from harness.stack.layout import Layout
@@ -18,7 +19,8 @@ PG_LAUNCH = r"""#!/bin/bash
 # pg-launch DATA_DIR HOLD_FILE POSTGRES_BIN [postgres args...]
 set -u
 DATA="$1"; HOLD="$2"; POSTGRES="$3"; shift 3
-while [ -e "$HOLD" ]; do sleep 0.2; done
+HELD
+while held; do sleep 0.2; done
 leftovers() {
   # `-ef` compares device and inode with bash's own stat: no fork per process, which matters
   # because this runs before every restart and adds to the measured RTO.
@@ -47,7 +49,8 @@ API_LAUNCH = r"""#!/bin/bash
 # api-launch PIDFILE HOLD_FILE METRICS_DIR command...
 set -u
 PIDFILE="$1"; HOLD="$2"; METRICS="$3"; shift 3
-while [ -e "$HOLD" ]; do sleep 0.2; done
+HELD
+while held; do sleep 0.2; done
 if [ -s "$PIDFILE" ]; then
   old=$(cat "$PIDFILE")
   # The old arbiter led its own process group (supervisord makes each program a group leader).
@@ -64,10 +67,28 @@ exec "$@"
 """
 
 
+# A hold file holds the program while it exists and its deadline (epoch seconds, its content) has
+# not passed. An expired hold is removed and ignored: whoever set it (a harness since SIGKILLed)
+# can no longer release it. An empty hold (no deadline) holds until removed.
+HELD = r"""# Stopped while held (supervisord's INT/TERM): leave at once. Without the trap bash would only act
+# on the signal if its `sleep` child died of it too, and supervisord would wait its 10 s and kill.
+trap 'exit 0' INT TERM
+held() {
+  [ -e "$HOLD" ] || return 1
+  local d; d=$(head -c 32 "$HOLD" 2>/dev/null); d=${d%%[!0-9]*}
+  [ -z "$d" ] && return 0
+  [ "$(date +%s)" -lt "$d" ] && return 0
+  echo "launch: hold $HOLD expired at $d, ignored" >&2
+  rm -f "$HOLD"
+  return 1
+}"""
+# (exec replaces the shell once the hold is gone: the trap does not outlive it.)
+
+
 def write_launchers(bin_dir: Path) -> dict[str, Path]:
     bin_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, text in (("pg-launch", PG_LAUNCH), ("api-launch", API_LAUNCH)):
+    for name, text in (("pg-launch", PG_LAUNCH.replace("HELD", HELD, 1)), ("api-launch", API_LAUNCH.replace("HELD", HELD, 1))):
         path = bin_dir / f"{name}.sh"
         path.write_text(text)
         path.chmod(0o755)
@@ -75,9 +96,11 @@ def write_launchers(bin_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def hold(layout: Layout, program: str) -> None:
-    """Keep `program` from being (re)started: its launcher waits while the hold file exists."""
-    layout.hold_file(program).touch()
+def hold(layout: Layout, program: str, lease_s: float = 900.0) -> None:
+    """Keep `program` from being (re)started for at most `lease_s` seconds: its launcher waits
+    while the hold file exists and its deadline has not passed (a runbook that dies mid-way
+    cannot keep a server down for good)."""
+    layout.hold_file(program).write_text(f"{time.time() + lease_s:.0f}\n")
 
 
 def release(layout: Layout, program: str) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import sys
 
+from harness import target as target_mod
 from harness.errors import UsageError
+from harness.heal import heal
 from harness.stack import embedded
 from harness.stack.embedded import StackError
 from harness.stack.layout import LayoutError, port_base_from_env
@@ -42,8 +44,15 @@ def _port_base(args):
         raise UsageError(f"--port-base: {e}") from None
 
 
+def _heal(args) -> None:
+    """What a harness that died left behind is undone first, one line each."""
+    for line in heal(args.home or target_mod.default_home()):
+        print(line, file=sys.stderr)
+
+
 def cmd_up(args) -> int:
     base = _port_base(args)
+    _heal(args)
     try:
         embedded.up(args.home, base)
     except ERRORS as e:
@@ -62,6 +71,7 @@ def cmd_down(args) -> int:
 
 
 def cmd_status(args) -> int:
+    _heal(args)
     st = embedded.status(args.home)
     if args.json:
         print(json.dumps(st, indent=2))
