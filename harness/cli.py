@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness import heartbeat_cli, runner_cli, target_cli
+from harness import abort_cli, heartbeat_cli, runner_cli, target_cli
 from harness.errors import UsageError
 from harness.recovery import cli as recovery_cli
 from harness.report import cli as report_cli
@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     target_cli,     # target up | down | status
     runner_cli,     # run
     heartbeat_cli,  # heartbeat start | stop | status
+    abort_cli,      # abort: the emergency stop
     recovery_cli,   # backup ..., failover
     report_cli,     # report ...
 )

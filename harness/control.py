@@ -36,6 +36,7 @@ from harness.heartbeat_ledger import read_window
 from harness.recorders.load import LoadGenerator
 from harness.recorders.sampler import Sampler
 from harness.session import SESSION_KEY, RunSession, plan as plan_run
+from harness.stop_conditions import StopWatch
 from harness.target import TargetError
 from probes.database import read_back
 from probes.monitoring import alert_firing_times, query
@@ -101,12 +102,15 @@ def before_activity_control(context: dict, configuration: dict = None, **kwargs)
     s = _session(configuration)
     if s is None or not s.method_started:
         return
+    if s.stop_reason:  # nothing more is injected or run once a stop condition tripped
+        raise InterruptExecution(s.stop_reason)
     tags = context.get("tags") or []
     name = context.get("name")
     if "fault" in tags:
         t = s.history.append("fault", phase="start", name=name)["t"]
         if s.fault_start_t is None:
             s.fault_start_t, s.fault_start_epoch = t, time.time()
+            s.stop_watch = StopWatch(s, s.target().get("prometheus_url")).start()
     elif "recovery" in tags:
         s.history.append("recovery", phase="start", name=name)
 
@@ -134,6 +138,8 @@ def after_method_control(context: dict, configuration: dict = None, **kwargs) ->
     s = _session(configuration)
     if s is not None:
         finish_measurement(s)
+        if s.stop_reason:  # roll back now: the rollbacks run, the run ends interrupted
+            raise InterruptExecution(s.stop_reason)
 
 
 def after_experiment_control(context: dict, state: dict = None, configuration: dict = None, **kwargs) -> None:
@@ -166,7 +172,8 @@ def finish_measurement(s: RunSession) -> None:
     h = s.history
     fault_t = s.fault_start_t if s.fault_start_t is not None else h.now()
     # Observe at least one stability window after the method, however fast recovery was.
-    stable = wait_until_stable(s.sampler, obj["probe"], obj["stability_s"], fault_t, fault_t + obj["timeout_s"], h.now)
+    stable = wait_until_stable(s.sampler, obj["probe"], obj["stability_s"], fault_t, fault_t + obj["timeout_s"], h.now,
+                               stop=lambda: s.stop_reason is not None)
     h.append("marker", name="stability", detail={"stable": stable, "probe": obj["probe"]})
     # The instruments must prove they were watching: one that died makes the run an error.
     load_failure = s.load.failure()
@@ -190,7 +197,10 @@ def finish_measurement(s: RunSession) -> None:
         ok, detail = checks.run_check(checks.INTEGRITY_CHECKS, name, s.target_path)
         h.append("integrity", check=name, ok=ok, detail=detail)
     if obj.get("detection"):
-        h.append("detection", **detection_evidence(s, obj["detection"]["alert"], 30.0 if stable else 0.0))
+        wait_s = 30.0 if stable and not s.stop_reason else 0.0
+        h.append("detection", **detection_evidence(s, obj["detection"]["alert"], wait_s))
+    if s.stop_watch is not None:
+        s.stop_watch.stop()
     sampler_failure = s.sampler.failure()
     s.sampler.stop()
     if sampler_failure:
@@ -199,7 +209,7 @@ def finish_measurement(s: RunSession) -> None:
 
 
 def wait_until_stable(sampler: Sampler, probe: str, stability_s: float, since_t: float, deadline_t: float,
-                      now) -> bool:
+                      now, stop=lambda: False) -> bool:
     """Block until `probe` has been continuously successful for `stability_s` seconds since
     `since_t` (the fault) up to now, by the checkers' own definition of stable, or until
     `deadline_t`. Returns whether it became stable."""
@@ -207,7 +217,7 @@ def wait_until_stable(sampler: Sampler, probe: str, stability_s: float, since_t:
         t = now()
         if stable_since([st for st in sampler.samples(probe) if st[0] >= since_t], stability_s, t) is not None:
             return True
-        if t >= deadline_t or sampler.failure():  # a dead sampler will never show stability
+        if t >= deadline_t or sampler.failure() or stop():  # a dead sampler will never show stability
             return False
         time.sleep(0.1)
 

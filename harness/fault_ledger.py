@@ -28,7 +28,7 @@ import secrets
 import time
 from pathlib import Path
 
-__all__ = ["LEDGER_DIR", "record", "clear", "clear_what", "entries", "ledger_dir", "expired", "orphaned", "settle",
+__all__ = ["LEDGER_DIR", "record", "clear", "set_timer", "clear_what", "entries", "ledger_dir", "expired", "orphaned", "settle",
            "settled", "forget_settled"]
 
 LEDGER_DIR = "fault-ledger"
@@ -60,8 +60,37 @@ def record(home: str | os.PathLike, what: str, undo: dict, lease_s: float, run_d
 
 
 def clear(home: str | os.PathLike, entry_id: str) -> None:
-    """The fault was undone: its entry goes."""
-    (ledger_dir(home) / f"{entry_id}.json").unlink(missing_ok=True)
+    """The fault was undone: its entry goes, and so does a detached timer still waiting for it."""
+    path = ledger_dir(home) / f"{entry_id}.json"
+    try:
+        timer = json.loads(path.read_text()).get("timer_pid")
+    except (OSError, ValueError):
+        timer = None
+    path.unlink(missing_ok=True)
+    if isinstance(timer, int) and _is_timer(timer):
+        try:
+            os.kill(timer, 15)
+        except ProcessLookupError:
+            pass
+
+
+def set_timer(home: str | os.PathLike, what: str, pid: int) -> None:
+    """Note the detached timer (harness.stack.reaper --at) that guards the entry for `what`."""
+    for entry in entries(home):
+        if entry.get("what") == what:
+            path = ledger_dir(home) / f"{entry['id']}.json"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({**entry, "timer_pid": pid}, indent=2) + "\n")
+            os.replace(tmp, path)
+
+
+def _is_timer(pid: int) -> bool:
+    """Only a reaper timer is ever signalled here (a reused pid is someone else's process)."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"harness.stack.reaper" in cmd and b"--at" in cmd
 
 
 def settle(home: str | os.PathLike, entry: dict, result: str, by: str) -> None:

@@ -20,7 +20,8 @@ from typing import Any, Callable
 import yaml
 
 __all__ = ["ObjectivesError", "Objectives", "load", "resolve", "from_extension", "for_experiment", "recorder_settings",
-           "bcp_extension", "expected_failures", "criterion_names", "CRITERIA",
+           "bcp_extension", "expected_failures", "criterion_names", "CRITERIA", "stop_conditions",
+           "STOP_CONDITION_KINDS",
            "DEFAULT_PATH", "OBJECTIVE_FIELDS"]
 
 DEFAULT_PATH = "bcp.yaml"
@@ -175,6 +176,38 @@ def expected_failures(experiment: dict, resolved: dict) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def stop_conditions(experiment: dict) -> list[dict]:
+    """The run's stop conditions (`extensions.bcp.stop_conditions`: a list of one-key mappings,
+    e.g. [{alert: PaymentsDown}, {max_outage_s: 1800}]): when one trips, the run is rolled back at
+    once and recorded as interrupted, naming the condition and its value."""
+    who = _who(experiment)
+    given = bcp_extension(experiment).get("stop_conditions")
+    if given is None:
+        return []
+    if not isinstance(given, list):
+        raise ObjectivesError(f"{who}: extensions.bcp.stop_conditions must be a list, got {given!r}")
+    out = []
+    for i, item in enumerate(given):
+        where = f"extensions.bcp.stop_conditions[{i}]"
+        if not isinstance(item, dict) or len(item) != 1:
+            raise ObjectivesError(f"{who}: {where} must be a mapping with one of "
+                                  f"{', '.join(STOP_CONDITION_KINDS)}, got {item!r}")
+        (kind, value), = item.items()
+        if kind not in STOP_CONDITION_KINDS:
+            raise ObjectivesError(f"{who}: {where}.{kind} is not a known stop condition "
+                                  f"(known: {', '.join(STOP_CONDITION_KINDS)})")
+        if kind in ("prometheus", "alert"):
+            value = _name(value, who, f"{where}.{kind}")
+        elif kind == "max_outage_s":
+            value = _seconds(value, who, f"{where}.{kind}")
+        else:
+            value = _count_or_null(value, who, f"{where}.{kind}")
+            if value is None:
+                raise ObjectivesError(f"{who}: {where}.{kind} must be a whole number of writes, got None")
+        out.append({"kind": kind, "value": value})
+    return out
+
+
 def criterion_names(resolved: dict) -> list[str]:
     """The criteria a run of these objectives is judged on (harness.checkers.verdict)."""
     return list(CRITERIA) + (["detection"] if resolved.get("detection") else [])
@@ -208,7 +241,14 @@ def for_experiment(objectives: Objectives, experiment: dict) -> dict:
 
 # Internals ---------------------------------------------------------------------------------
 
-EXTENSION_KEYS = ("name", "scenario", "objectives", "recorders", "negative_control", "expect_failure")
+EXTENSION_KEYS = ("name", "scenario", "objectives", "recorders", "negative_control", "expect_failure",
+                  "stop_conditions")
+STOP_CONDITION_KINDS = {
+    "prometheus": "a PromQL expression that must return nothing (any series it returns trips it, as in an alert rule)",
+    "alert": "an alert name that must not fire",
+    "max_outage_s": "seconds of continuous failure on the scenario's probe after the fault",
+    "max_failed_writes": "writes that failed or are in doubt since the fault (lost writes are only known at the end)",
+}
 # The criteria every run is judged on; "detection" too where the scenario names an alert.
 CRITERIA = ("rto", "rpo", "corrupted_writes", "critical_functions", "data_integrity", "recovery_procedure", "steady_state_restored")
 RECORDER_DEFAULTS = {"interval_s": 0.1, "timeout_s": 1.0, "users": 8, "warmup_s": 3.0}

@@ -23,10 +23,11 @@ from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
 from chaoslib.loader import load_experiment
 from chaoslib.log import configure_logger
 
-from harness import faults, judge as judge_mod, target as target_mod
+from harness import active_runs, faults, judge as judge_mod, target as target_mod
 from probes.kubernetes import is_kubernetes_target
 from harness.errors import first_line
 from harness.objectives import ObjectivesError
+from harness.redact import redact, redact_file, secrets_of
 from harness.report.run import write_run_report
 from harness.session import SESSION_KEY, RunPlan, RunSession, plan as plan_run
 from harness.stack import embedded
@@ -99,10 +100,13 @@ def _quiet_chaoslib(log_file: Path | None = None) -> None:
 
 class _Signals:
     """First SIGINT/SIGTERM interrupts the run (rollbacks then run); later ones are ignored so
-    rollbacks are never cut short."""
+    rollbacks are never cut short. A SIGTERM sent by `gameday abort` (which leaves a request in the
+    stack home first) is recorded as the operator's abort."""
 
-    def __init__(self):
+    def __init__(self, home: Path | None = None):
         self.received: str | None = None
+        self.reason: str | None = None
+        self.home = home
         self._old = {}
 
     def __enter__(self):
@@ -115,16 +119,28 @@ class _Signals:
             print(f"\n{signal.Signals(signum).name} again: still rolling back, please wait", file=sys.stderr)
             return
         self.received = signal.Signals(signum).name
-        print(f"\n{self.received}: interrupting; faults will be rolled back", file=sys.stderr)
+        if self.home is not None and active_runs.abort_requested(self.home):
+            self.reason = active_runs.ABORT_REASON
+        print(f"\n{self.reason or self.received}: interrupting; faults will be rolled back", file=sys.stderr)
         raise KeyboardInterrupt
+
+    def aborted(self) -> bool:
+        """The operator asked `gameday abort` to end this run (chaoslib's own SIGTERM handler may
+        have taken the signal, so the request file is what tells)."""
+        if self.reason is None and self.home is not None and active_runs.abort_requested(self.home):
+            self.reason = active_runs.ABORT_REASON
+            self.received = self.received or "SIGTERM"
+        return self.reason == active_runs.ABORT_REASON
 
     def __exit__(self, *exc):
         for s, old in self._old.items():
             signal.signal(s, old)
 
 
-def run_one(p: Planned, reports_dir: Path, target_file: Path, signals: _Signals, log=print) -> dict:
-    """Run one planned experiment in a session of its own; judge it once; write its evidence.
+def run_one(p: Planned, reports_dir: Path, target_file: Path, signals: _Signals, log=print,
+            secrets: list[str] = ()) -> dict:
+    """Run one planned experiment in a session of its own; judge it once; write its evidence,
+    with `secrets` (and every password or token the patterns of harness.redact find) masked.
     Returns the verdict (with `_run_dir`, where its files are)."""
     session = RunSession.open(p.plan, target_path=target_file, reports_dir=reports_dir, owned_by_runner=True)
     _quiet_chaoslib(session.run_dir / "chaostoolkit.log")
@@ -145,22 +161,28 @@ def run_one(p: Planned, reports_dir: Path, target_file: Path, signals: _Signals,
             if undone:
                 log(f"  safety net rolled back: {', '.join(undone)}")
             session.stop_instruments()
-        if signals.received:
+        if signals.aborted() or signals.received:
             session.history.append("marker", name="interrupted", signal=signals.received,
-                                   detail=f"interrupted by {signals.received}; faults were rolled back")
+                                   detail=f"interrupted by {signals.received}; faults were rolled back",
+                                   **({"reason": signals.reason} if signals.reason else {}))
             journal["status"] = "interrupted"
         verdict = judge_mod.judge(session)
     finally:
         session.close()
-    write_evidence(session.run_dir, verdict, journal)
-    return {**verdict, "_run_dir": str(session.run_dir)}
+    secrets = [*secrets, *secrets_of(session.target())]
+    write_evidence(session.run_dir, verdict, journal, secrets)
+    return {**json.loads(redact(json.dumps(verdict, default=str), secrets)), "_run_dir": str(session.run_dir)}
 
 
-def write_evidence(run_dir: Path, verdict: dict, journal: dict) -> None:
+def write_evidence(run_dir: Path, verdict: dict, journal: dict, secrets: list[str] = ()) -> None:
     """Every artifact of a run, from its one verdict: verdict.json, journal.json (the verdict under
-    `bcp`), then report.html and junit.xml rendered from those files."""
-    (run_dir / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str) + "\n")
-    (run_dir / "journal.json").write_text(json.dumps({**journal, "bcp": verdict}, indent=2, default=str) + "\n")
+    `bcp`), then report.html and junit.xml rendered from those files. Secrets are masked first in
+    what the recorders and chaoslib wrote, then in what is written here."""
+    for name in ("history.jsonl", "session.json", "chaostoolkit.log", "load.log"):
+        redact_file(run_dir / name, list(secrets))
+    (run_dir / "verdict.json").write_text(redact(json.dumps(verdict, indent=2, default=str), secrets) + "\n")
+    (run_dir / "journal.json").write_text(
+        redact(json.dumps({**journal, "bcp": verdict}, indent=2, default=str), secrets) + "\n")
     try:
         write_run_report(run_dir)
     except Exception as e:  # the verdict stands without its pictures; say why they are missing

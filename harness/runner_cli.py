@@ -11,8 +11,9 @@ from pathlib import Path
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness import runner, target as target_mod
+from harness import active_runs, guard, runner, target as target_mod
 from harness.errors import UsageError
+from harness.redact import redact, secrets_of
 from harness.heal import heal
 from probes.kubernetes import is_kubernetes_target, wait_target_ready
 from harness.report.gameday import LiveView, format_table, write_gameday_summary
@@ -31,6 +32,10 @@ def register(sub) -> None:
     p.add_argument("--notify-webhook", default=os.environ.get("GAMEDAY_NOTIFY_WEBHOOK"), metavar="URL",
                    help="POST the BCP's incident and recovery messages (Slack-compatible JSON) after each run "
                         "(default $GAMEDAY_NOTIFY_WEBHOOK)")
+    p.add_argument("--allow-production", action="store_true",
+                   help="allow a target whose description says environment: production (experiments must be "
+                        "tagged production-safe)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be injected where; touch nothing")
     p.set_defaults(func=cmd_run)
 
 
@@ -46,6 +51,14 @@ def cmd_run(args) -> int:
         planned = runner.plan(paths)
     except runner.RunnerError as e:
         raise UsageError(str(e)) from None
+    target = _known_target(args.home)
+    refused = guard.refusal(target, [(p.path.name, p.experiment) for p in planned], args.allow_production)
+    if refused:
+        raise UsageError(refused)
+    if args.dry_run:
+        for line in guard.describe_plan(target, [(p.path.name, p.experiment, p.plan.objectives) for p in planned]):
+            print(line)
+        return 0
     reports = Path(args.reports_dir or target_mod.PROJECT_ROOT / "reports").resolve()
     suite = len(planned) > 1
     started = datetime.now(timezone.utc)
@@ -54,11 +67,14 @@ def cmd_run(args) -> int:
 
     verdicts = []
     started_here = False
+    secrets = secrets_of(target, args.notify_webhook)  # masked in every file and line of output
     view = LiveView(sys.stdout, total=len(planned))
-    with runner._Signals() as signals:
+    home = Path(args.home) if args.home else target_mod.default_home()
+    with runner._Signals(home) as signals:
         try:
+            active_runs.register(home, {"experiments": [str(p.path) for p in planned], "reports": str(base_dir)})
             if not is_kubernetes_target() or args.home:
-                for line in heal(args.home or target_mod.default_home()):  # what a dead harness left
+                for line in heal(home):  # what a dead harness left
                     print(line, file=sys.stderr)
             try:
                 target_file, started_here = runner.ensure_target(args.home, port_base)
@@ -68,18 +84,20 @@ def cmd_run(args) -> int:
             except KeyboardInterrupt:
                 return 2
             for i, p in enumerate(planned):
-                if signals.received:
+                if signals.received or signals.aborted():
                     break
                 if i > 0:
                     settle(args.home, port_base, view)
                 view.start(p.scenario)
                 view.update("running")
-                verdict = runner.run_one(p, base_dir, target_file, signals, log=lambda m: view.update(m.strip()))
+                verdict = runner.run_one(p, base_dir, target_file, signals, log=lambda m: view.update(m.strip()),
+                                         secrets=secrets)
                 view.finish(p.scenario, verdict["status"])
                 verdicts.append(verdict)
                 if args.notify_webhook:
                     notify(args.notify_webhook, verdict, target_file, view)
         finally:
+            active_runs.unregister(home)
             view.close()
             if started_here and not args.keep_target:
                 try:
@@ -87,7 +105,7 @@ def cmd_run(args) -> int:
                 except Exception as e:
                     print(f"warning: taking the stack down failed: {e}", file=sys.stderr)
     for v in verdicts:
-        print(f"{v['status'].upper():<11} {v['scenario']:<28} {v.get('reason', '')}")
+        print(redact(f"{v['status'].upper():<11} {v['scenario']:<28} {v.get('reason', '')}", secrets))
         print(f"            report: {Path(v['_run_dir']) / 'report.html'}")
     if suite and verdicts:
         summary = write_gameday_summary(base_dir, [v["_run_dir"] for v in verdicts], started.isoformat(),
@@ -96,6 +114,15 @@ def cmd_run(args) -> int:
         print(format_table(summary, color=sys.stdout.isatty()))
         print(f"game-day summary: {base_dir / 'index.html'}")
     return runner.exit_code(verdicts) if verdicts else 2
+
+
+def _known_target(home: str | None) -> dict:
+    """The target description as it stands before anything runs: the named home's, else
+    $GAMEDAY_TARGET's, else the default home's; an embedded stack not up yet is a local target."""
+    try:
+        return target_mod.load(target_mod.target_path(home))
+    except target_mod.TargetError:
+        return {"kind": "local", "name": "the embedded reference stack (not up yet)"}
 
 
 def notify(url: str, verdict: dict, target_file, view) -> None:
@@ -109,7 +136,7 @@ def notify(url: str, verdict: dict, target_file, view) -> None:
     for kind in ("critical", "resolved"):
         ok, detail = post_webhook(url, messages[kind])
         if not ok:
-            view.update(f"notification ({kind}) not delivered: {detail}")
+            view.update(redact(f"notification ({kind}) not delivered: {detail}", secrets_of(None, url)))
 
 
 def settle(home, port_base, view, timeout_s: float = 90.0) -> None:

@@ -40,6 +40,7 @@ class RunPlan:
     recorders: dict       # sampler and load settings (extensions.bcp.recorders)
     negative_control: bool
     expect_failure: tuple[str, ...] = ()  # a negative control's criteria that must fail
+    stop_conditions: tuple[dict, ...] = ()  # when one trips, the run stops and rolls back at once
 
 
 def plan(experiment: dict, path: str | os.PathLike | None = None, objectives_file: str | None = None) -> RunPlan:
@@ -56,7 +57,8 @@ def plan(experiment: dict, path: str | os.PathLike | None = None, objectives_fil
                    title=experiment.get("title"), objectives=resolved,
                    recorders=objectives_mod.recorder_settings(experiment),
                    negative_control=bool(ext.get("negative_control")),
-                   expect_failure=tuple(objectives_mod.expected_failures(experiment, resolved)))
+                   expect_failure=tuple(objectives_mod.expected_failures(experiment, resolved)),
+                   stop_conditions=tuple(objectives_mod.stop_conditions(experiment)))
 
 
 def new_run_id(scenario: str) -> str:
@@ -84,12 +86,14 @@ class RunSession:
     fault_start_epoch: float | None = None
     self_aborted: bool = False   # the control stopped the run itself (no acknowledged writes): an error
     observation_ended: bool = False
+    stop_reason: str | None = None  # set when a stop condition trips: the run ends as interrupted
     # Heartbeats intact in the database just before the fault (and when that was checked).
     heartbeat_baseline: set | None = None
     heartbeat_baseline_epoch: float | None = None
     # The running recorders (harness.recorders): each has stop().
     sampler: Any = None
     load: Any = None
+    stop_watch: Any = None  # harness.stop_conditions.StopWatch, from the fault on
 
     @classmethod
     def open(cls, plan: RunPlan, *, target_path: str | os.PathLike | None, reports_dir: str | os.PathLike | None = None,
@@ -129,7 +133,7 @@ class RunSession:
 
     def stop_instruments(self) -> None:
         """Stop every recorder still running (idempotent; never raises)."""
-        for instrument in (self.load, self.sampler):
+        for instrument in (self.stop_watch, self.load, self.sampler):
             if instrument is None:
                 continue
             try:

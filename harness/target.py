@@ -47,7 +47,20 @@ def load(path: str | os.PathLike | None = None) -> dict:
         raise TargetError(f"target description {p} is unreadable: {e}") from None
     if not isinstance(data, dict) or "api_url" not in data:
         raise TargetError(f"target description {p} lacks 'api_url'")
+    for field in _TEXT_FIELDS:
+        if field in data and data[field] is not None and not isinstance(data[field], str):
+            raise TargetError(f"target description {p}: {field} must be a string, got {data[field]!r}")
+    if not isinstance(data["api_url"], str) or not data["api_url"].startswith(("http://", "https://")):
+        raise TargetError(f"target description {p}: api_url must be an http(s) URL, got {data['api_url']!r}")
+    for field in ("secret_fields", "allowed_namespaces"):
+        if field in data and not (isinstance(data[field], list) and all(isinstance(x, str) for x in data[field])):
+            raise TargetError(f"target description {p}: {field} must be a list of names, got {data[field]!r}")
     return data
+
+
+# Fields every reader takes for text (paths, URLs, DSNs): anything else is refused on load.
+_TEXT_FIELDS = ("kind", "name", "api_url", "prometheus_url", "app_dsn", "admin_dsn", "home", "heartbeat_ledger",
+                "supervisor_url", "environment", "namespace", "database_namespace", "monitoring_namespace")
 
 
 def incident_path(target: dict) -> Path:

@@ -1,10 +1,13 @@
 """Monitoring probes: Prometheus readiness, scraping, and alert evidence read from Prometheus's
-own sample timestamps (not from when we happened to poll)."""
+own sample timestamps (not from when we happened to poll). Queries go through
+prometheus-api-client, with its retries off: a probe must answer fast when Prometheus is down."""
 from __future__ import annotations
 
 import time
 
 import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
 
 from harness import target as target_mod
 
@@ -13,12 +16,14 @@ __all__ = ["prometheus_ready", "targets_scraped", "check_prometheus_ready", "che
 
 
 def query(prometheus_url: str, promql: str, timeout_s: float = 2.0, at: float | None = None) -> list[dict]:
-    params = {"query": promql}
-    if at is not None:
-        params["time"] = f"{at:.3f}"
-    r = requests.get(prometheus_url + "/api/v1/query", params=params, timeout=timeout_s)
-    r.raise_for_status()
-    return r.json()["data"]["result"]
+    """An instant query (at `at`, epoch seconds, else now); raises requests.RequestException when
+    Prometheus cannot be asked or refuses the query."""
+    # Default retries (3, with backoff) would block ~6 s against a Prometheus that is down.
+    prom = PrometheusConnect(prometheus_url, disable_ssl=True, retry=Retry(total=0), timeout=timeout_s)
+    try:
+        return prom.custom_query(promql, params={"time": f"{at:.3f}"} if at is not None else None)
+    except PrometheusApiClientException as e:
+        raise requests.RequestException(f"Prometheus refused the query {promql!r}: {e}") from None
 
 
 def check_prometheus_ready(target: str | None = None, timeout_s: float = 2.0) -> tuple[bool, str]:

@@ -114,3 +114,16 @@ def test_heal_undoes_an_orphaned_entry_and_closes_its_run(tmp_path):
     v = __import__("json").loads((run / "verdict.json").read_text())
     assert v["status"] == "interrupted" and "died during the run" in v["reason"]
     assert close_abandoned_run(run, "again") is None  # a closed run stays as it is
+
+
+def test_clearing_an_entry_ends_its_timer(tmp_path):
+    fault_ledger.record(tmp_path, "freeze", {"kind": "sigcont", "pids": []}, lease_s=300)
+    timer = reaper.start_timer(tmp_path, time.time() + 300)
+    fault_ledger.set_timer(tmp_path, "freeze", timer)
+    time.sleep(0.5)  # the timer is up and waiting
+    fault_ledger.clear_what(tmp_path, "freeze")
+    deadline = time.time() + 5
+    while time.time() < deadline and Path(f"/proc/{timer}").exists() and \
+            Path(f"/proc/{timer}/stat").read_text().split(") ")[1][0] != "Z":
+        time.sleep(0.05)
+    assert not Path(f"/proc/{timer}").exists() or Path(f"/proc/{timer}/stat").read_text().split(") ")[1][0] == "Z"

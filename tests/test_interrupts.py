@@ -69,3 +69,65 @@ def test_signal_interrupts_and_rolls_back(healthy_stack, tmp_path, sig):
             pass
         time.sleep(0.2)
     pytest.fail("the API did not come back after the interrupted run was rolled back")
+
+
+def _wait_for_fault(tmp_path: Path, proc) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        hist = list(tmp_path.glob("*/history.jsonl"))
+        if hist and '"kind":"fault"' in hist[0].read_text():
+            return
+        assert proc.poll() is None, "the run ended before its fault"
+        time.sleep(0.2)
+    pytest.fail("the fault never started")
+
+
+def _api_back(api_url: str, timeout_s: float = 60) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(api_url + "/ready", timeout=1).status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def test_gameday_abort_ends_the_run_as_aborted_by_operator(healthy_stack, tmp_path):
+    run = [sys.executable, "-m", "harness.cli", "run", str(HERE / "held-outage.yaml"), "--home", healthy_stack["home"],
+           "--port-base", str(healthy_stack["port_base"]), "--reports-dir", str(tmp_path)]
+    proc = subprocess.Popen(run, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for_fault(tmp_path, proc)
+        started = time.monotonic()
+        abort = subprocess.run([sys.executable, "-m", "harness.cli", "abort", "--home", healthy_stack["home"]],
+                               cwd=ROOT, capture_output=True, text=True, timeout=150)
+        ended_s = time.monotonic() - started
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert abort.returncode == 0 and "abort sent to run pid" in abort.stdout, abort.stdout + abort.stderr
+    print(f"abort: the run ended {ended_s:.1f} s after 'gameday abort' (rollbacks included)")
+    assert proc.returncode == 2, out
+    [verdict_file] = tmp_path.glob("*/verdict.json")
+    verdict = json.loads(verdict_file.read_text())
+    assert verdict["status"] == "interrupted" and "aborted by operator" in verdict["reason"], verdict["reason"]
+    assert _api_back(healthy_stack["api_url"])
+
+
+def test_a_tripped_prometheus_stop_condition_interrupts_and_rolls_back(healthy_stack, tmp_path):
+    [planned] = runner.plan([HERE / "stop-condition.yaml"])
+    started = time.monotonic()
+    verdict = runner.run_one(planned, tmp_path, Path(healthy_stack["home"]) / "target.json", runner._Signals(),
+                             log=lambda m: None)
+    took = time.monotonic() - started
+    assert verdict["status"] == "interrupted", verdict["reason"]
+    assert 'stop condition prometheus: up{job="svg-ai-api"} == 0 tripped' in verdict["reason"]
+    events = history.read(Path(verdict["_run_dir"]) / "history.jsonl")
+    [tripped] = [e for e in events if e["kind"] == "marker" and e.get("name") == "stop_condition"]
+    assert "1 series" in tripped["value"]
+    assert took < 60, f"the run went on for {took:.0f} s although its 120 s timeout was cut short by the condition"
+    assert not (Path(healthy_stack["holds_dir"]) / "api").exists()  # rolled back
+    assert _api_back(healthy_stack["api_url"])

@@ -49,3 +49,51 @@ def test_run_writes_outputs_and_posts_notifications(healthy_stack, tmp_path):
     # The stack was already up, so the run leaves it up.
     from harness.stack import embedded
     assert embedded.status(healthy_stack["home"])["healthy"]
+
+
+def test_secrets_stay_out_of_every_file_and_every_line_printed(healthy_stack, tmp_path):
+    """A secret planted in the target description (and printed by a step of the experiment), a
+    password, and a webhook URL carrying credentials: none of them in anything the run writes or
+    prints; the webhook with credentials is still delivered, with them as basic auth."""
+    import base64
+    auth_seen = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            auth_seen.append(self.headers.get("Authorization"))
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target_file = Path(healthy_stack["home"]) / "target.json"
+    original = target_file.read_text()
+    planted = "PLANTED-TOKEN-8f3a9c"
+    target_file.write_text(json.dumps({**json.loads(original), "secret_fields": ["ops_token"], "ops_token": planted}))
+    hook = f"http://gameday:HOOK-SECRET-42@127.0.0.1:{server.server_port}/hook?token=QUERY-SECRET-99"
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "run", str(ROOT / "tests/experiments/secret-leak.yaml"),
+             "--home", healthy_stack["home"], "--port-base", str(healthy_stack["port_base"]),
+             "--reports-dir", str(tmp_path), "--notify-webhook", hook],
+            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    finally:
+        server.shutdown()
+        target_file.write_text(original)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert auth_seen == ["Basic " + base64.b64encode(b"gameday:HOOK-SECRET-42").decode()] * 2
+    secrets = (planted, "PLANTED-PW-77", "HOOK-SECRET-42", "QUERY-SECRET-99")
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "journal.json" for p in files)
+    journal = next(p for p in files if p.name == "journal.json").read_text()
+    assert "api token ***" in journal and "password=***" in journal  # the step's output is there, masked
+    for p in files:
+        text = p.read_bytes().decode("utf-8", "replace")
+        for s in secrets:
+            assert s not in text, f"{s} leaked into {p.relative_to(tmp_path)}"
+    for s in secrets:
+        assert s not in r.stdout + r.stderr, f"{s} printed"

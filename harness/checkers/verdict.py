@@ -297,7 +297,11 @@ def _status(events: list[dict], criteria: list[dict], a: dict, lost: dict) -> tu
     markers = [e for e in events if e["kind"] == "marker"]
     interrupted = [m for m in markers if m.get("name") == "interrupted"]
     if interrupted:
-        signal = interrupted[-1].get("signal")
+        # The first interruption with a reason (a stop condition, the operator) is the cause.
+        why = next((m for m in interrupted if m.get("reason")), interrupted[-1])
+        if why.get("reason"):
+            return "interrupted", f"the run was interrupted: {why['reason']}; it proves nothing either way"
+        signal = why.get("signal")
         return "interrupted", (f"the run was interrupted{f' by {signal}' if signal else ''} before it finished, "
                                f"so it proves nothing either way")
     if any(m.get("name") == "steady_state" and m.get("phase") == "before" and m.get("met") is False for m in markers):

@@ -14,7 +14,7 @@ import time
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness import pgroles, procs, target as target_mod
+from harness import fault_ledger, pgroles, procs, target as target_mod
 from harness.faults import DEFAULT_LEASE_S, clear_undo, register_undo
 from harness.stack import reaper, supervisor
 
@@ -135,7 +135,8 @@ def freeze(pids: list[int], key: str, ledger: dict | None, lease_s: float | None
     if ledger:
         ledger = {**ledger, "lease_s": lease_s or ledger["lease_s"]}
         register_undo(key, lambda: procs.signal_all(pids, signal.SIGCONT), spec=spec, **ledger)
-        reaper.start_timer(ledger["home"], time.time() + ledger["lease_s"])
+        timer = reaper.start_timer(ledger["home"], time.time() + ledger["lease_s"])
+        fault_ledger.set_timer(ledger["home"], key, timer)  # ended when the entry is cleared
     else:
         register_undo(key, lambda: procs.signal_all(pids, signal.SIGCONT))
     procs.signal_all(pids, signal.SIGSTOP)

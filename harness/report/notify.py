@@ -9,13 +9,16 @@ for a real outage.
 """
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
 import urllib.error
 import urllib.request
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+from harness.redact import redact, secrets_of
 from harness.report.page import fmt_s, is_number
 
 __all__ = ["render_messages", "post_webhook"]
@@ -96,16 +99,24 @@ def post_webhook(url: str, text: str, timeout_s: float = 2.0) -> tuple[bool, str
     Returns (ok, detail) and never raises: a notification that fails must never fail the
     experiment that sent it. No retries, so a game day is never held up by a dead endpoint.
     """
+    secrets = secrets_of(None, url if isinstance(url, str) else None)
     try:
         if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
-            return False, f"not an http(s) URL: {url!r}"
+            return False, redact(f"not an http(s) URL: {url!r}", secrets)
         timeout_s = float(timeout_s)
         body = json.dumps({"text": str(text)}).encode("utf-8")
-        req = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json; charset=utf-8",
-                                              "User-Agent": "svgai-gameday"})
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "svgai-gameday"}
+        # Credentials in the URL (https://user:token@host/...) go into an Authorization header:
+        # urllib would otherwise take "user:token@host" for the host name.
+        parts = urlsplit(url)
+        if parts.username is not None:
+            creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(creds).decode()
+            netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+            url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        req = urllib.request.Request(url, data=body, method="POST", headers=headers)
     except Exception as e:  # bad arguments are reported, like every other failure
-        return False, f"cannot build the request: {e}"
+        return False, redact(f"cannot build the request: {e}", secrets)
 
     result: list[tuple[bool, str]] = []
 
@@ -143,7 +154,8 @@ def post_webhook(url: str, text: str, timeout_s: float = 2.0) -> tuple[bool, str
     worker.join(timeout_s + 0.05)
     if not result:
         return False, f"timed out after {timeout_s:g} s"
-    return result[0]
+    ok, detail = result[0]
+    return ok, redact(detail, secrets)
 
 
 # Internals ------------------------------------------------------------------------------------

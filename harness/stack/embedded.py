@@ -314,13 +314,14 @@ def _start_supervisord(layout: Layout) -> None:
     layout.logs.mkdir(parents=True, exist_ok=True)
     conf = supervisor.render_conf(programs(layout), port=layout.port("supervisor"),
                                   pidfile=str(layout.supervisor_pidfile),
-                                  logfile=str(layout.logs / "supervisord.log"), logs_dir=str(layout.logs))
+                                  logfile=str(layout.logs / "supervisord.log"), logs_dir=str(layout.logs),
+                                  identifier=supervisor_identifier(layout))
     layout.supervisor_conf.write_text(conf)
     r = subprocess.run([_venv_bin("supervisord"), "-c", str(layout.supervisor_conf)], capture_output=True, text=True)
     if r.returncode != 0:
         raise StackError(f"supervisord failed to start: {(r.stderr or r.stdout).strip()[-300:]}")
     deadline = time.monotonic() + 15
-    while not supervisor.alive(layout.url("supervisor")):
+    while not supervisor.alive(layout.url("supervisor"), supervisor_identifier(layout)):
         if time.monotonic() > deadline:
             raise StackError(f"supervisord did not answer on {layout.url('supervisor')}; see {layout.logs / 'supervisord.log'}")
         time.sleep(0.1)
@@ -339,7 +340,7 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
     check_binaries()
     check_home(layout)
     sup_url = layout.url("supervisor")
-    already = supervisor.alive(sup_url)
+    already = supervisor.alive(sup_url, supervisor_identifier(layout))
     if not already:
         check_ports_free(layout)
     started_here = not already
@@ -429,6 +430,11 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
         raise
 
 
+def supervisor_identifier(layout: Layout) -> str:
+    """The identity this home's supervisord answers with (getIdentification)."""
+    return f"gameday:{layout.home.resolve()}"
+
+
 def _is_our_supervisord(pid: int, layout: Layout) -> bool:
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -445,7 +451,7 @@ def down(home: str | os.PathLike | None = None, port_base: int | None = None,
     layout = Layout(home_path, port_base_from_env(base))
     sup_url = layout.url("supervisor")
     sup_pid = procs.read_pid(layout.supervisor_pidfile)
-    if supervisor.alive(sup_url):
+    if supervisor.alive(sup_url, supervisor_identifier(layout)):  # ours: another home's may listen there
         log("stopping programs")
         try:
             supervisor.rpc(sup_url, timeout=120).supervisor.stopAllProcesses(True)
@@ -502,7 +508,7 @@ def status(home: str | os.PathLike | None = None) -> dict:
     layout = Layout(home_path, target["port_base"])
     sup_url = layout.url("supervisor")
     infos = {}
-    sup_ok = supervisor.alive(sup_url)
+    sup_ok = supervisor.alive(sup_url, supervisor_identifier(layout))
     if sup_ok:
         infos = {i["name"]: i for i in supervisor.all_process_info(sup_url)}
     sup_pid = None

@@ -18,9 +18,13 @@ class Program:
     priority: int = 500
 
 
-def render_conf(programs: list[Program], *, port: int, pidfile: str, logfile: str, logs_dir: str) -> str:
+def render_conf(programs: list[Program], *, port: int, pidfile: str, logfile: str, logs_dir: str,
+                identifier: str = "supervisor") -> str:
     lines = [
         "[supervisord]",
+        # Answered by getIdentification: which stack home this supervisord belongs to, so that a
+        # command for one home never stops another home's stack listening on the same port.
+        f"identifier={identifier}",
         f"pidfile={pidfile}",
         f"logfile={logfile}",
         "logfile_maxbytes=5MB",
@@ -82,9 +86,13 @@ def rpc(url: str, timeout: float = 5.0):
     return xmlrpc.client.ServerProxy(url.rstrip("/") + "/RPC2", transport=_TimeoutTransport(timeout))
 
 
-def alive(url: str) -> bool:
+def alive(url: str, identifier: str | None = None) -> bool:
+    """supervisord answers at `url` (and, with `identifier`, is the one configured with it)."""
     try:
-        return rpc(url, timeout=1.0).supervisor.getState()["statename"] == "RUNNING"
+        proxy = rpc(url, timeout=1.0)
+        if proxy.supervisor.getState()["statename"] != "RUNNING":
+            return False
+        return identifier is None or proxy.supervisor.getIdentification() == identifier
     except Exception:
         return False
 
