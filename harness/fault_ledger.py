@@ -18,7 +18,7 @@ Undo kinds (carried out by harness.stack.reaper.undo):
     {"kind": "supervisor_start", "url": …, "program": …}            a stopped program
     {"kind": "cold_start", "home": …}                               the whole stack (only the next command)
 
-The bottom layer: imports nothing of ours.
+The bottom layer: imports nothing of ours but harness.procs.
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ import os
 import secrets
 import time
 from pathlib import Path
+
+from harness import procs
 
 __all__ = ["LEDGER_DIR", "record", "clear", "set_timer", "clear_what", "entries", "ledger_dir", "expired", "orphaned", "settle",
            "settled", "forget_settled"]
@@ -86,11 +88,8 @@ def set_timer(home: str | os.PathLike, what: str, pid: int) -> None:
 
 def _is_timer(pid: int) -> bool:
     """Only a reaper timer is ever signalled here (a reused pid is someone else's process)."""
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"harness.stack.reaper" in cmd and b"--at" in cmd
+    cmd = procs.cmdline(pid) or ""
+    return "harness.stack.reaper" in cmd and "--at" in cmd
 
 
 def settle(home: str | os.PathLike, entry: dict, result: str, by: str) -> None:

@@ -56,10 +56,7 @@ def _writer_pid(ledger: Path) -> int | None:
     pid = procs.read_pid(ledger / PIDFILE)
     if pid is None or not procs.running(pid):
         return None
-    try:  # a reused pid is not our writer
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return None
+    cmd = procs.cmdline(pid) or ""  # a reused pid is not our writer
     return pid if "harness.recorders.heartbeat" in cmd and str(ledger) in cmd else None
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 __all__ = ["alive", "running", "stat", "all_pids", "children", "group_members", "cwd", "pids_in",
-           "signal_all", "wait_gone", "end_processes_in", "read_pid"]
+           "signal_all", "wait_gone", "end_processes_in", "read_pid", "cmdline", "start_time"]
 
 
 def alive(pid: int) -> bool:
@@ -53,6 +53,24 @@ def children(pid: int) -> list[int]:
 
 def group_members(pgid: int) -> list[int]:
     return sorted(p for p in all_pids() if (s := stat(p)) and s[1] == pgid)
+
+
+def cmdline(pid: int) -> str | None:
+    """The command line of a process, arguments joined by spaces; None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+
+
+def start_time(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (/proc/PID/stat field 22): with the pid it
+    names one process, even after the pid number is reused."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(raw[raw.rindex(")") + 2:].split()[19])
 
 
 def cwd(pid: int) -> str | None:

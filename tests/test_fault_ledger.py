@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness import fault_ledger
+from harness import fault_ledger, procs
 from harness.heal import close_abandoned_run, heal
 from harness.stack import reaper
 from harness.stack.launchers import write_launchers
@@ -36,7 +36,7 @@ def test_the_reaper_undoes_only_expired_entries(tmp_path):
 def test_a_frozen_process_is_resumed_by_the_detached_timer(tmp_path):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        spec = {"kind": "sigcont", "pids": [[child.pid, reaper.proc_start_time(child.pid)]]}
+        spec = {"kind": "sigcont", "pids": [[child.pid, procs.start_time(child.pid)]]}
         fault_ledger.record(tmp_path, "freeze", spec, lease_s=1.0)
         reaper.start_timer(tmp_path, time.time() + 1.0)
         os.kill(child.pid, signal.SIGSTOP)
@@ -127,3 +127,17 @@ def test_clearing_an_entry_ends_its_timer(tmp_path):
             Path(f"/proc/{timer}/stat").read_text().split(") ")[1][0] != "Z":
         time.sleep(0.05)
     assert not Path(f"/proc/{timer}").exists() or Path(f"/proc/{timer}/stat").read_text().split(") ")[1][0] == "Z"
+
+
+def test_a_home_holding_only_the_harness_bookkeeping_can_still_become_a_stack(tmp_path):
+    from harness.stack.embedded import StackError, check_home
+    from harness.stack.layout import Layout
+    (tmp_path / "runs" / "active").mkdir(parents=True)  # `gameday run` registers before `target up`
+    fault_ledger.ledger_dir(tmp_path).mkdir()
+    check_home(Layout(tmp_path, 23400))
+    (tmp_path / "someone-elses-file").write_text("x")
+    try:
+        check_home(Layout(tmp_path, 23400))
+        raise AssertionError("a foreign folder was taken for a stack home")
+    except StackError as e:
+        assert "not a gameday home" in str(e)

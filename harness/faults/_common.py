@@ -131,7 +131,7 @@ def stop_for(pids: list[int], duration_s: float, key: str, ledger: dict | None =
 def freeze(pids: list[int], key: str, ledger: dict | None, lease_s: float | None = None) -> None:
     """SIGSTOP `pids` after registering their resume: in this process, and (with `ledger`) in the
     fault ledger with a detached timer that resumes them at the deadline whatever happens here."""
-    spec = {"kind": "sigcont", "pids": [[p, reaper.proc_start_time(p)] for p in pids]}
+    spec = {"kind": "sigcont", "pids": [[p, procs.start_time(p)] for p in pids]}
     if ledger:
         ledger = {**ledger, "lease_s": lease_s or ledger["lease_s"]}
         register_undo(key, lambda: procs.signal_all(pids, signal.SIGCONT), spec=spec, **ledger)

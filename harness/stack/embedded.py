@@ -89,11 +89,16 @@ def check_binaries() -> None:
             raise StackError(f"{tool} not found beside {sys.executable}; run make setup")
 
 
+HARNESS_ENTRIES = ("runs", fault_ledger.LEDGER_DIR)
+
+
 def check_home(layout: Layout) -> None:
     home = layout.home
     if home.exists() and not home.is_dir():
         raise StackError(f"home {home} is a file, not a folder")
-    if home.exists() and any(home.iterdir()) and not layout.marker.exists():
+    # The harness's own bookkeeping (runs in progress, the fault ledger) may precede the stack.
+    foreign = [p for p in home.iterdir() if p.name not in HARNESS_ENTRIES] if home.is_dir() else []
+    if foreign and not layout.marker.exists():
         raise StackError(f"home {home} is not empty and is not a gameday home (no {layout.marker.name}); choose another --home")
     if layout.marker.exists():
         try:
@@ -436,10 +441,7 @@ def supervisor_identifier(layout: Layout) -> str:
 
 
 def _is_our_supervisord(pid: int, layout: Layout) -> bool:
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return False
+    cmd = procs.cmdline(pid) or ""
     return "supervisord" in cmd and str(layout.supervisor_conf) in cmd
 
 

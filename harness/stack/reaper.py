@@ -23,17 +23,7 @@ from harness import fault_ledger, pgroles, procs
 from harness.errors import first_line
 from harness.stack import supervisor
 
-__all__ = ["undo", "reap", "start_timer", "proc_start_time", "main"]
-
-
-def proc_start_time(pid: int) -> int | None:
-    """A process's start time in clock ticks since boot (/proc/PID/stat field 22): with the pid it
-    names one process, even after the pid number is reused."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(raw[raw.rindex(")") + 2:].split()[19])
+__all__ = ["undo", "reap", "start_timer", "main"]
 
 
 def undo(entry: dict) -> str:
@@ -54,7 +44,7 @@ def undo(entry: dict) -> str:
             return f"released {u['path']}"
         if kind == "sigcont":
             # Only the processes that were stopped: a pid whose start time changed is another process.
-            mine = [pid for pid, started in u["pids"] if proc_start_time(pid) == started]
+            mine = [pid for pid, started in u["pids"] if procs.start_time(pid) == started]
             resumed = procs.signal_all(mine, signal.SIGCONT)
             return f"resumed {len(resumed)} stopped process(es)"
         if kind == "rename_back":

@@ -1,0 +1,90 @@
+"""Endurance: the monthly suite N times back to back on one stack. Nothing may grow without
+bound: per game day it prints the wall time, the stack's open file descriptors and processes, the
+disk used by the stack home and by the reports, the rows in the application table, the WAL
+archive's size, and the fault ledger and heartbeat ledger sizes.
+
+Usage: .venv/bin/python bench/endurance.py [--game-days 5] [--port-base 15900]"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _stack import bench_stack  # noqa: E402
+
+import psycopg  # noqa: E402
+
+from harness import fault_ledger, procs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def du_mb(path: Path) -> float:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total / 1e6
+
+
+def stack_processes(target: dict) -> list[int]:
+    """The stack's processes: supervisord and its process tree."""
+    root = procs.read_pid(Path(target["home"]) / "supervisord.pid")
+    if root is None:
+        return []
+    found, frontier = [root], [root]
+    while frontier:
+        kids = [c for p in frontier for c in procs.children(p)]
+        found += kids
+        frontier = kids
+    return found
+
+
+def open_fds(pids: list[int]) -> int:
+    n = 0
+    for pid in pids:
+        try:
+            n += len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            pass
+    return n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--game-days", type=int, default=5)
+    ap.add_argument("--port-base", type=int, default=15900)
+    args = ap.parse_args()
+    with bench_stack(args.port_base) as target, tempfile.TemporaryDirectory(prefix="bench-endurance-",
+                                                                            dir="/var/tmp") as reports:
+        home = Path(target["home"])
+        print(f"{'day':>3} {'wall s':>7} {'rc':>3} {'procs':>5} {'fds':>5} {'home MB':>8} {'reports MB':>10} "
+              f"{'rows':>8} {'archive MB':>10} {'ledger':>6} {'hb MB':>6}")
+        for day in range(1, args.game_days + 1):
+            started = time.monotonic()
+            rc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--home", str(home),
+                                 "--port-base", str(args.port_base), "--reports-dir", reports, "--keep-target"],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+            wall = time.monotonic() - started
+            subprocess.run([sys.executable, "-m", "harness.cli", "backup", "db", "cleanup", "--home", str(home)],
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            with psycopg.connect(target["app_dsn"]) as c:
+                rows = c.execute("select count(*) from optimization_results").fetchone()[0]
+            pids = stack_processes(target)
+            print(f"{day:>3} {wall:>7.0f} {rc:>3} {len(pids):>5} {open_fds(pids):>5} {du_mb(home):>8.1f} "
+                  f"{du_mb(Path(reports)):>10.1f} {rows:>8} {du_mb(Path(target['archive_dir'])):>10.1f} "
+                  f"{len(fault_ledger.entries(home)):>6} {du_mb(Path(target['heartbeat_ledger'])):>6.2f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
