@@ -22,7 +22,8 @@ from harness.checkers import verdict as compute_verdict
 __all__ = ["judge", "rejudge", "differences", "RUN_FIELDS"]
 
 # The run's own fields a verdict carries; rejudge takes them from the stored verdict.
-RUN_FIELDS = ("run_id", "experiment", "title", "started", "ended", "negative_control", "expect_failure")
+RUN_FIELDS = ("run_id", "experiment", "title", "started", "ended", "negative_control", "expect_failure",
+              "calibration")
 
 
 def judge(session) -> dict:

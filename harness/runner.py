@@ -33,6 +33,7 @@ from harness.session import SESSION_KEY, RunPlan, RunSession, plan as plan_run
 from harness.stack import embedded
 
 EXPERIMENTS_DIR = target_mod.PROJECT_ROOT / "experiments" / "local"
+CALIBRATION_EXPERIMENT = target_mod.PROJECT_ROOT / "experiments" / "calibration" / "api-freeze.yaml"
 # The monthly suite's order: light faults first, destructive ones later, the cold start last, so a
 # scenario that leaves damage behind is followed by as few others as possible.
 SUITE_ORDER = ("api-replica-crash", "api-crash", "api-hang", "config-drift", "model-corruption", "storage-failure",
@@ -172,6 +173,27 @@ def run_one(p: Planned, reports_dir: Path, target_file: Path, signals: _Signals,
     secrets = [*secrets, *secrets_of(session.target())]
     write_evidence(session.run_dir, verdict, journal, secrets)
     return {**json.loads(redact(json.dumps(verdict, default=str), secrets)), "_run_dir": str(session.run_dir)}
+
+
+def calibrate(reports_dir: Path, target_file: Path, signals: _Signals, freeze_s: float = 3.0,
+              bound_s: float = 0.5, log=print, secrets: list[str] = ()) -> dict:
+    """The day's instrument check: freeze the whole API for exactly `freeze_s` seconds and measure
+    it like any outage. Measured RTO - freeze_s is the instrument error of the day; beyond
+    `bound_s` the machine is too loaded to produce evidence."""
+    [p] = plan([CALIBRATION_EXPERIMENT])
+    for activity in p.experiment["method"]:
+        if "fault" in (activity.get("tags") or []):
+            activity["provider"].setdefault("arguments", {})["duration_s"] = freeze_s
+    v = run_one(p, reports_dir, target_file, signals, log=log, secrets=secrets)
+    rto = v["measured"].get("rto_s")
+    result = {"freeze_s": freeze_s, "bound_s": bound_s, "measured_rto_s": rto, "run_id": v.get("run_id"),
+              "run_dir": v["_run_dir"]}
+    if v["status"] != "pass" or rto is None:
+        return {**result, "error_s": None, "trustworthy": False, "reason": v.get("reason")}
+    error = round(rto - freeze_s, 3)
+    return {**result, "error_s": error, "trustworthy": abs(error) <= bound_s,
+            "reason": "within the bound" if abs(error) <= bound_s else
+                      f"instrument not trustworthy today: error {error:+.3f} s beyond {bound_s:g} s"}
 
 
 def write_evidence(run_dir: Path, verdict: dict, journal: dict, secrets: list[str] = ()) -> None:

@@ -16,7 +16,7 @@ from harness.errors import UsageError
 from harness.redact import redact, secrets_of
 from harness.heal import heal
 from probes.kubernetes import is_kubernetes_target, wait_target_ready
-from harness.report.gameday import LiveView, format_table, write_gameday_summary
+from harness.report.gameday import LiveView, calibration_line, format_table, write_gameday_summary
 from harness.report.notify import post_webhook, render_messages
 from harness.stack import embedded
 from harness.stack.layout import LayoutError, port_base_from_env
@@ -36,6 +36,11 @@ def register(sub) -> None:
                    help="allow a target whose description says environment: production (experiments must be "
                         "tagged production-safe)")
     p.add_argument("--dry-run", action="store_true", help="print what would be injected where; touch nothing")
+    p.add_argument("--calibration-s", type=float, default=3.0, metavar="D",
+                   help="a game day (more than one experiment) opens with a D-second freeze of the API; "
+                        "0 skips it (default 3)")
+    p.add_argument("--calibration-bound-s", type=float, default=0.5, metavar="S",
+                   help="largest instrument error the calibration accepts before the game day is an error (default 0.5)")
     p.set_defaults(func=cmd_run)
 
 
@@ -51,6 +56,9 @@ def cmd_run(args) -> int:
         planned = runner.plan(paths)
     except runner.RunnerError as e:
         raise UsageError(str(e)) from None
+    if not 0 <= args.calibration_s <= 60 or not 0 < args.calibration_bound_s <= 60:
+        raise UsageError(f"--calibration-s must be 0 to 60 and --calibration-bound-s above 0 and at most 60, "
+                         f"got {args.calibration_s} and {args.calibration_bound_s}")
     target = _known_target(args.home)
     refused = guard.refusal(target, [(p.path.name, p.experiment) for p in planned], args.allow_production)
     if refused:
@@ -66,6 +74,7 @@ def cmd_run(args) -> int:
     base_dir.mkdir(parents=True, exist_ok=True)
 
     verdicts = []
+    calibration = None
     started_here = False
     secrets = secrets_of(target, args.notify_webhook)  # masked in every file and line of output
     view = LiveView(sys.stdout, total=len(planned))
@@ -83,6 +92,15 @@ def cmd_run(args) -> int:
                 return 2
             except KeyboardInterrupt:
                 return 2
+            if suite and args.calibration_s > 0:
+                view.start("calibration")
+                calibration = runner.calibrate(base_dir / "calibration", target_file, signals, args.calibration_s,
+                                               args.calibration_bound_s, log=lambda m: view.update(m.strip()),
+                                               secrets=secrets)
+                view.finish("calibration", "pass" if calibration["trustworthy"] else "error")
+                print(calibration_line(calibration))
+                if not calibration["trustworthy"]:
+                    planned = []  # an overloaded machine must not produce evidence
             for i, p in enumerate(planned):
                 if signals.received or signals.aborted():
                     break
@@ -107,12 +125,14 @@ def cmd_run(args) -> int:
     for v in verdicts:
         print(redact(f"{v['status'].upper():<11} {v['scenario']:<28} {v.get('reason', '')}", secrets))
         print(f"            report: {Path(v['_run_dir']) / 'report.html'}")
-    if suite and verdicts:
+    if suite and (verdicts or calibration):
         summary = write_gameday_summary(base_dir, [v["_run_dir"] for v in verdicts], started.isoformat(),
-                                        datetime.now(timezone.utc).isoformat())
+                                        datetime.now(timezone.utc).isoformat(), calibration=calibration)
         print()
         print(format_table(summary, color=sys.stdout.isatty()))
         print(f"game-day summary: {base_dir / 'index.html'}")
+    if calibration is not None and not calibration["trustworthy"]:
+        return 2
     return runner.exit_code(verdicts) if verdicts else 2
 
 

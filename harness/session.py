@@ -41,6 +41,7 @@ class RunPlan:
     negative_control: bool
     expect_failure: tuple[str, ...] = ()  # a negative control's criteria that must fail
     stop_conditions: tuple[dict, ...] = ()  # when one trips, the run stops and rolls back at once
+    calibration: bool = False  # the day's instrument check (tag `calibration`), not evidence about the plan
 
 
 def plan(experiment: dict, path: str | os.PathLike | None = None, objectives_file: str | None = None) -> RunPlan:
@@ -58,7 +59,8 @@ def plan(experiment: dict, path: str | os.PathLike | None = None, objectives_fil
                    recorders=objectives_mod.recorder_settings(experiment),
                    negative_control=bool(ext.get("negative_control")),
                    expect_failure=tuple(objectives_mod.expected_failures(experiment, resolved)),
-                   stop_conditions=tuple(objectives_mod.stop_conditions(experiment)))
+                   stop_conditions=tuple(objectives_mod.stop_conditions(experiment)),
+                   calibration="calibration" in (experiment.get("tags") or []))
 
 
 def new_run_id(scenario: str) -> str:
@@ -129,7 +131,8 @@ class RunSession:
         """The run's own fields, copied into the verdict."""
         return {"run_id": self.run_id, "experiment": self.plan.experiment_path, "title": self.plan.title,
                 "started": self.started, "ended": history_mod.utc_now(),
-                "negative_control": self.plan.negative_control, "expect_failure": list(self.plan.expect_failure)}
+                "negative_control": self.plan.negative_control, "expect_failure": list(self.plan.expect_failure),
+                "calibration": self.plan.calibration}
 
     def stop_instruments(self) -> None:
         """Stop every recorder still running (idempotent; never raises)."""

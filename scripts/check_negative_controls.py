@@ -33,7 +33,9 @@ def main() -> int:
     files = sorted(str(p) for p in (ROOT / "experiments" / "negative").glob("*.yaml"))
     (ROOT / "reports").mkdir(exist_ok=True)
     reports = Path(tempfile.mkdtemp(prefix="negative-controls-", dir=ROOT / "reports"))
-    subprocess.run([sys.executable, "-m", "harness.cli", "run", *files, "--reports-dir", str(reports)], cwd=ROOT)
+    # No calibration run: these runs are evidence about the harness itself, never about the plan.
+    subprocess.run([sys.executable, "-m", "harness.cli", "run", *files, "--reports-dir", str(reports),
+                    "--calibration-s", "0"], cwd=ROOT)
     verdicts = [json.loads(p.read_text()) for p in sorted(reports.rglob("verdict.json"))]
     bad = [(v, why) for v in verdicts if (why := wrong_reason(v))]
     print(f"\nnegative controls: {len(verdicts)} run, {len(verdicts) - len(bad)} failed for the criteria they name")

@@ -8,7 +8,7 @@ from synthetic import History, healthy_run, objectives
 
 TOP_KEYS = {"scenario", "status", "reason", "run_id", "experiment", "title", "started", "ended", "objectives",
             "measured", "criteria", "loss", "integrity", "functions", "flags",
-            "negative_control", "expect_failure"}
+            "negative_control", "expect_failure", "calibration"}
 MEASURED_KEYS = {"rto_s", "ttd_s", "rpo_s", "downtime_s", "error_count", "availability_pct", "acked_writes",
                  "lost_writes", "unexpected_writes", "recovered_writes", "duplicate_writes", "failed_writes",
                  "in_doubt_writes", "detection_latency_s", "fault_start_t", "fault_end_t", "recovered_at_t",

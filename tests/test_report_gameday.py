@@ -32,7 +32,8 @@ def test_summary_index_and_junit(tmp_path):
     assert [r["status"] for r in summary["runs"]] == ["pass", "fail", "error"]
     first, second = summary["runs"][0], summary["runs"][1]
     assert set(first) == {"run_id", "scenario", "status", "reason", "rto_s", "rto_objective_s", "rpo_s",
-                          "rpo_objective_s", "lost_writes", "acked_writes", "detection_latency_s", "report"}
+                          "rpo_objective_s", "lost_writes", "acked_writes", "detection_latency_s", "report",
+                          "downtime_s", "negative_control"}
     assert first["rto_s"] == 24.0 and first["rto_objective_s"] == 900
     assert second["rto_s"] is None and second["lost_writes"] == 9
     assert json.loads((gd / "summary.json").read_text()) == summary
@@ -69,7 +70,8 @@ def test_format_table_aligns_and_colours_only_when_asked(tmp_path):
     # columns line up: every "/" of the RTO column ends at the same place
     ends = [line.index(" / 15 min") for line in lines[1:4]]
     assert len(set(ends)) == 1
-    assert lines[-1].startswith("game day gameday-2026-11-27: FAIL (1/3 runs passed)")
+    assert lines[-2].startswith("game day gameday-2026-11-27: FAIL (1/3 runs passed)")
+    assert lines[-1].startswith("error budget: ")
     coloured = format_table(summary, color=True)
     assert "\x1b[31m" in coloured and ANSI_RE.sub("", coloured) == plain
 

@@ -10,8 +10,9 @@
 They never touch the network, the disk or the clock.
 """
 from .availability import availability, fault_window, stable_since
+from .budget import error_budget
 from .integrity import detection, functions, integrity
 from .loss import loss
 from .verdict import verdict
 
-__all__ = ["availability", "fault_window", "stable_since", "loss", "integrity", "functions", "detection", "verdict"]
+__all__ = ["error_budget", "availability", "fault_window", "stable_since", "loss", "integrity", "functions", "detection", "verdict"]

@@ -70,6 +70,7 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
         "ended": run.get("ended"),
         "negative_control": bool(run.get("negative_control")),
         "expect_failure": list(run.get("expect_failure") or []),
+        "calibration": bool(run.get("calibration")),
         "objectives": {k: obj[k] for k in ("rto_s", "rpo_s", "stability_s", "timeout_s", "max_lost_writes",
                                            "critical_functions", "integrity_checks", "detection")},
         "measured": {

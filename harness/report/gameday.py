@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from harness.checkers import error_budget
 from harness.report import junit
 from harness.report.page import fmt_int, fmt_s, fmt_when, is_number, render, status_of
 from harness.report.rundir import REPORT_HTML, iso, load_verdict, measured, objectives
@@ -54,15 +55,20 @@ def _run_row(run_dir: Path, base: Path) -> tuple[dict, dict]:
         "lost_writes": m.get("lost_writes"),
         "acked_writes": m.get("acked_writes"),
         "detection_latency_s": m.get("detection_latency_s"),
+        "downtime_s": m.get("downtime_s"),
+        "negative_control": bool(verdict.get("negative_control")),
         "report": Path(os.path.relpath(report, base)).as_posix(),
     }
     return row, verdict
 
 
 def write_gameday_summary(gameday_dir: str | os.PathLike, run_dirs: list[str | os.PathLike],
-                          started: str | datetime | None, ended: str | datetime | None) -> dict:
+                          started: str | datetime | None, ended: str | datetime | None,
+                          calibration: dict | None = None) -> dict:
     """Write summary.json, index.html and junit.xml into gameday_dir; returns the summary.
-    A run whose report.html is missing gets one rendered, so every link works."""
+    A run whose report.html is missing gets one rendered, so every link works. `calibration`
+    is the day's instrument check (harness.runner.calibrate): an untrustworthy instrument makes
+    the whole game day an error."""
     gameday_dir = Path(gameday_dir)
     gameday_dir.mkdir(parents=True, exist_ok=True)
     rows, verdicts = [], []
@@ -70,11 +76,17 @@ def write_gameday_summary(gameday_dir: str | os.PathLike, run_dirs: list[str | o
         row, verdict = _run_row(Path(d), gameday_dir)
         rows.append(row)
         verdicts.append(verdict)
+    status = gameday_status([r["status"] for r in rows])
+    if calibration is not None and not calibration.get("trustworthy"):
+        status = "error"
     summary = {
         "gameday_id": gameday_dir.resolve().name,
         "started": iso(started) if started else None,
         "ended": iso(ended) if ended else None,
-        "status": gameday_status([r["status"] for r in rows]),
+        "status": status,
+        "calibration": calibration,
+        # Only the plan's own scenarios spend the budget: a negative control's outage is on purpose.
+        "error_budget": error_budget([r.get("downtime_s") for r in rows if not r.get("negative_control")]),
         "runs": rows,
     }
     (gameday_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
@@ -120,7 +132,29 @@ def render_index(summary: dict) -> str:
         tally=", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no runs",
         period=" – ".join(fmt_when(x) for x in (summary.get("started"), summary.get("ended")) if x),
         runs=rows,
+        calibration=calibration_line(summary.get("calibration")),
+        budget=budget_line(summary.get("error_budget")),
     )
+
+
+def calibration_line(c: dict | None) -> str | None:
+    """The day's instrument check in one sentence."""
+    if not c:
+        return None
+    if c.get("error_s") is None:
+        return f"calibration: no RTO measured for a {c.get('freeze_s')} s freeze ({c.get('reason')}): instrument not trustworthy today"
+    verdict = "trustworthy" if c.get("trustworthy") else "NOT trustworthy today"
+    return (f"calibration: {c['freeze_s']:g} s freeze of the API measured as RTO {c['measured_rto_s']:.3f} s, "
+            f"instrument error {c['error_s']:+.3f} s (bound {c['bound_s']:g} s): {verdict}")
+
+
+def budget_line(b: dict | None) -> str | None:
+    """The error budget this game day consumed, in one sentence."""
+    if not b:
+        return None
+    unknown = f"; {b['unknown_runs']} run(s) with unknown downtime" if b.get("unknown_runs") else ""
+    return (f"error budget: {b['consumed_s']:.1f} s of the {b['budget_s']:.0f} s a month allows at "
+            f"{100 * b['uptime_objective']:g} % uptime ({b['consumed_pct']:.3f} %) consumed by this game day{unknown}")
 
 
 # Terminal -------------------------------------------------------------------------------------
@@ -160,6 +194,7 @@ def format_table(summary: dict, color: bool = False) -> str:
     if color:
         verdict = BOLD + ANSI.get(status, "") + verdict + RESET
     lines.append(f"game day {summary.get('gameday_id')}: {verdict} ({passed}/{len(summary.get('runs', []))} runs passed)")
+    lines += [x for x in (calibration_line(summary.get("calibration")), budget_line(summary.get("error_budget"))) if x]
     return "\n".join(lines)
 
 

@@ -26,6 +26,7 @@ from markupsafe import Markup
 
 from harness.report import manifest as _manifest
 from harness.report.page import BCP_CRITERIA, STATUS_COLOURS, STATUSES, esc, fmt_s, is_number, render, status_of
+from harness.checkers import error_budget
 from harness.report.rundir import (
     REPORT_HTML, RUN_FILES, VERDICT, criteria_of, find_run_dirs, iso,
     load_backup_records, load_verdict, measured, objectives, parse_quarter, parse_time,
@@ -47,7 +48,7 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
     out = Path(out_dir) if out_dir else reports_dir / f"quarterly-{quarter}"
     out.mkdir(parents=True, exist_ok=True)
 
-    runs, unreadable, negatives = [], [], []
+    runs, unreadable, negatives, calibrations = [], [], [], []
     for d in find_run_dirs(reports_dir):
         verdict, problem = load_verdict(d)
         rel = Path(os.path.relpath(d, reports_dir)).as_posix()
@@ -56,6 +57,10 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
             unreadable.append({"run": rel, "problem": problem or f"{VERDICT} has no readable 'started' time"})
             continue
         if start <= started < end:
+            if verdict.get("calibration"):
+                # The day's instrument check: its error is evidence about the harness, not the plan.
+                calibrations.append(verdict.get("measured", {}).get("rto_s"))
+                continue
             if verdict.get("negative_control"):
                 # A twin run with recovery disabled proves the harness can fail, not the plan:
                 # counted apart, never as evidence for or against the BCP's criteria.
@@ -73,6 +78,8 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
     evidence = _evidence(quarter, start, end, runs, backups, unreadable + [{"run": p.split(":")[0], "problem": p}
                                                                             for p in record_problems])
     evidence["negative_controls"] = {"runs": len(negatives), "failed_as_required": negatives.count("fail")}
+    evidence["calibration_runs"] = len(calibrations)
+    evidence["error_budget"] = error_budget([r.get("downtime_s") for r in runs], months=3)
     (out / "evidence.json").write_text(json.dumps(evidence, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     index = out / "index.html"
     index.write_text(_render(evidence), encoding="utf-8")
@@ -104,6 +111,7 @@ def _run_record(d: Path, rel: str, verdict: dict, started: datetime, out: Path) 
         "report": Path(os.path.relpath(link_target, out)).as_posix(),
         "had_fault": is_number(m.get("fault_start_t")) or is_number(m.get("rto_s")),
         "rto_s": m.get("rto_s") if is_number(m.get("rto_s")) else None,
+        "downtime_s": m.get("downtime_s") if is_number(m.get("downtime_s")) else None,
         "rto_objective_s": o.get("rto_s") if is_number(o.get("rto_s")) else None,
         "rpo_s": m.get("rpo_s") if is_number(m.get("rpo_s")) else None,
         "rpo_objective_s": o.get("rpo_s") if is_number(o.get("rpo_s")) else None,
@@ -237,11 +245,20 @@ def _render(ev: dict) -> str:
         ev=ev,
         tally=", ".join(f"{c} {s}" for s, c in ev["statuses"].items() if c),
         negatives={"runs": 0, "failed_as_required": 0, **(ev.get("negative_controls") or {})},
+        budget=_budget_words(ev.get("error_budget")),
         breaking_links_shown=BREAKING_LINKS_SHOWN,
         status_bars=Markup(_status_bars_svg(ev)) if ev["runs_total"] else "",
         status_colours=[(s, STATUS_COLOURS[s][0]) for s in STATUSES],
         scenarios=scenarios,
     )
+
+
+def _budget_words(b: dict | None) -> str | None:
+    if not b:
+        return None
+    return (f"Error budget burn: {b['consumed_s']:.1f} s of downtime measured in the quarter's game days, "
+            f"{b['consumed_pct']:.3f} % of the {b['budget_s']:.0f} s that {100 * b['uptime_objective']:g} % "
+            f"uptime allows over three months.")
 
 
 def _short_of_objectives(sc: dict) -> bool:
