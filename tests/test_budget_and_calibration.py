@@ -22,7 +22,7 @@ def test_a_month_at_999_allows_43_minutes_and_unknown_is_not_zero():
 
 def test_the_game_day_summary_spends_the_budget_on_real_scenarios_only(tmp_path):
     real = make_run(tmp_path / "a", outage_s=30.0)
-    twin = make_run(tmp_path / "b", outage_s=None, seed=2)
+    make_run(tmp_path / "b", outage_s=None, seed=2)
     v = json.loads((tmp_path / "b" / "verdict.json").read_text())
     (tmp_path / "b" / "verdict.json").write_text(json.dumps({**v, "negative_control": True}))
     s = write_gameday_summary(tmp_path / "gd", [tmp_path / "a", tmp_path / "b"], None, None)
