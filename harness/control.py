@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
+from pathlib import Path
 
 from chaoslib.exceptions import InterruptExecution
 
@@ -276,6 +278,7 @@ def detection_evidence(s: RunSession, alert: str, resolve_wait_s: float = 30.0) 
         if not times:
             return {"alert": alert, "fired": False, "resolved": False, "detail": "alert never fired"}
         latency = times[0] - start
+        notified = _notified_at(s.target().get("alerts_log"), alert, start)
         deadline = time.time() + resolve_wait_s
         resolved = False
         while time.time() < deadline:
@@ -284,6 +287,7 @@ def detection_evidence(s: RunSession, alert: str, resolve_wait_s: float = 30.0) 
                 break
             time.sleep(1)
         return {"alert": alert, "fired": True, "latency_s": round(latency, 3), "resolved": resolved,
+                "notified_latency_s": round(notified - start, 3) if notified is not None else None,
                 "detail": f"first firing sample {latency:.1f} s after the fault; "
                           f"{'resolved' if resolved else 'still firing'} after recovery"}
     except Exception as e:  # Prometheus unreachable or answering nonsense: no evidence, said so
@@ -294,6 +298,25 @@ def detection_evidence(s: RunSession, alert: str, resolve_wait_s: float = 30.0) 
 
 def _session(configuration: dict | None) -> RunSession | None:
     return (configuration or {}).get(SESSION_KEY)
+
+
+def _notified_at(alerts_log: str | None, alert: str, since_epoch: float) -> float | None:
+    """When the first notification of `alert` firing reached the receiver (its arrival time)."""
+    if not alerts_log:
+        return None
+    try:
+        lines = Path(alerts_log).read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            received = datetime.fromisoformat(entry["received"].replace("Z", "+00:00")).timestamp()
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if entry.get("alertname") == alert and entry.get("status") == "firing" and received >= since_epoch:
+            return received
+    return None
 
 
 def _count_acks(path) -> int:

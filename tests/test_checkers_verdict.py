@@ -12,7 +12,7 @@ TOP_KEYS = {"scenario", "status", "reason", "run_id", "experiment", "title", "st
 MEASURED_KEYS = {"rto_s", "ttd_s", "rpo_s", "downtime_s", "error_count", "availability_pct", "acked_writes",
                  "lost_writes", "unexpected_writes", "recovered_writes", "duplicate_writes", "failed_writes",
                  "in_doubt_writes", "detection_latency_s", "fault_start_t", "fault_end_t", "recovered_at_t",
-                 "heartbeat_acked", "heartbeat_lost", "rpo_at_least", "corrupted_writes"}
+                 "heartbeat_acked", "heartbeat_lost", "rpo_at_least", "corrupted_writes", "phases"}
 
 
 def criterion(v, name):
@@ -493,3 +493,32 @@ def test_rpo_is_judged_at_the_far_end_of_a_gap_in_acknowledgements():
     c = criterion(v, "rpo")
     assert v["measured"]["rpo_s"] == pytest.approx(5) and not c["passed"]
     assert "201 s" in c["detail"] and "somewhere in that gap" in c["detail"]
+
+
+# -- issue 12.1: the phases of an outage ----------------------------------------------------------------
+
+def test_phases_split_the_outage_at_alert_notification_and_recovery():
+    from harness.checkers import phases
+    h = History().steady_state(0, True).up(0, 10).fault(10, 11).down(10, 20).up(20, 40)
+    h.add("detection", 40, alert="SvgAiApiDown", fired=True, latency_s=3.0, notified_latency_s=3.2)
+    h.add("recovery", 15.0, phase="start", name="restore").add("recovery", 19.0, phase="end", name="restore", ok=True)
+    p = phases(h.events(), recovered_at_t=20.0)
+    assert p == {"detect_s": 3.0, "notify_s": 0.2, "respond_s": 1.8, "restore_s": 5.0}
+
+
+def test_automatic_recovery_has_no_respond_phase_and_restores_from_the_fault():
+    from harness.checkers import phases
+    h = History().steady_state(0, True).up(0, 10).fault(10, 11).down(10, 14).up(14, 30)
+    p = phases(h.events(), recovered_at_t=14.0)
+    assert p == {"detect_s": None, "notify_s": None, "respond_s": None, "restore_s": 4.0}
+
+
+def test_a_write_without_a_digest_is_flagged_not_failed_when_others_are_checked():
+    h = healthy_run()
+    h.add("op", 21.0, type="invoke", f="write", key="k-broken-answer")
+    h.add("op", 21.1, type="ok", f="write", key="k-broken-answer", digest=None)
+    keys = ["k0", "k1", "k2", "k3", "k4", "k-late", "k-broken-answer"] + [f"hb-{i}" for i in range(-60, 30)]
+    h.final_read(40, keys)
+    v = verdict(h.events(), objectives())
+    assert criterion(v, "corrupted_writes")["passed"], criterion(v, "corrupted_writes")["detail"]
+    assert any("without a readable answer" in f for f in v["flags"])

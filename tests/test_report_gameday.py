@@ -33,7 +33,7 @@ def test_summary_index_and_junit(tmp_path):
     first, second = summary["runs"][0], summary["runs"][1]
     assert set(first) == {"run_id", "scenario", "status", "reason", "rto_s", "rto_objective_s", "rpo_s",
                           "rpo_objective_s", "lost_writes", "acked_writes", "detection_latency_s", "report",
-                          "downtime_s", "negative_control"}
+                          "downtime_s", "negative_control", "phases"}
     assert first["rto_s"] == 24.0 and first["rto_objective_s"] == 900
     assert second["rto_s"] is None and second["lost_writes"] == 9
     assert json.loads((gd / "summary.json").read_text()) == summary

@@ -13,6 +13,7 @@ from .availability import availability, fault_window, stable_since
 from .budget import error_budget
 from .integrity import detection, functions, integrity
 from .loss import loss
+from .phases import phases
 from .verdict import verdict
 
-__all__ = ["error_budget", "availability", "fault_window", "stable_since", "loss", "integrity", "functions", "detection", "verdict"]
+__all__ = ["phases", "error_budget", "availability", "fault_window", "stable_since", "loss", "integrity", "functions", "detection", "verdict"]

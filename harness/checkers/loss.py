@@ -89,6 +89,7 @@ def loss(events: list[dict]) -> dict:
         "lost_writes": None, "unexpected_writes": None, "recovered_writes": None, "duplicate_writes": None,
         "lost_keys": [], "unexpected_keys": [], "recovered_keys": [], "duplicate_keys": [],
         "corrupted_writes": None, "corrupted_keys": [], "content_checked": 0, "content_error": None,
+        "content_unchecked": 0,
         "read_keys": None, "rpo_s": None, "rpo_raw_s": None, "loss_window": None,
         "rpo_at_least": False, "rpo_unproven": None, "rpo_upper_s": None,
         "heartbeat_acked": len(heartbeats), "heartbeat_lost": None, "heartbeat_error": heartbeat_error,
@@ -120,9 +121,12 @@ def loss(events: list[dict]) -> dict:
         present = [k for k in ack_time if k in read and k in digest]
         corrupted = [k for k in present if read_digests.get(k) != digest[k]]
         result.update(corrupted_writes=len(corrupted), corrupted_keys=_sorted(corrupted), content_checked=len(present))
+        # A 200 whose body broke (the API killed mid-answer) carries no digest: that write's
+        # content cannot be compared, which is said, but it cannot make the others unverifiable.
         unchecked = sum(1 for k in ack_time if k in read and k not in digest)
-        if unchecked:
-            result["content_error"] = f"{unchecked} acknowledged writes carry no digest of what they stored"
+        result["content_unchecked"] = unchecked
+        if unchecked and not present:
+            result["content_error"] = f"none of the {unchecked} acknowledged writes read back carries a digest"
     else:
         result["content_error"] = "the final read returned no digests: what the rows hold was not compared"
     before = [t for t in ack_time.values() if t_fault is not None and t <= t_fault]

@@ -17,6 +17,7 @@ from typing import Any
 from .availability import availability, fault_window
 from .integrity import detection, functions, integrity
 from .loss import loss
+from .phases import phases
 
 __all__ = ["verdict", "KEYS_SHOWN"]
 
@@ -82,6 +83,7 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
                                     "heartbeat_acked", "heartbeat_lost", "rpo_at_least", "corrupted_writes")},
             "detection_latency_s": det["latency_s"] if det else None,
             "fault_start_t": t_fault, "fault_end_t": t_fault_end, "recovered_at_t": avail["recovered_at_t"],
+            "phases": phases(events, avail["recovered_at_t"]),
         },
         "criteria": criteria,
         "loss": {
@@ -390,6 +392,9 @@ def _flags(events: list[dict], a: dict, lost: dict, t_fault: float | None, t_fau
             flags.append(f"{_many(lost['duplicate_writes'], 'key')} more than once in the final read")
         if lost["recovered_writes"]:
             flags.append(f"{_many(lost['recovered_writes'], 'write')} reported failed or unknown found after recovery")
+    if lost.get("content_unchecked"):
+        flags.append(f"{_many(lost['content_unchecked'], 'acknowledged write')} without a readable answer: "
+                     f"content not compared")
     if lost.get("heartbeat_set_aside"):
         flags.append(f"{_many(lost['heartbeat_set_aside'], 'heartbeat')} already lost or changed before this run's "
                      f"fault (an earlier incident) set aside, not counted against it")

@@ -99,11 +99,22 @@ def stop_program(program: str, target: str | None = None, configuration: dict = 
     before = _state(url, program)
     register_undo(f"stopped:{program}", lambda: start_program(program, target),
                   spec={"kind": "supervisor_start", "url": url, "program": program}, **lease(t, configuration))
-    try:
-        supervisor.stop(url, program)
-    except Exception as e:
-        raise ActivityFailed(f"supervisord could not stop {program}: {e}") from None
-    return {"program": program, "state_before": before, "state_after": _state(url, program)}
+    # A program just killed is between lives (EXITED/BACKOFF): stopProcess answers NOT_RUNNING and
+    # supervisord would start it again a tick later. Stop until it stays STOPPED.
+    deadline = time.monotonic() + 15.0
+    while True:
+        try:
+            supervisor.stop(url, program)
+        except Exception as e:
+            raise ActivityFailed(f"supervisord could not stop {program}: {e}") from None
+        state = _state(url, program)
+        if state in ("STOPPED", "FATAL"):  # FATAL: supervisord gave up on it, it will not come back either
+            break
+        if time.monotonic() > deadline:
+            raise ActivityFailed(f"{program} did not stay stopped within 15 s (supervisor state {state})")
+        time.sleep(0.2)
+    return {"program": program, "state_before": before, "state_after": state,
+            "effect": effect(True, f"{program} stopped and kept stopped (state {state})")}
 
 
 def start_program(program: str, target: str | None = None) -> dict:

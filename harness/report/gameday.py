@@ -56,6 +56,7 @@ def _run_row(run_dir: Path, base: Path) -> tuple[dict, dict]:
         "acked_writes": m.get("acked_writes"),
         "detection_latency_s": m.get("detection_latency_s"),
         "downtime_s": m.get("downtime_s"),
+        "phases": m.get("phases") if isinstance(m.get("phases"), dict) else None,
         "negative_control": bool(verdict.get("negative_control")),
         "report": Path(os.path.relpath(report, base)).as_posix(),
     }
@@ -123,7 +124,8 @@ def render_index(summary: dict) -> str:
         rows.append({**{k: r[k] for k in ("scenario", "run_id", "status", "reason", "report")},
                      "rto": _vs(r["rto_s"], r["rto_objective_s"], rto_none),
                      "rpo": _vs(r["rpo_s"], r["rpo_objective_s"], rpo_none),
-                     "lost": _lost(r), "detection": fmt_s(r["detection_latency_s"])})
+                     "lost": _lost(r), "detection": fmt_s(r["detection_latency_s"]),
+                     "phases": phases_words(r.get("phases"))})
     return render(
         "gameday.html.j2",
         title=f"{summary.get('status', 'error').upper()} · game day {summary.get('gameday_id')}",
@@ -135,6 +137,13 @@ def render_index(summary: dict) -> str:
         calibration=calibration_line(summary.get("calibration")),
         budget=budget_line(summary.get("error_budget")),
     )
+
+
+def phases_words(p: dict | None) -> str:
+    """detect · notify · respond · restore, in seconds; – where a phase did not happen."""
+    if not p:
+        return "—"
+    return " · ".join("–" if p.get(k) is None else f"{p[k]:.1f}" for k in ("detect_s", "notify_s", "respond_s", "restore_s"))
 
 
 def calibration_line(c: dict | None) -> str | None:
@@ -166,12 +175,14 @@ BOLD, RESET = "\x1b[1m", "\x1b[0m"
 def format_table(summary: dict, color: bool = False) -> str:
     """The game day as aligned columns for a terminal: scenario, status, RTO vs objective,
     RPO vs objective, lost writes, detection latency. ANSI colours only when color=True."""
-    headers = ["SCENARIO", "STATUS", "RTO / OBJECTIVE", "RPO / OBJECTIVE", "LOST WRITES", "DETECTION"]
+    headers = ["SCENARIO", "STATUS", "RTO / OBJECTIVE", "RPO / OBJECTIVE", "LOST WRITES", "DETECTION",
+               "DETECT·NOTIFY·RESPOND·RESTORE"]
     body = []
     for r in summary.get("runs", []):
         rto_none, rpo_none = _none_words(r)
         body.append([r["scenario"], r["status"].upper(), _vs(r["rto_s"], r["rto_objective_s"], rto_none),
-                     _vs(r["rpo_s"], r["rpo_objective_s"], rpo_none), _lost(r), fmt_s(r["detection_latency_s"])])
+                     _vs(r["rpo_s"], r["rpo_objective_s"], rpo_none), _lost(r), fmt_s(r["detection_latency_s"]),
+                     phases_words(r.get("phases"))])
     widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(headers)]
 
     def line(cells: list[str], status: str | None = None, head: bool = False) -> str:

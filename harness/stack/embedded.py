@@ -40,7 +40,7 @@ API_REPLICAS = 2
 API_WORKER_TIMEOUT_S = 10
 START_ORDER = ("postgres-primary", "postgres-standby", "api", "prometheus", "alertmanager",
                "alert-receiver", "liveness", "heartbeat", "fault-reaper")
-HEARTBEAT_FRESH_S = 5.0  # the heartbeat counts as healthy while its newest acknowledgement is this recent
+HEARTBEAT_FRESH_S = 10.0  # the heartbeat counts as healthy while its newest acknowledgement is this recent
 
 
 class StackError(RuntimeError):
