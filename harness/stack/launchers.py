@@ -20,7 +20,7 @@ PG_LAUNCH = r"""#!/bin/bash
 set -u
 DATA="$1"; HOLD="$2"; POSTGRES="$3"; shift 3
 HELD
-while held; do sleep 0.2; done
+while held; do sleep 0.2 & wait $!; done
 leftovers() {
   # `-ef` compares device and inode with bash's own stat: no fork per process, which matters
   # because this runs before every restart and adds to the measured RTO.
@@ -50,7 +50,7 @@ API_LAUNCH = r"""#!/bin/bash
 set -u
 PIDFILE="$1"; HOLD="$2"; METRICS="$3"; shift 3
 HELD
-while held; do sleep 0.2; done
+while held; do sleep 0.2 & wait $!; done
 if [ -s "$PIDFILE" ]; then
   old=$(cat "$PIDFILE")
   # The old arbiter led its own process group (supervisord makes each program a group leader).
@@ -70,8 +70,9 @@ exec "$@"
 # A hold file holds the program while it exists and its deadline (epoch seconds, its content) has
 # not passed. An expired hold is removed and ignored: whoever set it (a harness since SIGKILLed)
 # can no longer release it. An empty hold (no deadline) holds until removed.
-HELD = r"""# Stopped while held (supervisord's INT/TERM): leave at once. Without the trap bash would only act
-# on the signal if its `sleep` child died of it too, and supervisord would wait its 10 s and kill.
+HELD = r"""# Stopped while held (supervisord's INT/TERM): leave at once. The loop waits with `wait`, which a
+# trapped signal interrupts; a foreground `sleep` would defer the trap, and supervisord, seeing no
+# exit, would wait its 10 s and kill (a fenced primary took 10 s to stop in failovers).
 trap 'exit 0' INT TERM
 held() {
   [ -e "$HOLD" ] || return 1

@@ -71,6 +71,9 @@ archive_mode = on
 archive_command = 'test ! -f {layout.archive_dir}/%f && cp %p {layout.archive_dir}/%f'
 # A segment is archived at least this often, which bounds RPO for archive-based restores.
 archive_timeout = 5s
+# A standby whose primary died retries its WAL source this often; pg_promote waits for that
+# wake-up, so the default 5 s showed up as a 5-10 s promotion in failovers with a dead primary.
+wal_retrieve_retry_interval = 500ms
 logging_collector = off
 log_line_prefix = '%m [%p] '
 """
