@@ -176,7 +176,7 @@ def run_one(p: Planned, reports_dir: Path, target_file: Path, signals: _Signals,
 
 
 def calibrate(reports_dir: Path, target_file: Path, signals: _Signals, freeze_s: float = 3.0,
-              bound_s: float = 0.5, log=print, secrets: list[str] = ()) -> dict:
+              bound_s: float = 1.0, log=print, secrets: list[str] = ()) -> dict:
     """The day's instrument check: freeze the whole API for exactly `freeze_s` seconds and measure
     it like any outage. Measured RTO - freeze_s is the instrument error of the day; beyond
     `bound_s` the machine is too loaded to produce evidence."""

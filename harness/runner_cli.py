@@ -39,8 +39,10 @@ def register(sub) -> None:
     p.add_argument("--calibration-s", type=float, default=3.0, metavar="D",
                    help="a game day (more than one experiment) opens with a D-second freeze of the API; "
                         "0 skips it (default 3)")
-    p.add_argument("--calibration-bound-s", type=float, default=0.5, metavar="S",
-                   help="largest instrument error the calibration accepts before the game day is an error (default 0.5)")
+    # 1.0 s, not 0.5: the first freeze after a stack comes up measured +0.29 to +0.30 s on an idle
+    # machine, too near 0.5 for a CI gate; 1.0 is the sampler's own bound (timeout + one interval).
+    p.add_argument("--calibration-bound-s", type=float, default=1.0, metavar="S",
+                   help="largest instrument error the calibration accepts before the game day is an error (default 1.0)")
     p.set_defaults(func=cmd_run)
 
 
