@@ -24,17 +24,19 @@ anything is injected.
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import datetime
 from pathlib import Path
 
 from chaoslib.exceptions import InterruptExecution
 
-from harness import checks, history as history_mod, judge as judge_mod
+from harness import checks, judge as judge_mod
 from harness.checkers import stable_since
 from harness.errors import first_line
 from harness.objectives import ObjectivesError
 from harness.heartbeat_ledger import read_window
+from harness.ledger_shards import run_events, shard_dir
 from harness.recorders.load import LoadGenerator
 from harness.recorders.sampler import Sampler
 from harness.session import SESSION_KEY, RunSession, plan as plan_run
@@ -44,6 +46,11 @@ from probes.database import read_back
 from probes.monitoring import alert_firing_times, query
 
 SAMPLER_PROBES = ("api", "ready")
+WARMUP_GRACE_S = 15.0  # beyond the warm-up, for a load generator slow to start
+# `gameday run --load-workers N` (or these variables under stock `chaos run`): locust's
+# distributed mode, N local workers plus REMOTE ones started by hand on other hosts.
+LOAD_WORKERS_ENV, LOAD_REMOTE_WORKERS_ENV, LOAD_MASTER_ENV = ("GAMEDAY_LOAD_WORKERS", "GAMEDAY_LOAD_REMOTE_WORKERS",
+                                                              "GAMEDAY_LOAD_MASTER")
 _ERROR_KEY = "gameday_session_error"  # why configure could not open a session (stock chaos)
 
 
@@ -86,15 +93,27 @@ def before_method_control(context: dict, configuration: dict = None, **kwargs) -
     target = s.target()
     rec = s.plan.recorders
     probes = list(dict.fromkeys([*SAMPLER_PROBES, s.objectives["probe"]]))
-    s.sampler = Sampler(s.history, target, probes, interval_s=rec["interval_s"], timeout_s=rec["timeout_s"]).start()
+    # Only the scenario's probe measures RTO: the others are context, asked once a second (cost).
+    s.sampler = Sampler(s.history, target, probes, interval_s=rec["interval_s"], timeout_s=rec["timeout_s"],
+                        sparse_probes=[p for p in probes if p != s.objectives["probe"]]).start()
     s.load = LoadGenerator(target["api_url"], s.history.path, s.history.t0, users=rec["users"],
-                           log_path=s.run_dir / "load.log", key_prefix=f"{s.run_id}-w-").start()
+                           log_path=s.run_dir / "load.log", key_prefix=f"{s.run_id}-w-", **load_workers()).start()
     s.history.append("marker", name="recorders_started",
-                     detail={"probes": probes, "key_prefix": s.load.key_prefix, **rec})
-    time.sleep(rec["warmup_s"])
+                     detail={"probes": probes, "key_prefix": s.load.key_prefix, "load_workers": s.load.workers,
+                             "load_master_port": s.load.master_port, **rec})
+    # Distributed load: every worker joined and knows its clock offset before the warm-up counts.
+    joined = s.load.wait_ready()
+    time.sleep(rec["warmup_s"] if joined else 0)
+    # On a loaded machine the load generator itself (locust, gevent) can take longer than the
+    # warm-up to start: wait a bounded while for its first acknowledged write before calling the
+    # target unhealthy.
+    deadline = time.monotonic() + (WARMUP_GRACE_S if joined else 0)
+    while _count_acks(s.history.path) == 0 and s.load.running() and time.monotonic() < deadline:
+        time.sleep(0.25)
     if _count_acks(s.history.path) == 0 or not s.load.running():
-        s.history.append("marker", name="steady_state", met=False, phase="before",
-                         detail=f"no write acknowledged during the {rec['warmup_s']} s warm-up")
+        why = (f"no write acknowledged during the {rec['warmup_s']} s warm-up (+{WARMUP_GRACE_S:g} s grace)" if joined else
+               f"the load workers did not all join: {s.load.failure() or 'not ready in time'}")
+        s.history.append("marker", name="steady_state", met=False, phase="before", detail=why)
         s.self_aborted = True
         raise InterruptExecution("the target acknowledged no writes before the fault; nothing was injected")
     take_heartbeat_baseline(s, window_s=2 * s.objectives["rpo_s"])
@@ -201,6 +220,8 @@ def finish_measurement(s: RunSession) -> None:
     if obj.get("detection"):
         wait_s = 30.0 if stable and not s.stop_reason else 0.0
         h.append("detection", **detection_evidence(s, obj["detection"]["alert"], wait_s))
+    if obj.get("rpo_warning"):
+        h.append("rpo_exposure", **rpo_exposure_evidence(s, obj["rpo_warning"]["alert"]))
     if s.stop_watch is not None:
         s.stop_watch.stop()
     sampler_failure = s.sampler.failure()
@@ -222,6 +243,29 @@ def wait_until_stable(sampler: Sampler, probe: str, stability_s: float, since_t:
         if t >= deadline_t or sampler.failure() or stop():  # a dead sampler will never show stability
             return False
         time.sleep(0.1)
+
+
+def load_workers(environ=None) -> dict:
+    """LoadGenerator arguments from the environment: {} (one process) unless GAMEDAY_LOAD_WORKERS
+    is a positive number; GAMEDAY_LOAD_MASTER is HOST:PORT the master binds (remote workers
+    connect there; default 127.0.0.1 and a free port). Raises ValueError naming a bad value."""
+    env = os.environ if environ is None else environ
+    try:
+        workers = int(env.get(LOAD_WORKERS_ENV) or 0)
+        remote = int(env.get(LOAD_REMOTE_WORKERS_ENV) or 0)
+    except ValueError:
+        raise ValueError(f"{LOAD_WORKERS_ENV}/{LOAD_REMOTE_WORKERS_ENV} must be whole numbers, got "
+                         f"{env.get(LOAD_WORKERS_ENV)!r} and {env.get(LOAD_REMOTE_WORKERS_ENV)!r}") from None
+    if workers <= 0:
+        return {}
+    out: dict = {"workers": workers, "remote_workers": max(0, remote)}
+    master = env.get(LOAD_MASTER_ENV)
+    if master:
+        host, _, port = master.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{LOAD_MASTER_ENV} must be HOST:PORT, got {master!r}")
+        out.update(master_bind=host, master_port=int(port))
+    return out
 
 
 def take_heartbeat_baseline(s: RunSession, window_s: float) -> None:
@@ -288,10 +332,37 @@ def detection_evidence(s: RunSession, alert: str, resolve_wait_s: float = 30.0) 
             time.sleep(1)
         return {"alert": alert, "fired": True, "latency_s": round(latency, 3), "resolved": resolved,
                 "notified_latency_s": round(notified - start, 3) if notified is not None else None,
+                "receiver": bool(s.target().get("alerts_log")),  # False: notifications cannot be observed
                 "detail": f"first firing sample {latency:.1f} s after the fault; "
                           f"{'resolved' if resolved else 'still firing'} after recovery"}
     except Exception as e:  # Prometheus unreachable or answering nonsense: no evidence, said so
         return {"alert": alert, "fired": False, "detail": f"Prometheus could not be asked: {first_line(e)}"}
+
+
+def rpo_exposure_evidence(s: RunSession, alert: str) -> dict:
+    """The RPO exposure when `alert` first fired after the fault (the value Prometheus held at its
+    own firing sample, the worst way back), and the worst exposure since the fault."""
+    start = s.fault_start_epoch
+    if start is None:
+        return {"alert": alert, "fired": False, "detail": "no fault was injected"}
+    exposure = "max(svg_ai_rpo_exposure_seconds)"
+    try:
+        prometheus = s.target()["prometheus_url"]
+        now = time.time()
+        peak = query(prometheus, f"max(max_over_time(svg_ai_rpo_exposure_seconds[{int(now - start) + 2}s]))", at=now)
+        out = {"alert": alert, "fired": False,
+               "max_exposure_s": round(float(peak[0]["value"][1]), 3) if peak else None}
+        if query(prometheus, f'ALERTS{{alertname="{alert}",alertstate="firing"}}', at=start):
+            return {**out, "detail": "alert was already firing when the fault began"}
+        times = alert_firing_times(s.target_path, alert, start)
+        if not times:
+            return {**out, "detail": "alert never fired"}
+        at = query(prometheus, exposure, at=times[0])
+        return {**out, "fired": True, "latency_s": round(times[0] - start, 3),
+                "exposure_at_alert_s": round(float(at[0]["value"][1]), 3) if at else None,
+                "detail": f"first firing sample {times[0] - start:.1f} s after the fault"}
+    except Exception as e:  # Prometheus unreachable or answering nonsense: no evidence, said so
+        return {"alert": alert, "fired": False, "error": f"Prometheus could not be asked: {first_line(e)}"}
 
 
 # Internals ---------------------------------------------------------------------------------
@@ -321,14 +392,16 @@ def _notified_at(alerts_log: str | None, alert: str, since_epoch: float) -> floa
 
 def _count_acks(path) -> int:
     n = 0
-    with open(path, "rb") as f:
-        for line in f:
-            if b'"kind":"op"' in line and b'"type":"ok"' in line:
-                n += 1
+    # The history, and the ledger shards of distributed load workers.
+    for file in [Path(path), *sorted(shard_dir(path).glob("*.jsonl"))]:
+        with open(file, "rb") as f:
+            for line in f:
+                if b'"kind":"op"' in line and b'"type":"ok"' in line:
+                    n += 1
     return n
 
 
 def _attempted_keys(path) -> list[str]:
-    return [e["key"] for e in history_mod.read(path)
+    return [e["key"] for e in run_events(path)
             if e["kind"] == "op" and e["type"] == "invoke" and e.get("f") == "write"]
 

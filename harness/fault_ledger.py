@@ -10,13 +10,15 @@ timer for freezes), and the next command heals what it finds (harness/runner.py 
 
 Undo kinds (carried out by harness.stack.reaper.undo):
     {"kind": "unlink", "path": …}                                  a hold file
-    {"kind": "release_primary_hold", "path": …, "data_dir": …, "other_port": …}
+    {"kind": "release_primary_hold", "path": …, "data_dir": …, "other_port": …, "passfile": …}
                                                                     a lost primary's hold, released only
                                                                     where it cannot make two primaries
     {"kind": "sigcont", "pids": [[pid, starttime], …]}             stopped processes (pid reuse checked)
     {"kind": "rename_back", "from": …, "to": …}                     a moved folder, if nothing replaced it
     {"kind": "supervisor_start", "url": …, "program": …}            a stopped program
     {"kind": "cold_start", "home": …}                               the whole stack (only the next command)
+    {"kind": "docker_unpause" | "docker_start" | "docker_connect" | "netem_clear", "container": …, …}
+                                                                    a container fault (harness/container_engine.py)
 
 The bottom layer: imports nothing of ours but harness.procs.
 """

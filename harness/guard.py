@@ -10,13 +10,18 @@ Pure functions of the target description and the loaded experiments: no I/O.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
-__all__ = ["refusal", "describe_plan", "PRODUCTION_SAFE_TAG"]
+__all__ = ["refusal", "describe_plan", "PRODUCTION_SAFE_TAG", "EVERY_NAMESPACE"]
 
 PRODUCTION_SAFE_TAG = "production-safe"
-_NAMESPACE_ARGS = ("ns", "namespace")
+_NAMESPACE_ARGS = ("ns", "namespace", "pod_namespace")
 _TARGET_NAMESPACES = ("namespace", "database_namespace", "monitoring_namespace")
+# A node drain evicts whatever runs on the node, in any namespace: no allowlist can bound it.
+EVERY_NAMESPACE = "(every namespace of a drained node)"
+_DRAINS = {("chaosk8s.node.actions", "drain_nodes")}
+_VAR = re.compile(r"^\$\{(\w+)\}$")
 
 
 def _activities(experiment: dict) -> list[dict]:
@@ -24,12 +29,30 @@ def _activities(experiment: dict) -> list[dict]:
     return [*ssh, *(experiment.get("method") or []), *(experiment.get("rollbacks") or [])]
 
 
+def _resolved(value: Any, experiment: dict) -> Any:
+    """A "${name}" argument as the experiment's configuration sets it (a plain value, or an env
+    entry's default); anything else, or a variable it cannot resolve, as it is (so an unknown
+    namespace is never taken for an allowed one)."""
+    m = _VAR.match(value) if isinstance(value, str) else None
+    if not m:
+        return value
+    entry = (experiment.get("configuration") or {}).get(m[1])
+    if isinstance(entry, dict):
+        entry = entry.get("default", value)
+    return entry if isinstance(entry, (str, int, float)) else value
+
+
 def namespaces_named(experiment: dict, target: dict) -> set[str]:
-    """Every namespace a run would touch: the target's own and any an activity names."""
+    """Every namespace a run would touch: the target's own, any an activity names (configuration
+    variables resolved), and EVERY_NAMESPACE for a node drain."""
     found = {target[k] for k in _TARGET_NAMESPACES if isinstance(target.get(k), str)}
     for a in _activities(experiment):
-        args = (a.get("provider") or {}).get("arguments") or {}
-        found |= {v for k, v in args.items() if k in _NAMESPACE_ARGS and isinstance(v, str)}
+        provider = a.get("provider") or {}
+        args = provider.get("arguments") or {}
+        found |= {_resolved(v, experiment) for k, v in args.items()
+                  if k in _NAMESPACE_ARGS and isinstance(_resolved(v, experiment), str)}
+        if (provider.get("module"), provider.get("func")) in _DRAINS:
+            found.add(EVERY_NAMESPACE)
     return found
 
 
@@ -68,8 +91,9 @@ def describe_plan(target: dict, experiments: list[tuple[str, dict, dict]]) -> li
                 p = a.get("provider") or {}
                 tags = [t for t in a.get("tags") or [] if t in ("fault", "recovery", "measure")]
                 call = f"{p.get('module', p.get('type'))}.{p.get('func', p.get('url', p.get('path', '?')))}"
+                args = {k: _resolved(v, experiment) for k, v in (p.get("arguments") or {}).items()}
                 lines.append(f"  {section:<8} {('/'.join(tags) or a.get('type', 'step')):<9} {a.get('name')}: "
-                             f"{call}({_args(p.get('arguments'))})")
+                             f"{call}({_args(args)})")
     return lines
 
 

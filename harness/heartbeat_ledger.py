@@ -4,6 +4,7 @@ Ledger: `<dir>/heartbeat-YYYYMMDD.jsonl` (UTC day), one line per acknowledged wr
     {"key": "hb-…", "wall": <epoch s when the 200 arrived>, "sent": <epoch s sent>, "digest": <what it stored>}
 
     read_window(ledger_dir, since_epoch, until_epoch)  → [(key, wall, digest), …]
+    freshness(ledger_dir, fresh_s)                     → (healthy, detail): the stack's health check
 
 The bottom layer: imports nothing of ours.
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-__all__ = ["KEY_PREFIX", "ledger_file", "read_window"]
+__all__ = ["KEY_PREFIX", "ledger_file", "read_window", "freshness"]
 
 KEY_PREFIX = "hb-"
 
@@ -48,3 +50,13 @@ def read_window(ledger_dir: str | os.PathLike, since_epoch: float,
         day += timedelta(days=1)
     out.sort(key=lambda kw: kw[1])
     return out
+
+
+def freshness(ledger_dir: str | os.PathLike, fresh_s: float) -> tuple[bool, str]:
+    """Whether the heartbeat is alive: its newest acknowledgement at most `fresh_s` seconds old."""
+    now = time.time()
+    newest = read_window(ledger_dir, now - 60, now + 1)
+    if not newest:
+        return False, "no acknowledged heartbeat in the last 60 s"
+    age = now - newest[-1][1]
+    return age <= fresh_s, f"newest acknowledgement {age:.1f} s ago"

@@ -15,6 +15,8 @@ Kinds and their fields:
   integrity   check, ok, detail                       data integrity verified after recovery
   function    name, ok, detail                        a critical function checked after recovery
   detection   alert, fired, latency_s?, resolved?     the monitoring noticed (Prometheus's own timestamps)
+  rpo_exposure alert, fired, latency_s?, exposure_at_alert_s?, max_exposure_s?   the RPO exposure
+                                                      when the warning fired (Prometheus's own samples)
   stall       recorder, gap_s, expected_s             a recorder could not keep its schedule
   marker      name, detail?                           anything else worth a line on the timeline;
                                                       names the verdict reads: steady_state {met, phase
@@ -30,7 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-KINDS = ("sample", "op", "fault", "recovery", "heartbeat", "final_read", "integrity", "function", "detection", "stall", "marker")
+KINDS = ("sample", "op", "fault", "recovery", "heartbeat", "final_read", "integrity", "function", "detection",
+         "rpo_exposure", "stall", "marker")
 REQUIRED = {
     "sample": ("probe", "ok"),
     "op": ("type", "f", "key"),
@@ -41,6 +44,7 @@ REQUIRED = {
     "integrity": ("check", "ok"),
     "function": ("name", "ok"),
     "detection": ("alert", "fired"),
+    "rpo_exposure": ("alert", "fired"),
     "stall": ("recorder", "gap_s"),
     "marker": ("name",),
 }

@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness import history as history_mod
 from harness.checkers import verdict as compute_verdict
+from harness.ledger_shards import run_events
 
 __all__ = ["judge", "rejudge", "differences", "RUN_FIELDS"]
 
@@ -28,7 +28,7 @@ RUN_FIELDS = ("run_id", "experiment", "title", "started", "ended", "negative_con
 
 def judge(session) -> dict:
     """The verdict of a run session (harness.session.RunSession) from its history."""
-    events = history_mod.read(session.history.path)
+    events = run_events(session.history.path)  # with distributed load's ledger shards merged
     return compute_verdict(events, session.objectives, session.info())
 
 
@@ -40,7 +40,7 @@ def rejudge(run_dir: str | os.PathLike) -> tuple[dict, list[str]]:
     if not isinstance(stored, dict) or not isinstance(stored.get("objectives"), dict):
         raise ValueError(f"{run_dir / 'verdict.json'}: holds no objectives to judge against")
     objectives = {"scenario": stored.get("scenario"), **stored["objectives"]}
-    events = history_mod.read(run_dir / "history.jsonl")
+    events = run_events(run_dir / "history.jsonl")
     fresh = compute_verdict(events, objectives, {k: stored.get(k) for k in RUN_FIELDS})
     return fresh, differences(stored, fresh)
 

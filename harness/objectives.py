@@ -13,13 +13,13 @@ from __future__ import annotations
 import copy
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
-__all__ = ["ObjectivesError", "Objectives", "load", "resolve", "from_extension", "for_experiment", "recorder_settings",
+__all__ = ["ObjectivesError", "Objectives", "SEVERITIES", "load", "resolve", "from_extension", "for_experiment", "recorder_settings",
            "bcp_extension", "expected_failures", "criterion_names", "CRITERIA", "stop_conditions",
            "STOP_CONDITION_KINDS",
            "DEFAULT_PATH", "OBJECTIVE_FIELDS"]
@@ -33,10 +33,12 @@ class ObjectivesError(ValueError):
 
 @dataclass(frozen=True)
 class Objectives:
-    """A validated bcp.yaml: `defaults` (every objective field) and `scenarios` (id → fields)."""
+    """A validated bcp.yaml: `defaults` (every objective field), `scenarios` (id → fields) and the
+    BCP's `escalation_matrix` (severity → notify_s, respond_s; empty when the file has none)."""
     path: str
     defaults: dict
     scenarios: dict
+    escalation_matrix: dict = field(default_factory=dict)
 
     def scenario_ids(self) -> list[str]:
         return sorted(self.scenarios)
@@ -82,6 +84,12 @@ def resolve(objectives: Objectives, scenario: str, overrides: dict | None = None
     out: dict[str, Any] = {"scenario": scenario}
     out.update(copy.deepcopy(objectives.defaults))
     out.update(copy.deepcopy(spec))
+    # The severity's row of the escalation matrix becomes the run's notification and response objectives.
+    severity = out.pop("severity", None)
+    out["escalation"] = ({"severity": severity, **objectives.escalation_matrix[severity]}
+                         if severity is not None else None)
+    out.setdefault("rpo_warning", None)
+    out.setdefault("max_p95_latency_s", None)
     if overrides is None:
         return out
     base = "extensions.bcp.objectives"
@@ -210,7 +218,10 @@ def stop_conditions(experiment: dict) -> list[dict]:
 
 def criterion_names(resolved: dict) -> list[str]:
     """The criteria a run of these objectives is judged on (harness.checkers.verdict)."""
-    return list(CRITERIA) + (["detection"] if resolved.get("detection") else [])
+    return (list(CRITERIA) + (["detection"] if resolved.get("detection") else [])
+            + (["notification", "response"] if resolved.get("escalation") else [])
+            + (["rpo_warning"] if resolved.get("rpo_warning") else [])
+            + (["p95_latency"] if resolved.get("max_p95_latency_s") else []))
 
 
 def recorder_settings(experiment: dict) -> dict:
@@ -331,6 +342,43 @@ def _detection(value: Any, file: str, where: str) -> dict | None:
             "min_outage_s": min_outage}
 
 
+def _rpo_warning(value: Any, file: str, where: str) -> dict | None:
+    """{alert}: the alert that must fire while the RPO exposure is still under the objective."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _bad(file, where, "must be null or a mapping {alert}", value)
+    for key in value:
+        if key != "alert":
+            raise _unknown(file, f"{where}.{key}", ("alert",))
+    if "alert" not in value:
+        raise ObjectivesError(f"{file}: {where}.alert is required")
+    return {"alert": _name(value["alert"], file, f"{where}.alert")}
+
+
+SEVERITIES = ("critical", "high", "medium", "low")  # the BCP's escalation matrix, most urgent first
+
+
+def _escalation_matrix(value: Any, file: str) -> dict:
+    if not isinstance(value, dict):
+        raise _bad(file, "escalation_matrix", "must be a mapping severity -> {notify_s, respond_s}", value)
+    out = {}
+    for severity, row in value.items():
+        where = f"escalation_matrix.{severity}"
+        if severity not in SEVERITIES:
+            raise _unknown(file, where, SEVERITIES)
+        if not isinstance(row, dict):
+            raise _bad(file, where, "must be a mapping {notify_s, respond_s}", row)
+        for key in row:
+            if key not in ("notify_s", "respond_s"):
+                raise _unknown(file, f"{where}.{key}", ("notify_s", "respond_s"))
+        for key in ("notify_s", "respond_s"):
+            if key not in row:
+                raise ObjectivesError(f"{file}: {where}.{key} is required")
+        out[severity] = {k: _seconds(row[k], file, f"{where}.{k}") for k in ("notify_s", "respond_s")}
+    return out
+
+
 OBJECTIVE_FIELDS: dict[str, Callable[[Any, str, str], Any]] = {
     "rto_s": _seconds,
     "rpo_s": _seconds,
@@ -343,6 +391,10 @@ OBJECTIVE_FIELDS: dict[str, Callable[[Any, str, str], Any]] = {
     "detection": _detection,
 }
 _SCENARIO_TEXT = {"description": _text, "bcp_section": _text}
+# Per scenario only (no default): its BCP severity (checked against the matrix) and an RPO warning.
+_SCENARIO_ONLY = {"severity": _name, "rpo_warning": _rpo_warning,
+                  # p95 of acknowledged optimize latency while the fault is active (criterion p95_latency)
+                  "max_p95_latency_s": _seconds}
 
 
 def _validate(data: Any, file: str) -> Objectives:
@@ -350,8 +402,8 @@ def _validate(data: Any, file: str) -> Objectives:
         raise ObjectivesError(f"{file}: must be a mapping with 'defaults' and 'scenarios', "
                               f"got {type(data).__name__ if data is not None else 'an empty file'}")
     for key in data:
-        if key not in ("defaults", "scenarios"):
-            raise _unknown(file, str(key), ("defaults", "scenarios"))
+        if key not in ("defaults", "scenarios", "escalation_matrix"):
+            raise _unknown(file, str(key), ("defaults", "scenarios", "escalation_matrix"))
     for key in ("defaults", "scenarios"):
         if not isinstance(data.get(key), dict):
             raise _bad(file, key, "must be a mapping" if key in data else "is required (a mapping)", data.get(key))
@@ -365,10 +417,11 @@ def _validate(data: Any, file: str) -> Objectives:
         if key not in defaults:
             raise ObjectivesError(f"{file}: defaults.{key} is required (the value every scenario starts from)")
 
+    matrix = _escalation_matrix(data["escalation_matrix"], file) if "escalation_matrix" in data else {}
     if not data["scenarios"]:
         raise ObjectivesError(f"{file}: scenarios must name at least one BCP scenario")
     scenarios = {}
-    known = (*_SCENARIO_TEXT, *OBJECTIVE_FIELDS)
+    known = (*_SCENARIO_TEXT, *OBJECTIVE_FIELDS, *_SCENARIO_ONLY)
     for sid, spec in data["scenarios"].items():
         if not isinstance(sid, str) or not _SCENARIO_ID.match(sid):
             raise _bad(file, f"scenarios.{sid}", "is not a valid scenario id (lower-case words joined by '-')", sid)
@@ -377,7 +430,13 @@ def _validate(data: Any, file: str) -> Objectives:
             raise _bad(file, where, "must be a mapping with description, bcp_section and overrides", spec)
         fields = {}
         for key, value in spec.items():
-            check = _SCENARIO_TEXT.get(key) or OBJECTIVE_FIELDS.get(key)
+            if key == "severity":
+                if not isinstance(value, str) or value not in matrix:
+                    raise _bad(file, f"{where}.severity", "must be a severity of the escalation_matrix "
+                                                         f"({', '.join(matrix) or 'the file has none'})", value)
+                fields[key] = value
+                continue
+            check = _SCENARIO_TEXT.get(key) or OBJECTIVE_FIELDS.get(key) or _SCENARIO_ONLY.get(key)
             if check is None:
                 raise _unknown(file, f"{where}.{key}", known)
             fields[key] = check(value, file, f"{where}.{key}")
@@ -385,7 +444,7 @@ def _validate(data: Any, file: str) -> Objectives:
             if key not in fields:
                 raise ObjectivesError(f"{file}: {where}.{key} is required")
         scenarios[sid] = fields
-    return Objectives(path=file, defaults=defaults, scenarios=scenarios)
+    return Objectives(path=file, defaults=defaults, scenarios=scenarios, escalation_matrix=matrix)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

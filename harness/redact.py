@@ -21,7 +21,7 @@ _PATTERNS = (
 def secrets_of(target: dict | None = None, *urls: str | None) -> list[str]:
     """The literal secret strings to mask: the values of the target's `secret_fields`, and the
     credentials and token parameters inside the given URLs (a webhook URL)."""
-    found: list[str] = []
+    found: list[str] = list(_passwords_in((target or {}).get("passfile")))
     for field in (target or {}).get("secret_fields") or []:
         value = (target or {}).get(field)
         if isinstance(value, str) and len(value) >= 4:  # shorter would mask ordinary words
@@ -34,6 +34,16 @@ def secrets_of(target: dict | None = None, *urls: str | None) -> list[str]:
             found.append(parts.password)
         found += [v for k, v in parse_qsl(parts.query) if k.lower() in _TOKEN_PARAMS and len(v) >= 4]
     return sorted(set(found), key=len, reverse=True)  # longest first: no partial leftovers
+
+
+def _passwords_in(passfile: str | None) -> list[str]:
+    """The generated database passwords (libpq password file: host:port:db:user:password). No DSN
+    carries them, but an error message quoting one must not reach the evidence either."""
+    try:
+        lines = Path(passfile).read_text().splitlines() if passfile else []
+    except OSError:
+        return []
+    return [line.rsplit(":", 1)[1] for line in lines if line.count(":") >= 4 and len(line.rsplit(":", 1)[1]) >= 4]
 
 
 def redact(text: str, secrets: list[str] = ()) -> str:

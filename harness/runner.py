@@ -30,6 +30,7 @@ from harness.objectives import ObjectivesError
 from harness.redact import redact, redact_file, secrets_of
 from harness.report.run import write_run_report
 from harness.session import SESSION_KEY, RunPlan, RunSession, plan as plan_run
+from harness.containers import target as containers
 from harness.stack import embedded
 
 EXPERIMENTS_DIR = target_mod.PROJECT_ROOT / "experiments" / "local"
@@ -37,7 +38,7 @@ CALIBRATION_EXPERIMENT = target_mod.PROJECT_ROOT / "experiments" / "calibration"
 # The monthly suite's order: light faults first, destructive ones later, the cold start last, so a
 # scenario that leaves damage behind is followed by as few others as possible.
 SUITE_ORDER = ("api-replica-crash", "api-crash", "api-hang", "config-drift", "model-corruption", "storage-failure",
-               "monitoring-failure", "database-failure", "database-corruption", "database-logical-corruption",
+               "monitoring-failure", "archive-stopped", "database-failure", "database-corruption", "database-logical-corruption",
                "database-failover", "full-stack")
 
 
@@ -217,6 +218,12 @@ def ensure_target(home: str | None, port_base: int | None, log=print) -> tuple[P
     if home is None and is_kubernetes_target():
         log(f"target {target_mod.target_path()} is a Kubernetes deployment: the embedded stack is not started")
         return target_mod.target_path(), False
+    if containers.is_containers_home(home):
+        # The container target is `gameday target up --kind containers`'s: used as it is, repaired if broken.
+        if not containers.status(home)["healthy"]:
+            log("repairing the container target")
+            containers.up(home, port_base, log=lambda m: log("  " + m))
+        return target_mod.target_path(home) if home else target_mod.target_path(), False
     st = embedded.status(home)
     if st["healthy"]:
         return target_mod.target_path(home) if home else target_mod.target_path(), False

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness import active_runs, guard, runner, target as target_mod
+from harness import active_runs, control, guard, runner, target as target_mod
 from harness.errors import UsageError
 from harness.redact import redact, secrets_of
 from harness.heal import heal
 from probes.kubernetes import is_kubernetes_target, wait_target_ready
 from harness.report.gameday import LiveView, calibration_line, format_table, write_gameday_summary
 from harness.report.notify import post_webhook, render_messages
+from harness.containers import target as containers
 from harness.stack import embedded
 from harness.stack.layout import LayoutError, port_base_from_env
 
@@ -43,6 +44,14 @@ def register(sub) -> None:
     # machine, too near 0.5 for a CI gate; 1.0 is the sampler's own bound (timeout + one interval).
     p.add_argument("--calibration-bound-s", type=float, default=1.0, metavar="S",
                    help="largest instrument error the calibration accepts before the game day is an error (default 1.0)")
+    p.add_argument("--load-workers", type=int, default=None, metavar="N",
+                   help="load from locust's distributed mode: one master and N local worker processes, each "
+                        "with its own ledger shard (default $GAMEDAY_LOAD_WORKERS or 0: one load process)")
+    p.add_argument("--load-remote-workers", type=int, default=None, metavar="M",
+                   help="also wait for M workers started by hand on other hosts (README: the worker command)")
+    p.add_argument("--load-master", default=None, metavar="HOST:PORT",
+                   help="where the locust master listens for workers (default 127.0.0.1 and a free port; "
+                        "remote workers need an address they can reach)")
     p.set_defaults(func=cmd_run)
 
 
@@ -61,6 +70,7 @@ def cmd_run(args) -> int:
     if not 0 <= args.calibration_s <= 60 or not 0 < args.calibration_bound_s <= 60:
         raise UsageError(f"--calibration-s must be 0 to 60 and --calibration-bound-s above 0 and at most 60, "
                          f"got {args.calibration_s} and {args.calibration_bound_s}")
+    _load_workers_to_env(args)
     target = _known_target(args.home)
     refused = guard.refusal(target, [(p.path.name, p.experiment) for p in planned], args.allow_production)
     if refused:
@@ -89,7 +99,7 @@ def cmd_run(args) -> int:
                     print(line, file=sys.stderr)
             try:
                 target_file, started_here = runner.ensure_target(args.home, port_base)
-            except (embedded.StackError, LayoutError) as e:
+            except (embedded.StackError, LayoutError, containers.ContainersError) as e:
                 print(f"error: the target could not be brought up: {e}", file=sys.stderr)
                 return 2
             except KeyboardInterrupt:
@@ -138,6 +148,24 @@ def cmd_run(args) -> int:
     return runner.exit_code(verdicts) if verdicts else 2
 
 
+def _load_workers_to_env(args) -> None:
+    """The control reads the load's shape from the environment (so stock `chaos run` can set it
+    too); bad values are usage errors before anything runs."""
+    workers, remote = args.load_workers, args.load_remote_workers
+    if workers is not None and not 0 <= workers <= 64:
+        raise UsageError(f"--load-workers must be 0 to 64, got {workers}")
+    if remote is not None and (remote < 0 or remote > 64 or (remote and not workers)):
+        raise UsageError(f"--load-remote-workers must be 0 to 64 and needs --load-workers of at least 1, got {remote}")
+    for name, value in ((control.LOAD_WORKERS_ENV, workers), (control.LOAD_REMOTE_WORKERS_ENV, remote),
+                        (control.LOAD_MASTER_ENV, args.load_master)):
+        if value is not None:
+            os.environ[name] = str(value)
+    try:
+        control.load_workers()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def _known_target(home: str | None) -> dict:
     """The target description as it stands before anything runs: the named home's, else
     $GAMEDAY_TARGET's, else the default home's; an embedded stack not up yet is a local target."""
@@ -170,10 +198,12 @@ def settle(home, port_base, view, timeout_s: float = 90.0) -> None:
         except ActivityFailed as e:
             view.update(f"Kubernetes target not ready after the last scenario: {e}")
         return
+    on_containers = containers.is_containers_home(home)
+    status, up = (containers.status, containers.up) if on_containers else (embedded.status, embedded.up)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if embedded.status(home)["healthy"]:
+        if status(home)["healthy"]:
             return
         time.sleep(1)
     view.update("stack unhealthy after the last scenario: repairing")
-    embedded.up(home, port_base, log=lambda m: None)
+    up(home, port_base, log=lambda m: None)

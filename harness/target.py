@@ -60,7 +60,7 @@ def load(path: str | os.PathLike | None = None) -> dict:
 
 # Fields every reader takes for text (paths, URLs, DSNs): anything else is refused on load.
 _TEXT_FIELDS = ("kind", "name", "api_url", "prometheus_url", "app_dsn", "admin_dsn", "home", "heartbeat_ledger",
-                "supervisor_url", "environment", "namespace", "database_namespace", "monitoring_namespace")
+                "supervisor_url", "passfile", "environment", "namespace", "database_namespace", "monitoring_namespace")
 
 
 def incident_path(target: dict) -> Path:

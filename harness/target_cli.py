@@ -1,17 +1,20 @@
-"""`gameday target up | down | status [--json]`: the embedded reference stack."""
+"""`gameday target up | down | status [--json]`: the embedded reference stack, or with
+`up --kind containers` the container target (down and status tell the kind from the home)."""
 from __future__ import annotations
 
 import json
 import sys
 
 from harness import target as target_mod
+from harness.containers import target as containers
 from harness.errors import UsageError
 from harness.heal import heal
 from harness.stack import embedded
 from harness.stack.embedded import StackError
 from harness.stack.layout import LayoutError, port_base_from_env
 
-ERRORS = (StackError, LayoutError)  # a stack that cannot come up or go down: one line, exit 2
+ERRORS = (StackError, LayoutError, containers.ContainersError)  # cannot come up or go down: one line, exit 2
+KINDS = ("local", containers.KIND)
 
 
 def _common(p) -> None:
@@ -24,6 +27,8 @@ def register(sub) -> None:
     tsub = target.add_subparsers(dest="target_command", metavar="ACTION", required=True)
     p = tsub.add_parser("up", help="start the stack (idempotent) and write its target description")
     _common(p)
+    p.add_argument("--kind", choices=KINDS, default="local",
+                   help="local: the embedded stack (default); containers: Docker containers (testcontainers)")
     p.set_defaults(func=cmd_up)
     p = tsub.add_parser("down", help="stop everything the stack started")
     _common(p)
@@ -51,6 +56,14 @@ def _heal(args) -> None:
 
 
 def cmd_up(args) -> int:
+    if args.kind == containers.KIND:
+        _heal(args)
+        try:
+            containers.up(args.home, args.port_base)
+        except ERRORS as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     base = _port_base(args)
     _heal(args)
     try:
@@ -63,6 +76,9 @@ def cmd_up(args) -> int:
 
 def cmd_down(args) -> int:
     try:
+        if containers.is_containers_home(args.home):
+            containers.down(args.home)
+            return 0
         embedded.down(args.home, _port_base(args))
     except ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
@@ -72,7 +88,7 @@ def cmd_down(args) -> int:
 
 def cmd_status(args) -> int:
     _heal(args)
-    st = embedded.status(args.home)
+    st = containers.status(args.home) if containers.is_containers_home(args.home) else embedded.status(args.home)
     if args.json:
         print(json.dumps(st, indent=2))
     else:

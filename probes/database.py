@@ -8,7 +8,7 @@ import psycopg
 from harness import target as target_mod
 from harness.api_contract import DIGEST_FIELDS, stored_digest
 from harness.errors import first_line
-from harness.pgroles import admin_dsn, server_dsn
+from harness.pgroles import admin_dsn, passfile_of, server_dsn
 
 __all__ = ["primary_writable", "standby_streaming", "wal_archiving_healthy", "check_primary_writable",
            "check_standby_streaming", "check_wal_archiving", "check_amcheck", "amcheck", "read_keys", "read_back", "APP_TABLE"]
@@ -46,7 +46,7 @@ def check_standby_streaming(target: str | None = None, timeout_s: float = 10.0) 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            with psycopg.connect(server_dsn(standby_port), autocommit=True) as c:
+            with psycopg.connect(server_dsn(standby_port, passfile=passfile_of(t)), autocommit=True) as c:
                 if c.execute("select pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]:
                     return True, f"standby on port {standby_port} replayed the probe write"
         except psycopg.Error:

@@ -4,6 +4,7 @@ prometheus-api-client, with its retries off: a probe must answer fast when Prome
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
@@ -12,7 +13,7 @@ from urllib3.util.retry import Retry
 from harness import target as target_mod
 
 __all__ = ["prometheus_ready", "targets_scraped", "check_prometheus_ready", "check_targets_scraped",
-           "alert_firing_times", "query", "wait_for_alert"]
+           "alert_firing_times", "query", "query_range", "wait_for_alert", "rpo_exposure", "rpo_exposure_below"]
 
 
 def query(prometheus_url: str, promql: str, timeout_s: float = 2.0, at: float | None = None) -> list[dict]:
@@ -24,6 +25,37 @@ def query(prometheus_url: str, promql: str, timeout_s: float = 2.0, at: float | 
         return prom.custom_query(promql, params={"time": f"{at:.3f}"} if at is not None else None)
     except PrometheusApiClientException as e:
         raise requests.RequestException(f"Prometheus refused the query {promql!r}: {e}") from None
+
+
+def query_range(prometheus_url: str, promql: str, start: float, end: float, step_s: float,
+                timeout_s: float = 30.0) -> list[dict]:
+    """A range query (epoch seconds; each series' `values` are [ts, "value"] pairs); raises
+    requests.RequestException when Prometheus cannot be asked or refuses the query."""
+    prom = PrometheusConnect(prometheus_url, disable_ssl=True, retry=Retry(total=0), timeout=timeout_s)
+    try:
+        return prom.custom_query_range(promql, start_time=datetime.fromtimestamp(start, timezone.utc),
+                                       end_time=datetime.fromtimestamp(end, timezone.utc), step=f"{step_s:g}s")
+    except PrometheusApiClientException as e:
+        raise requests.RequestException(f"Prometheus refused the query {promql!r}: {e}") from None
+
+
+def rpo_exposure(target: str | None = None) -> dict:
+    """The RPO exposure now, per way back ({"wal_archive": s, "standby": s}), as Prometheus last
+    scraped it (svg_ai_rpo_exposure_seconds); empty when it has none."""
+    url = target_mod.load(target)["prometheus_url"]
+    return {r["metric"].get("way", "?"): round(float(r["value"][1]), 3)
+            for r in query(url, "svg_ai_rpo_exposure_seconds")}
+
+
+def rpo_exposure_below(max_s: float = 20.0, target: str | None = None) -> bool:
+    """True when every way back is exported and its RPO exposure is under `max_s` seconds (false
+    when Prometheus cannot be asked or has no exposure to show: an unwatched recovery point is not
+    a steady state)."""
+    try:
+        exposure = rpo_exposure(target)
+    except (requests.RequestException, KeyError, ValueError):
+        return False
+    return bool(exposure) and all(v < float(max_s) for v in exposure.values())
 
 
 def check_prometheus_ready(target: str | None = None, timeout_s: float = 2.0) -> tuple[bool, str]:

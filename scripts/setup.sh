@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up: system parts (PostgreSQL 15, Prometheus, Alertmanager), .venv, the project.
+# Idempotent set-up: system parts (PostgreSQL 15, Prometheus, Alertmanager), .venv, the project,
+# and for the container target the Docker engine and the project's image.
 # Called by every Makefile target that needs it; a second run takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,4 +50,17 @@ if [ ! -f .venv/.setup-stamp ] || [ pyproject.toml -nt .venv/.setup-stamp ]; the
   # is dropped; errors still show and still fail the step below.
   .venv/bin/pip install -q -e . > .venv/pip-install.log 2>&1 || { cat .venv/pip-install.log; exit 1; }
   touch .venv/.setup-stamp
+fi
+
+# The container target (`gameday target up --kind containers`): the Docker engine, installed and
+# started when root and absent (scripts/docker-engine.sh), and the project's own image, built from
+# Debian packages and tagged by its recipe's hash (a second set-up finds it: under a second).
+# Without them everything else still works: the container tests then say what is missing.
+engine_rc=0
+bash scripts/docker-engine.sh || engine_rc=$?
+if [ "$engine_rc" = 0 ]; then
+  .venv/bin/python -m harness.containers.images build \
+    || echo "setup: warning: the container image could not be built; the container target is unavailable" >&2
+elif [ "$engine_rc" != 3 ]; then  # 3: not root and no engine, already said
+  echo "setup: warning: no Docker engine; the container target is unavailable" >&2
 fi

@@ -12,7 +12,8 @@ TOP_KEYS = {"scenario", "status", "reason", "run_id", "experiment", "title", "st
 MEASURED_KEYS = {"rto_s", "ttd_s", "rpo_s", "downtime_s", "error_count", "availability_pct", "acked_writes",
                  "lost_writes", "unexpected_writes", "recovered_writes", "duplicate_writes", "failed_writes",
                  "in_doubt_writes", "detection_latency_s", "fault_start_t", "fault_end_t", "recovered_at_t",
-                 "heartbeat_acked", "heartbeat_lost", "rpo_at_least", "corrupted_writes", "phases"}
+                 "heartbeat_acked", "heartbeat_lost", "rpo_at_least", "corrupted_writes", "phases",
+                 "clock_uncertainty_s"}
 
 
 def criterion(v, name):
@@ -27,7 +28,8 @@ def test_pass_and_schema():
     assert set(v) == TOP_KEYS
     assert set(v["measured"]) == MEASURED_KEYS
     assert set(v["objectives"]) == {"rto_s", "rpo_s", "stability_s", "timeout_s", "max_lost_writes",
-                                    "critical_functions", "integrity_checks", "detection"}
+                                    "critical_functions", "integrity_checks", "detection", "escalation", "rpo_warning",
+                                    "max_p95_latency_s"}
     assert set(v["loss"]) >= {"known", "lost_keys", "unexpected_keys", "recovered_keys", "duplicate_keys", "loss_window"}
     assert v["status"] == "pass", v["reason"]
     assert v["scenario"] == "database-failure"

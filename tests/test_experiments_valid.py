@@ -85,5 +85,6 @@ def test_negative_control_is_marked_quick_and_names_what_must_fail(path):
 
 def test_every_bcp_scenario_has_an_experiment():
     covered = ({p.stem for p in LOCAL.glob("*.yaml")}
-               | {_bcp(_load(p))["scenario"] for p in (ROOT / "experiments" / "kubernetes").glob("*.yaml")})
+               | {_bcp(_load(p))["scenario"] for p in (ROOT / "experiments" / "kubernetes").glob("*.yaml")}
+               | {p.stem for p in (ROOT / "experiments" / "containers").glob("*.yaml")})
     assert set(BCP.scenarios) <= covered, f"scenarios without an experiment: {sorted(set(BCP.scenarios) - covered)}"

@@ -16,9 +16,9 @@ from harness.faults import api, calibration, pending, process
 ROOT = Path(__file__).resolve().parent.parent
 LAYERED = sorted([*(ROOT / "harness" / "faults").glob("*.py"), *(ROOT / "probes").glob("*.py"),
                   *(ROOT / "harness" / "recorders").glob("*.py")])
-# The one deliberate exception: locust (gevent) monkey-patches, so it is imported only inside the
-# load generator's own process.
-DEFERRED = {("harness/recorders/load.py", "_main")}
+# The deliberate exceptions: locust (gevent) monkey-patches, so it is imported only inside the
+# load generator's own processes (one process, or the distributed master and workers).
+DEFERRED = {("harness/recorders/load.py", "_main"), ("harness/recorders/distributed.py", "_locust")}
 
 
 @pytest.fixture
@@ -52,7 +52,8 @@ def test_hang_api_names_a_bad_duration(duration_s, kubernetes_target):
 
 def test_local_faults_refuse_a_kubernetes_target(kubernetes_target):
     for fault in (api.crash_api, api.hang_api, process.kill_monitoring):
-        with pytest.raises(ActivityFailed, match=r"needs the embedded stack \(kind local\), target is 'kubernetes'"):
+        with pytest.raises(ActivityFailed, match=r"needs the embedded stack or the container target \(kind local or containers\), "
+                                                   r"target is 'kubernetes'"):
             fault()
     assert api.resume_api() == {"resumed": []}  # a rollback never fails for want of a local stack
 

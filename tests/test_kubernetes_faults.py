@@ -1,12 +1,18 @@
-"""The Kubernetes faults and probes against a fake Kubernetes API: which calls they make
+"""The Kubernetes faults and probes against a fake Kubernetes API server: which calls they make
 (namespace, label selector, grace period, which pods, the rollout-restart patch, scale to 0 and
 back, the undo, waiting for a rollout), and that bad input fails with a sentence naming the value
-before anything is asked of the cluster. Fast, no network: `harness.k8s_client.make_apis` is
-replaced by a factory returning the fake."""
+before anything is asked of the cluster. Fast, local: the fake's state is kubernetes client models
+that each test arranges exactly; an HTTP server on 127.0.0.1 (tests/fake_kube_api.py's handler)
+serves them, and the real `harness.k8s_client.make_apis` reaches it through a kubeconfig named in
+the target description, so the official client's requests and responses are the real ones."""
 from __future__ import annotations
 
 import json
+import re
+import sys
+import threading
 from datetime import datetime, timezone
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,6 +24,9 @@ from harness import faults, k8s_client
 from harness.faults import kubernetes as k8s
 from probes import kubernetes as k8s_probes
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_kube_api import _handler  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "deploy" / "kubernetes" / "target.example.json"
 API_SELECTOR = "app.kubernetes.io/name=svg-ai-api"
@@ -28,7 +37,8 @@ PROM_LABELS = {"app.kubernetes.io/name": "prometheus"}
 
 
 # ---------------------------------------------------------------------------------------------
-# A fake cluster: the CoreV1Api and AppsV1Api methods the faults call, over real client models.
+# A fake cluster: the CoreV1Api and AppsV1Api methods the faults call, over real client models,
+# served over HTTP at the REST paths those methods use (FakeCluster.handle).
 
 def pod(name: str, labels: dict, namespace: str = "svg-ai-prod", terminating: bool = False, phase: str = "Running"):
     return client.V1Pod(
@@ -66,6 +76,58 @@ class FakeCluster:
         self.workloads: dict[tuple[str, str, str], object] = {}
         self.fail_delete: dict[str, int] = {}
         self.fail_read: int | None = None
+        # what tests/fake_kube_api.py's request handler needs of a cluster
+        self.lock = threading.RLock()
+        self.requests: list[tuple[str, str]] = []
+        self.unserved: list[str] = []
+        self._stop = threading.Event()
+        self._serialize = client.ApiClient().sanitize_for_serialization
+
+    @property
+    def factory_calls(self) -> int:
+        """Requests that reached the cluster (0: bad input was refused before anything was asked)."""
+        return len(self.requests)
+
+    def handle(self, method: str, path: str, query: dict, body) -> tuple[int, dict]:
+        """One REST request, dispatched to the client method it comes from."""
+        q = {k: v[-1] for k, v in query.items()}
+        routes = [
+            ("GET", r"/api/v1/namespaces/([^/]+)/pods",
+             lambda ns: self.list_namespaced_pod(ns, label_selector=q.get("labelSelector"))),
+            ("DELETE", r"/api/v1/namespaces/([^/]+)/pods/([^/]+)", lambda ns, name: self._delete(ns, name, q, body)),
+        ]
+        for resource, kind, method_name in (("deployments", "deployment", "deployment"),
+                                            ("statefulsets", "statefulset", "stateful_set")):
+            base = rf"/apis/apps/v1/namespaces/([^/]+)/{resource}/([^/]+)"
+            routes += [
+                ("GET", base, lambda ns, name, m=method_name: getattr(self, f"read_namespaced_{m}")(name, ns)),
+                ("PATCH", base, lambda ns, name, m=method_name: getattr(self, f"patch_namespaced_{m}")(name, ns, body)),
+                ("PATCH", base + "/scale",
+                 lambda ns, name, m=method_name, k=kind: self._scale_object(
+                     getattr(self, f"patch_namespaced_{m}_scale")(name, ns, body))),
+            ]
+        for verb, pattern, fn in routes:
+            m = re.fullmatch(pattern, path)
+            if verb == method and m:
+                try:
+                    return 200, self._serialize(fn(*m.groups())) or {"kind": "Status", "status": "Success"}
+                except ApiException as e:
+                    return e.status, {"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": e.status,
+                                      "reason": e.reason, "message": str(e.reason)}
+        self.unserved.append(f"{method} {path}")
+        return 404, {"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 404, "reason": "NotFound",
+                     "message": f"the fake does not serve {method} {path}"}
+
+    def _delete(self, ns: str, name: str, q: dict, body):
+        """The API answers a deletion with the pod as it was."""
+        found = [p for p in self.pods if p.metadata.name == name and p.metadata.namespace == ns]
+        self.delete_namespaced_pod(name, ns, body=body,
+                                   grace_period_seconds=int(q["gracePeriodSeconds"]) if "gracePeriodSeconds" in q else None)
+        return found[0]
+
+    def _scale_object(self, obj) -> dict:
+        return {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": obj.metadata.name},
+                "spec": {"replicas": obj.spec.replicas}, "status": {"replicas": obj.spec.replicas}}
 
     def add_workload(self, kind: str, obj) -> None:
         self.workloads[(kind, obj.metadata.namespace, obj.metadata.name)] = obj
@@ -145,15 +207,39 @@ class FakeCluster:
 
 
 @pytest.fixture
-def target(tmp_path) -> str:
+def served():
+    """The fake cluster behind an HTTP server on 127.0.0.1, and a kubeconfig pointing at it."""
+    fake = FakeCluster()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server.daemon_threads = True
+    thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    kubeconfig = (f"apiVersion: v1\nkind: Config\ncurrent-context: fake\n"
+                  f"clusters: [{{name: fake, cluster: {{server: 'http://{host}:{port}'}}}}]\n"
+                  f"users: [{{name: fake, user: {{token: fake-token}}}}]\n"
+                  f"contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n")
+    yield fake, kubeconfig
+    fake._stop.set()
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def target(tmp_path, served) -> str:
+    """The example target description, its cluster the fake (kubeconfig relative to it)."""
+    (tmp_path / "kubeconfig").write_text(served[1])
+    t = json.loads(EXAMPLE.read_text())
+    t.update(kubeconfig="kubeconfig", context="fake")
     path = tmp_path / "target.json"
-    path.write_text(EXAMPLE.read_text())
+    path.write_text(json.dumps(t))
     return str(path)
 
 
 @pytest.fixture
-def cluster(monkeypatch) -> FakeCluster:
-    fake = FakeCluster()
+def cluster(served, target) -> FakeCluster:
+    fake = served[0]
     fake.pods = [pod("svg-ai-api-b", API_LABELS), pod("svg-ai-api-a", API_LABELS), pod("svg-ai-api-c", API_LABELS),
                  pod("svg-ai-api-old", API_LABELS, phase="Succeeded"),
                  pod("svg-ai-postgres-primary-0", PG_PRIMARY), pod("svg-ai-postgres-standby-0", PG_STANDBY),
@@ -162,20 +248,14 @@ def cluster(monkeypatch) -> FakeCluster:
     fake.add_workload("deployment", deployment("prometheus", "monitoring", PROM_LABELS, replicas=1))
     fake.add_workload("statefulset", statefulset("svg-ai-postgres-primary", "svg-ai-prod", PG_PRIMARY))
     fake.add_workload("statefulset", statefulset("svg-ai-postgres-standby", "svg-ai-prod", PG_STANDBY))
-    fake.factory_calls = 0
-
-    def factory(t, source=None):
-        fake.factory_calls += 1
-        return k8s_client.Apis(core=fake, apps=fake)
-
-    monkeypatch.setattr(k8s_client, "make_apis", factory)
     yield fake
+    assert fake.unserved == [], f"requests the fake does not serve: {fake.unserved}"
     for key in faults.pending():  # never leave an undo for the atexit safety net
         faults.clear_undo(key)
 
 
 def deleted(fake: FakeCluster) -> list[tuple[str, str, int, str]]:
-    return [(name, ns, grace, body.preconditions.uid) for _, name, ns, grace, body in fake.calls_to("delete_namespaced_pod")]
+    return [(name, ns, grace, body["preconditions"]["uid"]) for _, name, ns, grace, body in fake.calls_to("delete_namespaced_pod")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -594,6 +674,9 @@ def test_make_apis_names_a_bad_context_or_file(tmp_path):
         k8s_client.make_apis({"kubeconfig": 42}, source)
 
 
+# The one library function still replaced in this file: in-cluster configuration reads the
+# service-account token and CA at fixed paths of a pod (/var/run/secrets/kubernetes.io/...),
+# which a test must not write on the machine it runs on.
 def test_make_apis_uses_the_service_account_in_a_pod(monkeypatch):
     def in_cluster(client_configuration=None, try_refresh_token=True):
         client_configuration.host = "https://10.0.0.1:443"

@@ -11,9 +11,12 @@ BCP_YAML = Path(__file__).resolve().parent.parent / "bcp.yaml"
 
 SCENARIOS = {"database-failure", "database-corruption", "database-logical-corruption", "database-failover",
              "api-replica-crash", "api-crash", "api-hang", "model-corruption", "config-drift", "storage-failure",
-             "monitoring-failure", "full-stack",
+             "monitoring-failure", "full-stack", "archive-stopped",
              # the Kubernetes target's twins (experiments/kubernetes)
-             "k8s-api-replica-crash", "k8s-api-crash", "k8s-database-failure", "k8s-monitoring-failure"}
+             "k8s-api-replica-crash", "k8s-api-crash", "k8s-database-failure", "k8s-monitoring-failure",
+             "k8s-node-failure", "k8s-api-rollout-restart",
+             # the container target's own faults (experiments/containers)
+             "network-partition", "network-latency"}
 
 MINIMAL = """\
 defaults:

@@ -124,7 +124,7 @@ def test_restore_with_the_primary_dead_replays_its_unarchived_wal(healthy_stack)
     (Path(t["holds_dir"]) / primary["program"]).touch()
     os.kill(supervisor.process_info(t["supervisor_url"], primary["program"])["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while server_role(primary["port"]) != "down":
+    while server_role(primary["port"], passfile=t["passfile"]) != "down":
         assert time.monotonic() < deadline
         time.sleep(0.05)
     after_everything = datetime.now(timezone.utc)

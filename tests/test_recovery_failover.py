@@ -47,7 +47,7 @@ def kill_primary_for_good(t: dict) -> None:
     (Path(t["holds_dir"]) / program).touch()
     os.kill(supervisor.process_info(t["supervisor_url"], program)["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while server_role(t["primary"]["port"]) != "down":
+    while server_role(t["primary"]["port"], passfile=t["passfile"]) != "down":
         assert time.monotonic() < deadline, "the killed primary still answers"
         time.sleep(0.05)
 
@@ -95,7 +95,7 @@ def test_promote_standby_then_failover_completes_it(healthy_stack, capsys):
     assert r["first_write_s"] < FIRST_WRITE_BUDGET_S and r["old_primary_fenced"]
     mid = target_mod.load()
     assert mid["primary"]["program"] == before["standby"]["program"]
-    assert server_role(mid["standby"]["port"]) == "down", "the old primary stays fenced until failover()"
+    assert server_role(mid["standby"]["port"], passfile=mid["passfile"]) == "down", "the old primary stays fenced until failover()"
     assert len(write_rows(healthy_stack["api_url"], f"promo{time.time_ns()}", 5)) == 5
 
     done = failover.failover()

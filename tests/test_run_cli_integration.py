@@ -3,6 +3,7 @@ a local webhook receiver."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -80,17 +81,21 @@ def test_secrets_stay_out_of_every_file_and_every_line_printed(healthy_stack, tm
             [sys.executable, "-m", "harness.cli", "run", str(ROOT / "tests/experiments/secret-leak.yaml"),
              "--home", healthy_stack["home"], "--port-base", str(healthy_stack["port_base"]),
              "--reports-dir", str(tmp_path), "--notify-webhook", hook],
-            capture_output=True, text=True, cwd=ROOT, timeout=300)
+            capture_output=True, text=True, cwd=ROOT, timeout=300,
+            env={**os.environ, "GAMEDAY_LEAK_FILE": healthy_stack["passfile"]})
     finally:
         server.shutdown()
         target_file.write_text(original)
     assert r.returncode == 0, r.stdout + r.stderr
     assert auth_seen == ["Basic " + base64.b64encode(b"gameday:HOOK-SECRET-42").decode()] * 2
-    secrets = (planted, "PLANTED-PW-77", "HOOK-SECRET-42", "QUERY-SECRET-99")
+    generated = [line.rsplit(":", 1)[1] for line in Path(healthy_stack["passfile"]).read_text().splitlines()]
+    assert len(generated) == 2
+    secrets = (planted, "PLANTED-PW-77", "HOOK-SECRET-42", "QUERY-SECRET-99", *generated)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name == "journal.json" for p in files)
     journal = next(p for p in files if p.name == "journal.json").read_text()
     assert "api token ***" in journal and "password=***" in journal  # the step's output is there, masked
+    assert "127.0.0.1:*:*:svgai:***" in journal  # the database passwords the step printed, masked
     for p in files:
         text = p.read_bytes().decode("utf-8", "replace")
         for s in secrets:

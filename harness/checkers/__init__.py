@@ -5,15 +5,23 @@
     loss(events)                                         lost/unexpected/recovered writes, RPO
     integrity(events) / functions(events)                data integrity, critical functions
     detection(events, alert)                             did the monitoring notice
+    notification / response (escalation.py)              the BCP's escalation matrix per severity
+    rpo_warning / exposure_distribution (exposure.py)    RPO exposure warned in time; its distribution
+    p95_latency(events, max_p95_s) (latency.py)         acknowledged optimize p95 while the fault is active
     verdict(events, objectives, run)                     the BCP judgement of one run
+    merge_shards(events, shards) / widen(...)            distributed load: shards on the run's clock
 
 They never touch the network, the disk or the clock.
 """
 from .availability import availability, fault_window, stable_since
 from .budget import error_budget
+from .escalation import notification, response
+from .exposure import exposure_distribution, rpo_warning
 from .integrity import detection, functions, integrity
+from .latency import p95_latency
 from .loss import loss
 from .phases import phases
+from .shards import ledger_clock, merge_shards, widen
 from .verdict import verdict
 
-__all__ = ["phases", "error_budget", "availability", "fault_window", "stable_since", "loss", "integrity", "functions", "detection", "verdict"]
+__all__ = ["p95_latency", "merge_shards", "ledger_clock", "widen", "phases", "error_budget", "notification", "response", "rpo_warning", "exposure_distribution", "availability", "fault_window", "stable_since", "loss", "integrity", "functions", "detection", "verdict"]

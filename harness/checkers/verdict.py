@@ -15,16 +15,22 @@ from __future__ import annotations
 from typing import Any
 
 from .availability import availability, fault_window
+from .escalation import notification, response
+from .exposure import rpo_warning
 from .integrity import detection, functions, integrity
+from .latency import p95_latency
 from .loss import loss
 from .phases import phases
+from .shards import ledger_clock, widen
 
 __all__ = ["verdict", "KEYS_SHOWN"]
 
 KEYS_SHOWN = 50  # key lists in the verdict are truncated to this many; counts are exact
 
 _OBJECTIVE_DEFAULTS = {"stability_s": 5.0, "timeout_s": None, "max_lost_writes": None,
-                       "critical_functions": [], "integrity_checks": [], "detection": None}
+                       "critical_functions": [], "integrity_checks": [], "detection": None,
+                       "escalation": None, "rpo_warning": None,
+                       "max_p95_latency_s": None}
 
 
 def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> dict:
@@ -41,6 +47,8 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
 
     avail = availability(events, probe=obj["probe"], stability_s=obj["stability_s"], timeout_s=obj["timeout_s"])
     lost = loss(events)
+    # Load from several hosts: judged where the clocks' disagreement makes RTO/RPO worst.
+    avail, lost = widen(avail, lost, ledger_clock(events))
     integ = integrity(events, since_t=t_fault)
     funcs = functions(events, since_t=t_fault)
     det = detection(events, obj["detection"]["alert"]) if obj["detection"] else None
@@ -58,6 +66,15 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
     ]
     if det is not None:
         criteria.append(_detection(det, obj["detection"], avail))
+    if obj["escalation"]:
+        # An alert the detection criterion excused (outage too short) pages nobody.
+        paged = det is not None and (det["fired"] or not criteria[-1]["passed"])
+        criteria.append(notification(events, det, obj["escalation"], required=paged))
+        criteria.append(response(events, det, obj["escalation"]))
+    if obj["rpo_warning"]:
+        criteria.append(rpo_warning(events, obj["rpo_warning"], obj["rpo_s"]))
+    if obj["max_p95_latency_s"] is not None:  # a slow dependency: users' wait, not only the outage
+        criteria.append(p95_latency(events, obj["max_p95_latency_s"]))
 
     status, reason = _status(events, criteria, avail, lost)
     return {
@@ -73,7 +90,8 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
         "expect_failure": list(run.get("expect_failure") or []),
         "calibration": bool(run.get("calibration")),
         "objectives": {k: obj[k] for k in ("rto_s", "rpo_s", "stability_s", "timeout_s", "max_lost_writes",
-                                           "critical_functions", "integrity_checks", "detection")},
+                                           "critical_functions", "integrity_checks", "detection",
+                                           "escalation", "rpo_warning", "max_p95_latency_s")},
         "measured": {
             "rto_s": avail["rto_s"], "ttd_s": avail["ttd_s"], "rpo_s": lost["rpo_s"],
             "downtime_s": avail["downtime_s"], "error_count": avail["error_count"],
@@ -82,8 +100,10 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
                                     "duplicate_writes", "failed_writes", "in_doubt_writes",
                                     "heartbeat_acked", "heartbeat_lost", "rpo_at_least", "corrupted_writes")},
             "detection_latency_s": det["latency_s"] if det else None,
+            "clock_uncertainty_s": lost.get("clock_uncertainty_s"),
             "fault_start_t": t_fault, "fault_end_t": t_fault_end, "recovered_at_t": avail["recovered_at_t"],
             "phases": phases(events, avail["recovered_at_t"]),
+            **_exposure(events),
         },
         "criteria": criteria,
         "loss": {
@@ -341,6 +361,10 @@ def _status(events: list[dict], criteria: list[dict], a: dict, lost: dict) -> tu
         alert = by['detection']['objective']['alert']
         parts.append(f"alert {alert} fired after {_n(by['detection']['measured'])} s"
                      if by["detection"]["measured"] is not None else f"alert {alert} not required (outage too short)")
+    if "notification" in by:
+        parts.append(f"{by['notification']['objective']['severity']} escalation times met")
+    if "rpo_warning" in by:
+        parts.append(f"RPO exposure warned of at {_n(by['rpo_warning']['measured'])} s")
     return "pass", f"all {len(criteria)} criteria met: " + ", ".join(parts)
 
 
@@ -368,6 +392,15 @@ def _fault_without_effect(faults: list[dict], criteria: list[dict], a: dict, los
     names = ", ".join(dict.fromkeys(f["name"] for f in faults)) or "the fault"
     return (f"{names} brought no evidence of its effect and the recorders observed none "
             f"(no failed sample, no lost or changed write, no failed check)")
+
+
+def _exposure(events: list[dict]) -> dict:
+    """The RPO exposure figures, where the run recorded them (scenarios with an RPO warning)."""
+    found = [e for e in events if e["kind"] == "rpo_exposure"]
+    if not found:
+        return {}
+    return {"rpo_exposure_at_alert_s": found[-1].get("exposure_at_alert_s"),
+            "rpo_exposure_max_s": found[-1].get("max_exposure_s")}
 
 
 def _flags(events: list[dict], a: dict, lost: dict, t_fault: float | None, t_fault_end: float | None) -> list[str]:

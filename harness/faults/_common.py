@@ -15,14 +15,15 @@ import time
 from chaoslib.exceptions import ActivityFailed
 
 from harness import fault_ledger, pgroles, procs, target as target_mod
+from harness import container_engine
 from harness.faults import DEFAULT_LEASE_S, clear_undo, register_undo
 from harness.stack import reaper, supervisor
 
-__all__ = ["lease", "LEASE_MARGIN_S", "PROGRAMS", "HOLDABLE", "local_target", "check_program", "program_pid", "duration", "positive_int",
+__all__ = ["lease", "LEASE_MARGIN_S", "PROGRAMS", "HOLDABLE", "local_target", "process_target", "check_program", "program_pid", "duration", "positive_int",
            "stop_for", "freeze", "stopped_now", "server", "effect", "gone_effect"]
 
 PROGRAMS = ("postgres-primary", "postgres-standby", "api", "prometheus", "alertmanager", "alert-receiver", "liveness",
-            "heartbeat", "fault-reaper")
+            "heartbeat", "fault-reaper", "rpo-exporter")
 HOLDABLE = ("postgres-primary", "postgres-standby", "api")  # their launchers wait on a hold file
 MAX_DURATION_S = 3600
 
@@ -48,14 +49,34 @@ def local_target(target: str | None) -> dict:
     return t
 
 
+def process_target(target: str | None) -> dict:
+    """The target description of a target whose programs are processes on this machine: the
+    embedded stack's (kind local) or the container target's (kind containers, a program is a
+    container and its pid the container's main process)."""
+    t = target_mod.load(target)
+    if t.get("kind") not in ("local", "containers"):
+        raise ActivityFailed(f"this fault needs the embedded stack or the container target (kind local or "
+                             f"containers), target is {t.get('kind')!r}")
+    return t
+
+
 def check_program(program: str) -> None:
     if program not in PROGRAMS:
         raise ActivityFailed(f"unknown program {program!r}; known: {', '.join(PROGRAMS)}")
 
 
 def program_pid(t: dict, program: str) -> int:
-    """The main pid of a supervised program, asked of supervisord (it must be RUNNING)."""
+    """The main pid of a supervised program, asked of supervisord (it must be RUNNING); on the
+    container target, the host pid of the program's container's main process."""
     check_program(program)
+    if t.get("kind") == "containers":
+        name = (t.get("containers") or {}).get(program)
+        if not name:
+            raise ActivityFailed(f"the container target has no {program!r} container; it has: {', '.join(t.get('containers') or {})}")
+        try:
+            return container_engine.main_pid(container_engine.find(container_engine.client(), name))
+        except container_engine.EngineError as e:
+            raise ActivityFailed(str(e)) from None
     try:
         info = supervisor.process_info(t["supervisor_url"], program)
     except Exception as e:
@@ -71,7 +92,8 @@ def server(t: dict, which: str) -> dict:
     if which not in ("primary", "standby"):
         raise ActivityFailed(f"which must be 'primary' or 'standby', got {which!r}")
     servers = {t[role]["program"]: t[role] for role in ("primary", "standby")}
-    roles = pgroles.resolve_roles({program: srv["port"] for program, srv in servers.items()})
+    roles = pgroles.resolve_roles({program: srv["port"] for program, srv in servers.items()},
+                                  passfile=pgroles.passfile_of(t))
     if roles["primary"] is None:
         raise ActivityFailed(f"cannot tell which server is the primary now: {roles['states']}")
     return servers[roles[which]]

@@ -18,9 +18,9 @@ import time
 from chaoslib.exceptions import ActivityFailed
 
 from harness import procs
-from harness.faults import clear_undo
-from harness.faults._common import (duration, effect, freeze, gone_effect, lease, local_target, program_pid, stop_for,
-                                    stopped_now)
+from harness.faults import clear_undo, containers
+from harness.faults._common import (duration, effect, freeze, gone_effect, lease, process_target, program_pid,
+                                    stop_for, stopped_now)
 
 __all__ = ["crash_api", "hang_api", "resume_api"]
 
@@ -35,9 +35,11 @@ def crash_api(replicas: str | int = "all", target: str | None = None) -> dict:
     restarts the whole API), 'workers' (every worker, the arbiter spared: it respawns them, unless
     it is frozen), or a whole number N (that many workers: the arbiter replaces them at once; with 1
     no downtime is expected). Workers already dead (zombies a frozen arbiter has not reaped) are
-    not counted. Returns the pids killed."""
+    not counted. Returns the pids killed. On the container target the API is a container whose
+    main process is gunicorn's arbiter: 'all' crashes the container (its restart policy brings it
+    back), workers are killed inside it the same way."""
     replicas = _replicas(replicas, ("all", "workers"))
-    t = local_target(target)
+    t = process_target(target)
     arbiter = program_pid(t, "api")
     if replicas == "all":
         members = procs.group_members(arbiter)
@@ -63,11 +65,15 @@ def hang_api(duration_s: float | None = None, replicas: str | int = "all", targe
     arbiter: the workers keep serving, but a worker that dies is never replaced), 'workers' or a
     whole number N (every worker / N workers hang: gunicorn's worker timeout replaces them).
     If the liveness checker kills a frozen API before a timed resume, that is the plan's
-    auto-restart at work; SIGCONT then finds nothing to resume."""
+    auto-restart at work; SIGCONT then finds nothing to resume.
+    On the container target 'all' pauses the API's container (cgroup freezer): nothing in it runs
+    until the timed resume, resume_api or the lease (no liveness checker replaces it there)."""
     if duration_s is not None:
         duration_s = duration(duration_s)
     replicas = _replicas(replicas, ("all", "arbiter", "workers"))
-    t = local_target(target)
+    t = process_target(target)
+    if t["kind"] == containers.KIND and replicas == "all":
+        return {"replicas": "all", **containers.pause_container("api", duration_s, target, configuration)}
     arbiter = program_pid(t, "api")
     if replicas == "all":
         pids = procs.group_members(arbiter)
@@ -91,15 +97,18 @@ def resume_api(target: str | None = None) -> dict:
     """Rollback of hang_api: SIGCONT every process hang_api stopped (those the liveness checker
     killed meanwhile are simply gone) and every process of the API running now. Harmless when
     nothing is stopped."""
-    pids = list(_hung)
-    try:
-        pids += procs.group_members(program_pid(local_target(target), "api"))
+    pids, paused = list(_hung), None
+    try:  # a rollback never fails for want of a target it can act on
+        t = process_target(target)
+        if t["kind"] == containers.KIND:
+            paused = containers.resume_container("api", target)["detail"]
+        pids += procs.group_members(program_pid(t, "api"))
     except ActivityFailed:
         pass
     resumed = procs.signal_all(sorted(set(pids)), signal.SIGCONT)
     _hung.clear()
     clear_undo(UNDO_KEY)
-    return {"resumed": resumed}
+    return {"resumed": resumed, **({"container": paused} if paused else {})}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from pathlib import Path
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
-from harness import history as history_mod, target as target_mod
+from harness import target as target_mod
+from harness.ledger_shards import run_events
 
 __all__ = ["delete_acknowledged_rows"]
 
@@ -30,7 +31,8 @@ def delete_acknowledged_rows(count: int = 20, target: str | None = None, seed: i
     if not run_dir:
         raise ActivityFailed(f"no run session in the configuration ({RUN_SESSION_KEY}): run this experiment "
                              f"with harness.control in its controls, through `gameday run`")
-    acked = [e["key"] for e in history_mod.read(Path(run_dir) / "history.jsonl")
+    # The history and, with distributed load, the workers' ledger shards.
+    acked = [e["key"] for e in run_events(Path(run_dir) / "history.jsonl")
              if e["kind"] == "op" and e["type"] == "ok" and e.get("f") == "write"]
     if len(acked) < count:
         raise ActivityFailed(f"only {len(acked)} acknowledged writes so far, fewer than count={count}")

@@ -26,7 +26,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from harness import pgroles, procs
 from harness.errors import first_line
-from harness.faults import register_undo
+from harness.faults import containers, register_undo
 from harness.faults._common import effect, gone_effect, lease, local_target, positive_int, program_pid, server
 from harness.faults.process import disable_restart, enable_restart
 from harness.target import incident_path
@@ -165,7 +165,10 @@ def bad_statement(sql: str | None = None, fraction: float = 0.5, target: str | N
 def lose_primary(target: str | None = None, configuration: dict = None) -> dict:
     """The primary is lost for good: its restart is disabled (hold file) and its postmaster and
     every backend are SIGKILLed, so it stays down. The recovery is the failover to the standby
-    (harness.recovery.failover.failover); `end_primary_loss` is the rollback."""
+    (harness.recovery.failover.failover); `end_primary_loss` is the rollback. On the container
+    target the primary's container is stopped and stays down (harness.faults.containers)."""
+    if containers.is_container_target(target):
+        return containers.lose_primary(target, configuration)
     t = local_target(target)
     primary = server(t, "primary")
     program = primary["program"]
@@ -190,7 +193,8 @@ def lose_primary(target: str | None = None, configuration: dict = None) -> dict:
     other = [t[r]["port"] for r in ("primary", "standby") if t[r]["program"] != program]
     register_undo(f"hold:{program}", lambda: end_primary_loss(target),
                   spec={"kind": "release_primary_hold", "path": hold["hold"], "data_dir": primary["data_dir"],
-                        "other_port": other[0] if other else None}, **lease(t, configuration))
+                        "other_port": other[0] if other else None, "passfile": pgroles.passfile_of(t)},
+                  **lease(t, configuration))
     return {**record, "effect": evidence}
 
 
@@ -201,6 +205,8 @@ def end_primary_loss(target: str | None = None) -> dict:
     happened, the old primary comes back as the primary. But if another server was promoted while
     the old primary's folder is still a primary's (no standby.signal), starting it would make two
     primaries: then the hold stays and the answer says why (rebuild it as a standby first)."""
+    if containers.is_container_target(target):
+        return containers.end_primary_loss(target)
     t = local_target(target)
     path = _lost_primary_path(t)
     try:
@@ -209,7 +215,7 @@ def end_primary_loss(target: str | None = None) -> dict:
         return {"released": None, "detail": "no primary loss recorded"}
     program, data_dir = record["program"], Path(record["data_dir"])
     other_port = [t[r]["port"] for r in ("primary", "standby") if t[r]["program"] != program]
-    promoted_elsewhere = bool(other_port) and pgroles.accepts_writes(other_port[0])
+    promoted_elsewhere = bool(other_port) and pgroles.accepts_writes(other_port[0], pgroles.passfile_of(t))
     if promoted_elsewhere and not (data_dir / "standby.signal").exists():
         return {"released": False, "program": program,
                 "detail": f"another server (port {other_port[0]}) is now the primary and {data_dir} is still a "

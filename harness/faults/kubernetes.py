@@ -1,5 +1,13 @@
 """Kubernetes faults: the BCP's scenarios against a real cluster, by configuration.
 
+The experiments in experiments/kubernetes/ inject their faults with chaostoolkit-kubernetes's own
+actions (chaosk8s: terminate_pods, rollout_deployment, drain_nodes, uncordon_node) and check
+availability with its probes. What they take from here is what chaosk8s cannot do: scale a
+workload to 0 with the original count recorded on it and an undo registered (`scale_deployment`,
+`restore_scale`), and guard a node drain so that a run dying before its rollbacks leaves no node
+cordoned (`guard_cordon`, `clear_cordon_guard`). The pod faults and `rollout_restart` below stay
+for Python callers (their deletions carry UID preconditions and report what was already gone).
+
 The target description (`kind: kubernetes`, see deploy/kubernetes/target.example.json) names the
 namespaces, workloads and label selectors; nothing here reads files of the machine it runs on
 except that description and an optional kubeconfig. The Deployment and StatefulSet controllers
@@ -24,12 +32,12 @@ from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 
 from harness import k8s_client
-from harness.faults import clear_undo, register_undo
+from harness.faults import clear_undo, pending as pending_undos, register_undo
 from harness.k8s_client import (Apis, as_int, call, database_namespace, field, load_target, namespace as k8s_namespace,
                                 read_workload, resolve_workload, why)
 
 __all__ = ["kill_api_pods", "kill_database_pod", "kill_monitoring_pod", "rollout_restart", "scale_deployment",
-           "restore_scale"]
+           "restore_scale", "guard_cordon", "clear_cordon_guard"]
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"  # what `kubectl rollout restart` sets
 REPLICAS_BEFORE = "gameday.svg-ai.io/replicas-before-scale"  # kept on the workload: survives our process
@@ -180,8 +188,62 @@ def restore_scale(component: str = "api", deployment: str | None = None, namespa
     return {**record, "restored": True, "replicas": to}
 
 
+def guard_cordon(label_selector: str, target: str | None = None) -> dict:
+    """Before a node drain (chaosk8s.node.actions.drain_nodes cordons the nodes it drains and
+    leaves them so): register with the harness's safety net the undo that uncordons the nodes
+    matching `label_selector` that are schedulable now, so a run that dies before its rollbacks
+    leaves no node cordoned. A node an operator had already cordoned is left as it was.
+    Returns the nodes guarded and those found already cordoned."""
+    selector = _node_selector(label_selector)
+    t, src = load_target(target)
+    apis = k8s_client.make_apis(t, src)
+    nodes = call(f"cannot list nodes matching {selector!r}", apis.core.list_node, label_selector=selector).items
+    if not nodes:
+        raise ActivityFailed(f"no node matches {selector!r}: label the node the game day may fail "
+                             f"(kubectl label node NAME {selector})")
+    guarded = sorted(n.metadata.name for n in nodes if not n.spec.unschedulable)
+    key = _cordon_key(selector)
+    register_undo(key, lambda: _uncordon(apis, guarded))
+    return {"label_selector": selector, "guarded": guarded, "undo": key, "at": time.time(),
+            "already_cordoned": sorted(n.metadata.name for n in nodes if n.spec.unschedulable)}
+
+
+def clear_cordon_guard(label_selector: str, target: str | None = None) -> dict:
+    """Rollback, after chaosk8s.node.actions.uncordon_node: drop the undo guard_cordon registered.
+    Refuses (keeping the undo, so the safety net still uncordons) while a node matching
+    `label_selector` that it guarded is still cordoned, and names it."""
+    selector = _node_selector(label_selector)
+    t, src = load_target(target)
+    apis = k8s_client.make_apis(t, src)
+    nodes = call(f"cannot list nodes matching {selector!r}", apis.core.list_node, label_selector=selector).items
+    still = sorted(n.metadata.name for n in nodes if n.spec.unschedulable)
+    key = _cordon_key(selector)
+    if still and key in pending_undos():
+        raise ActivityFailed(f"node(s) {', '.join(still)} matching {selector!r} are still cordoned after the rollback; "
+                             f"the harness's safety net will uncordon them (or: kubectl uncordon {still[0]})")
+    clear_undo(key)
+    return {"label_selector": selector, "cleared": key, "still_cordoned": still, "at": time.time()}
+
+
 # ---------------------------------------------------------------------------------------------
 # Internals
+
+def _node_selector(value) -> str:
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
+        raise ActivityFailed(f"label_selector must be a node label selector such as 'svg-ai.io/gameday-node-failure=true', "
+                             f"got {value!r}")
+    return value.strip()
+
+
+def _cordon_key(selector: str) -> str:
+    return f"cordon:nodes/{selector}"
+
+
+def _uncordon(apis: Apis, names: list[str]) -> list[str]:
+    for name in names:
+        call(f"cannot uncordon node {name!r}", apis.core.patch_node, name, {"spec": {"unschedulable": False}})
+    return names
+
 
 def _grace(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GRACE_PERIOD_S:

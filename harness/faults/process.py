@@ -14,17 +14,19 @@ from pathlib import Path
 from chaoslib.exceptions import ActivityFailed
 
 from harness import procs
-from harness.faults import clear_undo, register_undo
-from harness.faults._common import (HOLDABLE, check_program, duration, gone_effect, lease, local_target, program_pid,
-                                    server, stop_for)
+from harness.faults import clear_undo, containers, register_undo
+from harness.faults._common import (HOLDABLE, check_program, duration, gone_effect, lease, local_target, process_target,
+                                    program_pid, server, stop_for)
 
 __all__ = ["kill_database", "freeze_database", "kill_program", "disable_restart", "enable_restart",
            "kill_monitoring"]
 
 
 def kill_program(program: str, sig: str = "SIGKILL", whole_group: bool = False, target: str | None = None) -> dict:
-    """Send `sig` to a supervised program's main process (or its whole process group)."""
-    t = local_target(target)
+    """Send `sig` to a supervised program's main process (or its whole process group). On the
+    container target the program is a container: its main process gets the signal, and a SIGKILL
+    crashes the container, which its restart policy brings back."""
+    t = process_target(target)
     signum = _signal(sig)
     pid = program_pid(t, program)
     members = procs.group_members(pid) if whole_group else [pid]
@@ -42,7 +44,7 @@ def kill_database(which: str = "primary", target: str | None = None) -> dict:
     """SIGKILL the PostgreSQL postmaster (`which`: primary or standby). Its backends lose their
     parent and the server crashes; supervision restarts it and crash recovery replays the WAL."""
     # Roles move on failover: ask the servers which program holds the role now.
-    program = server(local_target(target), which)["program"]
+    program = server(process_target(target), which)["program"]
     return kill_program(program, "SIGKILL", target=target)
 
 
@@ -50,9 +52,13 @@ def freeze_database(duration_s: float = 4.0, which: str = "primary", target: str
                     configuration: dict = None) -> dict:
     """Freeze the PostgreSQL server (postmaster and every backend) with SIGSTOP for `duration_s`
     seconds, then SIGCONT. Commits in flight hang: the client cannot know whether they happened,
-    so the load records them as `info` (in doubt), never `ok`."""
+    so the load records them as `info` (in doubt), never `ok`. On the container target the
+    server's container is paused (cgroup freezer) for `duration_s` seconds."""
     duration_s = duration(duration_s)
-    t = local_target(target)
+    t = process_target(target)
+    if t["kind"] == containers.KIND:
+        program = server(t, which)["program"]
+        return {"which": which, **containers.pause_container(program, duration_s, target, configuration)}
     data_dir = server(t, which)["data_dir"]
     pids = procs.pids_in(data_dir)
     if not pids:

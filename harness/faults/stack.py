@@ -155,9 +155,8 @@ def _killpg(pgid: int) -> None:
 
 def _listening(t: dict) -> list[str]:
     ports = {"api": int(t["api_url"].rsplit(":", 1)[1]), "postgres-primary": t["primary"]["port"],
-             "postgres-standby": t["standby"]["port"], "prometheus": int(t["prometheus_url"].rsplit(":", 1)[1]),
-             "supervisor": int(t["supervisor_url"].rstrip("/").rsplit(":", 1)[1])}
-    busy = []
+             "postgres-standby": t["standby"]["port"], "prometheus": int(t["prometheus_url"].rsplit(":", 1)[1])}
+    busy = ["supervisor"] if supervisor.alive(t["supervisor_url"]) else []
     for name, port in ports.items():
         with socket.socket() as s:
             s.settimeout(0.5)

@@ -7,7 +7,8 @@ every operation logged to the history with Jepsen outcomes:
   info     unknown: timeout, connection reset after sending, a 5xx (the commit may have happened)
 
 Run as its own process (`python -m harness.recorders.load …`): locust's gevent monkey-patching
-must not share a process with requests/urllib3. `LoadGenerator` starts and stops that process.
+must not share a process with requests/urllib3. `LoadGenerator` starts and stops that process
+(or, for load from several hosts, locust's master and workers: harness/recorders/distributed.py).
 Stopping is graceful (SIGTERM): users finish the request in flight, so every invoke completes.
 """
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,59 +26,153 @@ from pathlib import Path
 
 from harness.api_contract import OPTIMIZE_PATH, optimize_body, stored_digest
 from harness.history import History
+from harness.ledger_shards import safe_worker_id, shard_dir
+
+READY_FILE = "ready"  # the master creates it in the shard folder once every worker joined
 
 
 class LoadGenerator:
-    """Controller used by the control: start/stop the locust process (never imports locust)."""
+    """Controller used by the control: start/stop the locust process(es) (never imports locust).
+
+    `workers` = 0: one locust process appending to the history (the default). `workers` = N > 0:
+    locust's distributed mode (harness/recorders/distributed.py), one master and N local worker
+    processes, plus `remote_workers` started by hand on other hosts (README: the worker command
+    line); the master binds `master_bind`:`master_port` and waits for all of them. Each worker's
+    writes land in its ledger shard (harness/ledger_shards.py), keys carrying its worker id."""
 
     def __init__(self, api_url: str, history_path: str | os.PathLike, t0: float, users: int = 8,
                  log_path: str | os.PathLike | None = None, duration_s: float = 3600.0,
-                 key_prefix: str | None = None):
+                 key_prefix: str | None = None, workers: int = 0, remote_workers: int = 0,
+                 master_bind: str = "127.0.0.1", master_port: int | None = None, join_timeout_s: float = 60.0):
+        if workers < 0 or remote_workers < 0 or (remote_workers and not workers):
+            raise ValueError(f"load workers must be >= 0 (remote ones need at least one local), got "
+                             f"{workers} local and {remote_workers} remote")
         # Every key starts with the prefix: the final read reads the whole key space by it.
         self.key_prefix = key_prefix or f"load-{os.getpid()}-{time.time_ns()}-"
-        self.cmd = [sys.executable, "-m", "harness.recorders.load", "--api-url", api_url,
-                    "--history", str(history_path), "--t0", repr(t0), "--users", str(users),
-                    "--duration", str(duration_s), "--key-prefix", self.key_prefix,
-                    "--parent-pid", str(os.getpid())]
+        common = ["--api-url", api_url, "--history", str(history_path), "--t0", repr(t0), "--users", str(users),
+                  "--duration", str(duration_s), "--key-prefix", self.key_prefix, "--parent-pid", str(os.getpid())]
+        self.workers = workers
+        self.shard_dir = shard_dir(history_path) if workers else None
+        self.master_port = (master_port or free_port(master_bind)) if workers else None
+        if not workers:
+            self.cmds = [[sys.executable, "-m", "harness.recorders.load", *common]]
+        else:
+            self.cmds = [[sys.executable, "-m", "harness.recorders.distributed", "master", *common,
+                          "--expect-workers", str(workers + remote_workers), "--bind", master_bind,
+                          "--port", str(self.master_port), "--shard-dir", str(self.shard_dir),
+                          "--join-timeout", str(join_timeout_s)]]
+            host = socket.gethostname()
+            connect = "127.0.0.1" if master_bind in ("0.0.0.0", "*", "") else master_bind
+            for i in range(workers):
+                self.cmds.append([sys.executable, "-m", "harness.recorders.distributed", "worker",
+                                  "--master-host", connect, "--master-port", str(self.master_port),
+                                  "--worker-id", safe_worker_id(f"{host}-w{i}"), "--parent-pid", str(os.getpid())])
+        self.cmd = self.cmds[0]
         self.log_path = Path(log_path) if log_path else None
-        self.proc: subprocess.Popen | None = None
+        self.procs: list[subprocess.Popen] = []
         self._stopping = False
 
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        """The single-process load generator, or the master."""
+        return self.procs[0] if self.procs else None
+
     def start(self) -> "LoadGenerator":
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        if out is not subprocess.DEVNULL:
-            out.close()
+        for cmd in self.cmds:
+            out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+            self.procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+            if out is not subprocess.DEVNULL:
+                out.close()
         return self
 
+    def wait_ready(self, timeout_s: float = 60.0) -> bool:
+        """Distributed mode: block until every worker joined the master and estimated its clock
+        (the master says so with a `ready` file), or the master exited, or `timeout_s`. The
+        single-process generator is ready at once."""
+        if not self.workers:
+            return self.running()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if (self.shard_dir / READY_FILE).exists():
+                return True
+            if not self.running():
+                return False
+            time.sleep(0.1)
+        return False
+
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return bool(self.procs) and all(p.poll() is None for p in self.procs)
 
     def failure(self) -> str | None:
-        """Why this instrument cannot be trusted, or None: it exited before it was stopped, or it
-        did not exit cleanly when stopped (its last writes may have no recorded outcome)."""
-        if self.proc is None:
+        """Why this instrument cannot be trusted, or None: a process exited before it was stopped,
+        or did not exit cleanly when stopped (its last writes may have no recorded outcome)."""
+        if not self.procs:
             return "never started"
-        code = self.proc.poll()
-        if code is None:
-            return None
-        if not self._stopping:
-            return f"exited with status {code} before the end of observation"
-        return None if code == 0 else f"exited with status {code} when stopped"
+        for i, proc in enumerate(self.procs):
+            who = "" if not self.workers else ("master: " if i == 0 else f"worker {i - 1}: ")
+            code = proc.poll()
+            if code is None:
+                continue
+            if not self._stopping:
+                return f"{who}exited with status {code} before the end of observation"
+            if code != 0:
+                return f"{who}exited with status {code} when stopped"
+        return None
 
     def stop(self, grace_s: float = 10.0) -> int | None:
-        """SIGTERM, wait for in-flight requests to complete, then SIGKILL if it lingers."""
-        if self.proc is None:
+        """SIGTERM, wait for in-flight requests to complete, then SIGKILL if it lingers. In
+        distributed mode the master is told: it stops its workers gracefully (each flushes its
+        shard) before it exits; workers still there after that are ended too."""
+        if not self.procs:
             return None
-        if self.proc.poll() is None:
-            self._stopping = True
-            self.proc.send_signal(signal.SIGTERM)
+        self._stopping = True
+        for proc in self.procs:  # the master first: it coordinates the workers' graceful stop
+            if proc.poll() is None:
+                if proc is self.procs[0]:
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(grace_s)
+                except subprocess.TimeoutExpired:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(2.0)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+        return self.procs[0].returncode
+
+
+def free_port(host: str = "127.0.0.1", low: int = 20000, high: int = 32000) -> int:
+    """A port that is free now, below the kernel's range for outgoing connections (32768+),
+    where a listening port can be taken by some client's connection."""
+    bind = "0.0.0.0" if host in ("*", "", "0.0.0.0") else host
+    for port in random.sample(range(low, high), 200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
-                self.proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+                s.bind((bind, port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError(f"no free port between {low} and {high} on {host}")
+
+
+def write_one(client, key: str, record) -> str:
+    """One write of `key` through the API with a locust client, recorded invoke → outcome by
+    calling `record(**fields)` twice (Jepsen semantics, see the module's docstring)."""
+    record(type="invoke", f="write", key=key)
+    resp = client.post(OPTIMIZE_PATH, name="optimize", json=optimize_body(key))
+    # No status code means the exchange itself broke; otherwise the code decides.
+    outcome = classify(resp.status_code or 0, None if resp.status_code else resp.error)
+    fields = {"type": outcome, "f": "write", "key": key}
+    if outcome == "ok":
+        try:  # what the API says it stored: the final read compares the row with it
+            fields["digest"] = stored_digest(resp.json())
+        except ValueError:
+            fields["digest"] = None
+    else:
+        fields["error"] = (type(resp.error).__name__ if resp.error else f"HTTP {resp.status_code}")
+    record(**fields)
+    return outcome
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,19 +228,7 @@ def _main(argv=None) -> int:
                 return
             key = f"{prefix}{next(counter)}"
             in_flight["n"] += 1
-            history.append("op", type="invoke", f="write", key=key)
-            resp = self.client.post(OPTIMIZE_PATH, name="optimize", json=optimize_body(key))
-            # No status code means the exchange itself broke; otherwise the code decides.
-            outcome = classify(resp.status_code or 0, None if resp.status_code else resp.error)
-            fields = {"type": outcome, "f": "write", "key": key}
-            if outcome == "ok":
-                try:  # what the API says it stored: the final read compares the row with it
-                    fields["digest"] = stored_digest(resp.json())
-                except ValueError:
-                    fields["digest"] = None
-            else:
-                fields["error"] = (type(resp.error).__name__ if resp.error else f"HTTP {resp.status_code}")
-            history.append("op", **fields)
+            write_one(self.client, key, lambda **fields: history.append("op", **fields))
             in_flight["n"] -= 1
 
     env = Environment(user_classes=[Writer], events=events)

@@ -22,7 +22,7 @@ import psycopg
 from chaoslib.exceptions import ActivityFailed
 
 from harness.errors import first_line
-from harness.pgroles import admin_dsn, server_dsn
+from harness.pgroles import admin_dsn, passfile_of, server_dsn
 from harness.recovery.runbook import RecoveryInputError, exclusive, load_local, load_target, primary_roles
 from harness.stack import postgres
 
@@ -94,7 +94,7 @@ def switch_wal(target: str | None = None, timeout_s: float = ARCHIVE_WAIT_S) -> 
     roles = primary_roles(t, layout)
     if roles["primary_state"] != "primary":
         raise ActivityFailed(f"no primary answers (port {layout.port(roles['primary'])} is {roles['primary_state']})")
-    return switch_and_wait(layout.port(roles["primary"]), Path(t["archive_dir"]), float(timeout_s))
+    return switch_and_wait(layout.port(roles["primary"]), Path(t["archive_dir"]), float(timeout_s), passfile_of(t))
 
 
 def archive_status(target: str | None = None) -> dict:
@@ -224,11 +224,11 @@ def archive_history(archive: Path) -> dict:
     return {"latest": latest, "parents": parents}
 
 
-def switch_and_wait(port: int, archive: Path, timeout_s: float) -> dict:
+def switch_and_wait(port: int, archive: Path, timeout_s: float, passfile: str | None = None) -> dict:
     """A commit now, pg_switch_wal(), and wait until the closed segment is archived."""
     t0 = time.monotonic()
     try:
-        with psycopg.connect(server_dsn(port), autocommit=True) as c:
+        with psycopg.connect(server_dsn(port, passfile=passfile), autocommit=True) as c:
             # A transaction with an xid writes a commit record stamped now: a target time in the
             # past then always has a commit after it to stop at.
             c.execute("select txid_current()")
@@ -247,6 +247,18 @@ def switch_and_wait(port: int, archive: Path, timeout_s: float) -> dict:
     except psycopg.Error as e:
         raise ActivityFailed(f"WAL switch on port {port} failed: {first_line(e)}") from None
     return {"segment": segment, "switch_lsn": str(lsn), "archived_s": round(time.monotonic() - t0, 3)}
+
+
+def folder_bytes(path: str | os.PathLike) -> int:
+    """Bytes of every file under `path` (files vanishing meanwhile count 0)."""
+    size = 0
+    for root, _dirs, files in os.walk(path):
+        for n in files:
+            try:
+                size += os.lstat(os.path.join(root, n)).st_size
+            except OSError:
+                pass
+    return size
 
 
 def mtime(path: Path) -> datetime:
@@ -279,13 +291,7 @@ def _backup_info(path: Path, history: dict) -> dict:
     ended = datetime.fromtimestamp(manifest_file.stat().st_mtime, timezone.utc)
     start_wal = re.search(r"\(file ([0-9A-F]{24})\)", label["START WAL LOCATION"]).group(1)
     on_history = tli == history["latest"] or (tli in history["parents"] and _lsn(end_lsn) <= history["parents"][tli])
-    size = 0
-    for root, _dirs, files in os.walk(path):
-        for n in files:
-            try:
-                size += os.lstat(os.path.join(root, n)).st_size
-            except OSError:
-                pass
+    size = folder_bytes(path)
     return {"id": path.name, "path": str(path), "started": started, "ended": ended.isoformat(),
             "timeline": tli, "start_lsn": label["START WAL LOCATION"].split()[0], "end_lsn": end_lsn,
             "start_wal": start_wal, "size_bytes": size, "on_current_history": on_history,

@@ -8,7 +8,7 @@ import sys
 from chaoslib.exceptions import ActivityFailed
 
 from harness.errors import UsageError, first_line
-from harness.recovery import artifacts, backup, database, failover, verify
+from harness.recovery import artifacts, backup, database, failover, retention, verify
 from harness.recovery.runbook import RecoveryInputError
 
 
@@ -32,6 +32,9 @@ def register(sub) -> None:
     _common(p, cmd_db_restore)
     p = dsub.add_parser("cleanup", help="delete all but the newest backups (and WAL only they needed)")
     p.add_argument("--keep", type=int, default=3, help="backups to keep (default 3)")
+    p.add_argument("--rows-older-than-days", type=float, default=7.0, metavar="DAYS",
+                   help="also delete the harness's own rows (load writes, heartbeat, probes) older than this "
+                        "from the application table (default 7)")
     _common(p, cmd_db_cleanup)
 
     art = bsub.add_parser("artifacts", help="model files and approved configuration")
@@ -129,7 +132,16 @@ def summary_db_verify(r: dict) -> str:
     integrity = "integrity ok" if r["integrity_ok"] else f"INTEGRITY FAILED: {r['detail']}"
     return (f"verified {r['backup_id']}: restore time {r['restore_s']} s; newest restorable point "
             f"{r['newest_restorable_point']} ({_age(r['age_s'])}); {integrity}; {r['rows']} rows\n"
+            f"{_exposure(r)}\n"
             f"record: {r['record']}")
+
+
+def _exposure(r: dict) -> str:
+    """The standing RPO exposure the verification recorded, per way back."""
+    seen = r.get("rpo_exposure_s")
+    if not seen:
+        return f"RPO exposure not recorded: {r.get('rpo_exposure_error') or 'no figure'}"
+    return "RPO exposure now: " + ", ".join(f"{way} {seconds:g} s" for way, seconds in sorted(seen.items()))
 
 
 def summary_db_restore(r: dict) -> str:
@@ -160,11 +172,18 @@ def cmd_db_restore(args) -> int:
                target_time=args.target_time)
 
 
+def _cleanup(target: str | None, keep: int, rows_older_than_days: float) -> dict:
+    """Every retention at once: backups, the WAL only they needed, the harness's own rows."""
+    return {**backup.cleanup_backups(keep, target),
+            **retention.prune_harness_rows(rows_older_than_days, target)}
+
+
 def cmd_db_cleanup(args) -> int:
-    return run(backup.cleanup_backups, args, lambda r: (
+    return run(_cleanup, args, lambda r: (
         f"kept {len(r['kept'])} backup(s), deleted {len(r['deleted'])}"
-        f"{': ' + ', '.join(r['deleted']) if r['deleted'] else ''}; pruned {r['archive_files_pruned']} archived WAL file(s)"),
-        keep=args.keep)
+        f"{': ' + ', '.join(r['deleted']) if r['deleted'] else ''}; pruned {r['archive_files_pruned']} archived WAL file(s); "
+        f"deleted {r['rows_pruned']} harness row(s) older than {args.rows_older_than_days:g} day(s), "
+        f"{r['rows_left']} row(s) left"), keep=args.keep, rows_older_than_days=args.rows_older_than_days)
 
 
 # --- artifacts ----------------------------------------------------------------------------------

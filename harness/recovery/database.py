@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
-from harness.pgroles import server_dsn, server_role
+from harness.pgroles import passfile_of, server_dsn, server_role
 from harness.recovery.backup import (ARCHIVE_WAIT_S, archive_history, choose_backup, create_backup, install_backup,
                                      scan_backups, switch_and_wait)
 from harness.recovery.runbook import RecoveryInputError, exclusive, load_local, primary_roles, wait_streaming
@@ -80,7 +80,7 @@ def _restore(t: dict, layout: Layout, chosen: dict, when: datetime | None, targe
     #    target time needs a commit after it to stop at) and a WAL switch, archived.
     if roles["primary_state"] == "primary":
         try:
-            switched = switch_and_wait(port, Path(t["archive_dir"]), ARCHIVE_WAIT_S)
+            switched = switch_and_wait(port, Path(t["archive_dir"]), ARCHIVE_WAIT_S, passfile_of(t))
             result["archived_before_restore"] = switched
         except ActivityFailed as e:
             result["archived_before_restore"] = {"error": str(e)}
@@ -129,7 +129,7 @@ def _restore(t: dict, layout: Layout, chosen: dict, when: datetime | None, targe
         postgres.clone_standby(layout, port, other_data, other_port)
         release(layout, other)
         supervisor.start(sup, other)
-        wait_streaming(other_port, 60)
+        wait_streaming(other_port, 60, passfile_of(t))
         result["standby_rebuilt"] = True
     except Exception as e:
         result["standby_rebuilt"] = False
@@ -239,7 +239,7 @@ def _recover(t: dict, layout: Layout, prog: str, data: Path, log_path: Path, tim
     supervisor.start(sup, prog)
     deadline = time.monotonic() + timeout_s
     while True:
-        state = server_role(port)
+        state = server_role(port, passfile=passfile_of(t))
         if state == "primary":
             break
         text = _read_from(log_path, offset)
@@ -263,7 +263,7 @@ def _recover(t: dict, layout: Layout, prog: str, data: Path, log_path: Path, tim
         if time.monotonic() > deadline:
             raise ActivityFailed(f"the restored server on port {port} was not promoted within {timeout_s:.0f} s (see {log_path})")
         time.sleep(0.1)
-    with psycopg.connect(server_dsn(port), autocommit=True) as c:
+    with psycopg.connect(server_dsn(port, passfile=passfile_of(t)), autocommit=True) as c:
         lsn, ts, wal = c.execute("select pg_last_wal_replay_lsn(), pg_last_xact_replay_timestamp(), "
                                  "pg_walfile_name(pg_current_wal_lsn())").fetchone()
     return {"replay_end_lsn": str(lsn) if lsn else None, "recovered_to": ts.isoformat() if ts else None,

@@ -68,7 +68,7 @@ def _plan(t: dict, layout: Layout) -> dict:
     p, s = t["primary"]["program"], t["standby"]["program"]
     if {p, s} != set(PROGRAMS):
         raise RecoveryInputError(f"target.json names programs {p!r} and {s!r}; expected {PROGRAMS[0]} and {PROGRAMS[1]}")
-    sp, ss = server_role(layout.port(p)), server_role(layout.port(s))
+    sp, ss = server_role(layout.port(p), passfile=layout.passfile), server_role(layout.port(s), passfile=layout.passfile)
     states = f"{p} on port {layout.port(p)} is {sp}, {s} on port {layout.port(s)} is {ss}"
     if ss == "standby":
         return {"step": "promote", "new": s, "old": p, "old_state": sp, "states": states}
@@ -98,11 +98,11 @@ def _checkpoint_lsn(pg_bin: str, data: Path) -> int | None:
     return (int(m.group(1), 16) << 32) | int(m.group(2), 16)
 
 
-def _wait_received(port: int, lsn: int, timeout_s: float) -> bool:
+def _wait_received(port: int, lsn: int, timeout_s: float, passfile: str | None = None) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            with psycopg.connect(server_dsn(port), autocommit=True) as c:
+            with psycopg.connect(server_dsn(port, passfile=passfile), autocommit=True) as c:
                 got = c.execute("select pg_last_wal_receive_lsn() - '0/0'::pg_lsn").fetchone()[0]
             if got is not None and int(got) > lsn:
                 return True
@@ -155,10 +155,10 @@ def _failover_locked(t: dict, layout: Layout, target: str | None, rebuild: bool,
         # 2. A cleanly stopped primary shipped its last WAL; make sure the standby has it.
         if plan["step"] == "promote":
             ckpt = _checkpoint_lsn(t["pg_bin"], layout.data_dir(old)) if plan["old_state"] == "primary" else None
-            result["standby_caught_up"] = _wait_received(new_port, ckpt, 5.0) if ckpt is not None else None
+            result["standby_caught_up"] = _wait_received(new_port, ckpt, 5.0, layout.passfile) if ckpt is not None else None
             t_promote = time.monotonic()
             try:
-                with psycopg.connect(server_dsn(new_port), autocommit=True) as c:
+                with psycopg.connect(server_dsn(new_port, passfile=layout.passfile), autocommit=True) as c:
                     promoted = c.execute("select pg_promote(true, %s)", (int(timeout_s),)).fetchone()[0]
             except psycopg.Error as e:
                 raise ActivityFailed(f"promotion of {new} on port {new_port} failed: {e}; {old} stays fenced "
@@ -186,7 +186,7 @@ def _failover_locked(t: dict, layout: Layout, target: str | None, rebuild: bool,
             postgres.clone_standby(layout, new_port, layout.data_dir(old), old_port)
             release(layout, old)
             supervisor.start(sup, old)
-            wait_streaming(old_port, timeout_s)
+            wait_streaming(old_port, timeout_s, layout.passfile)
         except Exception as e:
             raise ActivityFailed(f"{new} is the primary now, but rebuilding {old} as its standby failed: "
                                  f"{first_line(e)}") from None

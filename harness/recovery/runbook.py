@@ -70,7 +70,7 @@ def exclusive(t: dict, what: str):
 def primary_roles(t: dict, layout: Layout) -> dict:
     """Which program is the primary now: the one that answers as primary, else target.json's.
     {primary, standby, primary_state, standby_state} (states: primary, standby or down)."""
-    roles = pgroles.resolve_roles({p: layout.port(p) for p in pgroles.PROGRAMS})
+    roles = pgroles.resolve_roles({p: layout.port(p) for p in pgroles.PROGRAMS}, passfile=layout.passfile)
     primary = roles["primary"]
     if primary is None:
         named = t.get("primary", {}).get("program")
@@ -80,14 +80,14 @@ def primary_roles(t: dict, layout: Layout) -> dict:
             "standby_state": roles["states"][other]}
 
 
-def wait_streaming(port: int, timeout_s: float) -> float:
+def wait_streaming(port: int, timeout_s: float, passfile: str | None = None) -> float:
     """Wait until the standby on `port` streams WAL from a primary; return how long it took."""
     t0 = time.monotonic()
     deadline = t0 + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
         try:
-            if postgres.wal_receiver_streaming(port):
+            if postgres.wal_receiver_streaming(port, passfile):
                 return time.monotonic() - t0
             last = "WAL receiver not streaming"
         except psycopg.Error as e:

@@ -25,11 +25,12 @@ from chaoslib.exceptions import ActivityFailed
 
 from harness import target as target_mod
 from harness.errors import first_line
-from harness.pgroles import server_dsn, server_role
+from harness.pgroles import passfile_of, server_dsn, server_role
 from harness.recovery.backup import choose_backup, install_backup, mtime, scan_backups
 from harness.recovery.runbook import RecoveryInputError, load_target
 from harness.stack import postgres
 from probes.database import amcheck
+from probes.monitoring import rpo_exposure
 
 __all__ = ["verify_backup"]
 
@@ -46,7 +47,8 @@ def verify_backup(backup_id: str = "latest", target: str | None = None, records_
     is always stopped and deleted.
 
     Writes a record `{"kind": "backup-verify", "wall", "backup_id", "restore_s",
-    "newest_restorable_point", "age_s", "integrity_ok", "rows", "detail"}` into `records_dir`
+    "newest_restorable_point", "age_s", "integrity_ok", "rows", "detail", "rpo_exposure_s" (per way
+    back, as Prometheus sees it then), "rpo_exposure_error"}` into `records_dir`
     (default reports/backup-verify/ in the project) and returns it with the record's path."""
     t = load_target(target)
     backups = scan_backups(t)
@@ -63,6 +65,7 @@ def verify_backup(backup_id: str = "latest", target: str | None = None, records_
     wall = datetime.now(timezone.utc)
     record = {"kind": "backup-verify", "wall": wall.isoformat(), "backup_id": chosen["id"], "restore_s": None,
               "newest_restorable_point": None, "age_s": None, "integrity_ok": False, "rows": None, "detail": ""}
+    record.update(_standing_exposure(target))
     error = None
     try:
         record.update(_scratch_restore(t, chosen, port, timeout_s))
@@ -77,6 +80,18 @@ def verify_backup(backup_id: str = "latest", target: str | None = None, records_
 
 # ---------------------------------------------------------------------------------------------
 # Internals
+
+def _standing_exposure(target: str | None) -> dict:
+    """The RPO exposure of each way back as the monitoring sees it now: the restore shows how fresh
+    the archive was at this moment, this shows the standing figure the alert watches."""
+    try:
+        exposure = rpo_exposure(target)
+    except Exception as e:  # the verification itself does not depend on the monitoring
+        return {"rpo_exposure_s": None, "rpo_exposure_error": f"Prometheus could not be asked: {first_line(e)}"}
+    if not exposure:
+        return {"rpo_exposure_s": None, "rpo_exposure_error": "Prometheus has no svg_ai_rpo_exposure_seconds"}
+    return {"rpo_exposure_s": exposure, "rpo_exposure_error": None}
+
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
@@ -126,14 +141,14 @@ def _scratch_restore(t: dict, backup: dict, port: int, timeout_s: float) -> dict
         postgres.chown_to_server_user(scratch)
         proc = _spawn_postgres(Path(t["pg_bin"]) / "postgres", data, log_file, t.get("server_user"))
         deadline = time.monotonic() + timeout_s
-        while server_role(port) != "primary":
+        while server_role(port, passfile=passfile_of(t)) != "primary":
             if proc.poll() is not None:
                 raise ActivityFailed(f"scratch server exited with code {proc.returncode}: {_last_fatal(log_file)}")
             if time.monotonic() > deadline:
                 raise ActivityFailed(f"scratch server was not promoted within {timeout_s:.0f} s: {_last_fatal(log_file)}")
             time.sleep(0.1)
         restore_s = time.monotonic() - t0
-        with psycopg.connect(server_dsn(port, "svgai"), autocommit=True) as c:
+        with psycopg.connect(server_dsn(port, "svgai", passfile=passfile_of(t)), autocommit=True) as c:
             ts, replay_lsn, seg_size = c.execute(
                 "select pg_last_xact_replay_timestamp(), pg_last_wal_replay_lsn() - '0/0'::pg_lsn, "
                 "setting::bigint from pg_settings where name = 'wal_segment_size'").fetchone()

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from harness import target as target_mod
 from harness.errors import UsageError, first_line
 from harness.history import HistoryError
 from harness.judge import rejudge
@@ -44,6 +45,8 @@ def register(subparsers) -> None:
     p.add_argument("--quarter", required=True, help="e.g. 2026Q4")
     p.add_argument("--reports-dir", default=DEFAULT_REPORTS_DIR, help="where the runs are (default: reports)")
     p.add_argument("--out", default=None, help="output dir (default: REPORTS_DIR/quarterly-QUARTER)")
+    p.add_argument("--prometheus-url", default=None,
+                   help="where to read the quarter's RPO exposure (default: the target description's Prometheus)")
     p.set_defaults(func=cmd_quarterly)
 
     p = sub.add_parser("verify", help="check an evidence manifest against the files")
@@ -90,9 +93,19 @@ def cmd_gameday(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target_prometheus() -> str | None:
+    """The Prometheus of the target description ($GAMEDAY_TARGET, $GAMEDAY_HOME, the default
+    home), if there is one: the quarter's RPO exposure is read there."""
+    try:
+        return target_mod.load().get("prometheus_url")
+    except Exception:  # no target up: the evidence says the exposure was not read
+        return None
+
+
 def cmd_quarterly(args: argparse.Namespace) -> int:
     try:
-        index = build_quarterly(args.reports_dir, args.quarter, args.out)
+        index = build_quarterly(args.reports_dir, args.quarter, args.out,
+                                prometheus_url=args.prometheus_url or _target_prometheus())
     except ValueError as e:
         raise UsageError(f"report quarterly: {e}")
     except FileNotFoundError as e:

@@ -40,6 +40,9 @@ CRITERION_TITLES = {
     "corrupted_writes": "Acknowledged writes unchanged",
     "recovery_procedure": "Recovery procedure completed",
     "steady_state_restored": "Steady state restored",
+    "notification": "Notified in time (escalation matrix)",
+    "response": "Responded in time (escalation matrix)",
+    "rpo_warning": "RPO exposure warned of in time",
 }
 
 
@@ -123,8 +126,13 @@ def fmt_criterion_value(name: str, value: Any, role: str = "measured") -> str:
     """A criterion's measured or objective value in the unit its name implies."""
     if value is None and role == "measured":
         return {"rto": "not recovered", "rpo": "unknown", "detection": "not detected"}.get(name, "none")
-    if name in ("rto", "rpo", "detection") and is_number(value):
+    if name in ("rto", "rpo", "detection", "notification", "response", "rpo_warning") and is_number(value):
         return fmt_s(value)
+    limit = {"notification": "notify_s", "response": "respond_s"}.get(name)
+    if limit and isinstance(value, dict) and is_number(value.get(limit)):
+        return f"{value.get('severity')}: within {fmt_s(value[limit])}"
+    if name == "rpo_warning" and isinstance(value, dict) and is_number(value.get("before_exposure_s")):
+        return f"{value.get('alert')} before {fmt_s(value['before_exposure_s'])} of exposure"
     if name == "detection" and isinstance(value, dict):
         alert, limit = value.get("alert"), value.get("max_latency_s")
         if alert and is_number(limit):

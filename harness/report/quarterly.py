@@ -27,6 +27,8 @@ from markupsafe import Markup
 from harness.report import manifest as _manifest
 from harness.report.page import BCP_CRITERIA, STATUS_COLOURS, STATUSES, esc, fmt_s, is_number, render, status_of
 from harness.checkers import error_budget
+from harness.report.exposure import quarter_exposure
+from harness.report.timeline.phases_bar import PHASES
 from harness.report.rundir import (
     REPORT_HTML, RUN_FILES, VERDICT, criteria_of, find_run_dirs, iso,
     load_backup_records, load_verdict, measured, objectives, parse_quarter, parse_time,
@@ -37,8 +39,10 @@ __all__ = ["build_quarterly", "parse_quarter", "percentile"]
 BREAKING_LINKS_SHOWN = 10
 
 
-def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str | os.PathLike | None = None) -> Path:
-    """Build the quarter's evidence; returns the path of its index.html.
+def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str | os.PathLike | None = None,
+                    prometheus_url: str | None = None) -> Path:
+    """Build the quarter's evidence; returns the path of its index.html. With `prometheus_url`, the
+    standing RPO exposure of the quarter is read from it (harness/report/exposure.py).
     ValueError for a bad quarter; FileNotFoundError for a reports dir that does not exist."""
     start, end = parse_quarter(quarter)
     quarter = quarter.strip().upper()
@@ -80,6 +84,11 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
     evidence["negative_controls"] = {"runs": len(negatives), "failed_as_required": negatives.count("fail")}
     evidence["calibration_runs"] = len(calibrations)
     evidence["error_budget"] = error_budget([r.get("downtime_s") for r in runs], months=3)
+    evidence["phases"] = _phases(runs)
+    if prometheus_url:
+        evidence["rpo_exposure"] = quarter_exposure(prometheus_url, start, end)
+    else:
+        evidence["rpo_exposure"] = {"ways": {}, "error": "not read: no Prometheus was given"}
     (out / "evidence.json").write_text(json.dumps(evidence, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     index = out / "index.html"
     index.write_text(_render(evidence), encoding="utf-8")
@@ -117,6 +126,7 @@ def _run_record(d: Path, rel: str, verdict: dict, started: datetime, out: Path) 
         "rpo_objective_s": o.get("rpo_s") if is_number(o.get("rpo_s")) else None,
         "lost_writes": m.get("lost_writes"),
         "acked_writes": m.get("acked_writes"),
+        "phases": m.get("phases") if isinstance(m.get("phases"), dict) else {},
         # A run that errored or was interrupted proves nothing either way (its verdict may still
         # list criteria computed as far as possible): it is "not judged", and listed in Failures.
         "criteria": ({str(c.get("name")): bool(c.get("passed")) for c in criteria_of(verdict)}
@@ -130,6 +140,26 @@ def percentile(values: list[float], q: float) -> float | None:
         return None
     s = sorted(values)
     return s[max(0, math.ceil(q / 100 * len(s)) - 1)]
+
+
+# Criteria from other parts of the plan than its Success Criteria, in its words.
+PLAN_CRITERIA = {
+    "notification": "Escalation Matrix: Notification time for the scenario's severity",
+    "response": "Escalation Matrix: Response Time for the scenario's severity",
+    "rpo_warning": "RPO < 5 minutes maintained: warned while the recovery point was still within it",
+}
+# The recovery phases (harness/checkers/phases.py), in the order an incident goes through them.
+PHASE_KEYS = ("detect_s", "notify_s", "respond_s", "restore_s")
+
+
+def _phases(runs: list[dict]) -> dict:
+    """Each phase's median, p95 and max over the quarter's runs that measured it."""
+    out = {}
+    for key in PHASE_KEYS:
+        values = [r["phases"][key] for r in runs if is_number(r["phases"].get(key))]
+        out[key] = {"n": len(values), "median_s": percentile(values, 50), "p95_s": percentile(values, 95),
+                    "max_s": max(values) if values else None}
+    return out
 
 
 def _distribution(runs: list[dict], key: str, none_label: str) -> dict:
@@ -180,13 +210,14 @@ def _evidence(quarter: str, start: datetime, end: datetime, runs: list[dict], ba
             "rpo": _distribution(sr, "rpo_s", "unknown"),
             "monthly": monthly,
         }
-    names = list(BCP_CRITERIA) + (["detection"] if any("detection" in r["criteria"] for r in runs) else [])
+    names = list(BCP_CRITERIA) + [n for n in ("detection", *PLAN_CRITERIA) if any(n in r["criteria"] for r in runs)]
     criteria = []
     for name in names:
         breaking = [r for r in runs if r["criteria"].get(name) is False]
         criteria.append({
             "name": name,
-            "bcp": BCP_CRITERIA.get(name, "Monitoring detected the incident (harness objective, not in the BCP)"),
+            "bcp": BCP_CRITERIA.get(name) or PLAN_CRITERIA.get(
+                name, "Monitoring detected the incident (harness objective, not in the BCP)"),
             "proving": sum(1 for r in runs if r["criteria"].get(name) is True),
             "breaking": len(breaking),
             "not_judged": sum(1 for r in runs if name not in r["criteria"]),
@@ -199,6 +230,9 @@ def _evidence(quarter: str, start: datetime, end: datetime, runs: list[dict], ba
             "file": path.name, "wall": rec.get("wall"), "backup_id": rec.get("backup_id"),
             "restore_s": rec.get("restore_s"), "newest_restorable_point": rec.get("newest_restorable_point"),
             "age_s": rec.get("age_s"), "integrity_ok": rec.get("integrity_ok"), "detail": rec.get("detail"),
+            # The standing exposure the monitoring saw when the verification ran (older records: none).
+            "rpo_exposure_max_s": max((v for v in (rec.get("rpo_exposure_s") or {}).values() if is_number(v)),
+                                      default=None),
         })
     weeks_total = {tuple(datetime.fromordinal(d).isocalendar()[:2])
                    for d in range(start.toordinal(), end.toordinal())}
@@ -250,6 +284,8 @@ def _render(ev: dict) -> str:
         status_bars=Markup(_status_bars_svg(ev)) if ev["runs_total"] else "",
         status_colours=[(s, STATUS_COLOURS[s][0]) for s in STATUSES],
         scenarios=scenarios,
+        phase_rows=[{"label": label, "meaning": meaning, **(ev.get("phases") or {}).get(key, {"n": 0})}
+                    for key, label, _, meaning in PHASES],
     )
 
 

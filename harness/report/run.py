@@ -24,7 +24,7 @@ from harness.report.page import (
 from harness.report.rundir import (
     checks_of, criteria_of, load_history, load_journal, load_verdict, measured, objectives, parse_time,
 )
-from harness.report.timeline import Timeline, build_timeline, legend_items, timeline_svg
+from harness.report.timeline import Timeline, build_timeline, legend_items, phases_svg, phases_words, timeline_svg
 
 __all__ = ["write_run_report", "render_run_report"]
 
@@ -70,6 +70,7 @@ def render_run_report(run_dir: Path) -> str:
         cards=_cards(verdict),
         fault_times=_fault_times(measured(verdict)),
         chart=_chart(tl),
+        phases=_phases(verdict),
         **_loss(verdict, tl),
         checks=_checks(verdict, events),
         flags=verdict.get("flags") if isinstance(verdict.get("flags"), list) else [],
@@ -136,6 +137,9 @@ def _cards(verdict: dict) -> list[dict]:
               f"{det.get('alert')} within {fmt_s(det.get('max_latency_s'))}" if det else "no alert objective"),
         _card("Lost writes", fmt_int(lost, "unknown" if is_number(m.get("acked_writes")) else "—"),
               f"of {fmt_int(m.get('acked_writes'))} acknowledged", "bad" if (is_number(lost) and lost > 0) else ""),
+        *([_card("RPO exposure at the warning", fmt_s(m.get("rpo_exposure_at_alert_s"), "never warned"),
+                 f"objective {fmt_s(o.get('rpo_s'))}; peak seen {fmt_s(m.get('rpo_exposure_max_s'))}",
+                 "ok" if judged.get("rpo_warning") else "bad")] if "rpo_warning" in judged else []),
         _card("Writes in doubt / failed", f"{fmt_int(m.get('in_doubt_writes'))} / {fmt_int(m.get('failed_writes'))}",
               f"{fmt_int(m.get('recovered_writes'))} recovered, {fmt_int(m.get('duplicate_writes'))} duplicated"),
     ]
@@ -161,6 +165,13 @@ def _chart(tl: Timeline) -> dict | None:
                      "(the verdict lists at most 50 keys)" + ("; the loss window is shaded." if tl.loss_window else "."))
     # The SVG is built by timeline.chart, which escapes every text it draws.
     return {"svg": Markup(timeline_svg(tl)), "legend": list(legend_items(tl)), "notes": notes}
+
+
+def _phases(verdict: dict) -> dict | None:
+    """The recovery phases as one stacked bar under the timeline (None when none was measured)."""
+    phases = measured(verdict).get("phases")
+    svg = phases_svg(phases)
+    return {"svg": Markup(svg), "words": phases_words(phases)} if svg else None  # our SVG, its texts escaped
 
 
 KEY_GROUPS = (  # label, meaning, verdict's key list, measured count, op whose time is shown, verb

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import history as _history
+from harness.checkers.shards import merge_shards
+from harness.ledger_shards import SHARD_DIR, read_shards
 
 VERDICT, HISTORY, JOURNAL = "verdict.json", "history.jsonl", "journal.json"
 REPORT_HTML, JUNIT_XML = "report.html", "junit.xml"
@@ -79,7 +81,7 @@ def load_history(run_dir: Path) -> tuple[list[dict], list[str]]:
     if not path.exists():
         return [], [f"{HISTORY} is missing: no timeline can be drawn"]
     try:
-        return _history.read(path), []
+        return _with_shards(run_dir, _history.read(path)), []
     except _history.HistoryError as e:
         first = e
     events, skipped = [], 0
@@ -93,7 +95,12 @@ def load_history(run_dir: Path) -> tuple[list[dict], list[str]]:
                 skipped += 1
     events.sort(key=lambda e: e["t"])
     msg = str(first).replace(str(path), HISTORY)
-    return events, [f"{HISTORY}: skipped {skipped} unreadable line(s); first: {msg}"]
+    return _with_shards(run_dir, events), [f"{HISTORY}: skipped {skipped} unreadable line(s); first: {msg}"]
+
+
+def _with_shards(run_dir: Path, events: list[dict]) -> list[dict]:
+    """Distributed load keeps its writes in ledger shards beside the history: drawn with it."""
+    return merge_shards(events, read_shards(run_dir / SHARD_DIR))
 
 
 def parse_time(value: Any) -> datetime | None:

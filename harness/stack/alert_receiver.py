@@ -57,9 +57,11 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--out", required=True)
+    # 0.0.0.0 only inside a container (the container target), where Alertmanager is another host.
+    ap.add_argument("--host", default="127.0.0.1")
     args = ap.parse_args(argv)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args.out)).serve_forever()
+    ThreadingHTTPServer((args.host, args.port), make_handler(args.out)).serve_forever()
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness import fault_ledger, procs
-from harness.heartbeat_ledger import read_window
+from harness.heartbeat_ledger import freshness
 from harness import target as target_mod
 from harness.errors import first_line
 from harness.stack import artifact_backup, launchers, monitoring, postgres, supervisor
@@ -39,7 +39,7 @@ from harness.target import PROJECT_ROOT
 API_REPLICAS = 2
 API_WORKER_TIMEOUT_S = 10
 START_ORDER = ("postgres-primary", "postgres-standby", "api", "prometheus", "alertmanager",
-               "alert-receiver", "liveness", "heartbeat", "fault-reaper")
+               "alert-receiver", "liveness", "heartbeat", "fault-reaper", "rpo-exporter")
 HEARTBEAT_FRESH_S = 10.0  # the heartbeat counts as healthy while its newest acknowledgement is this recent
 
 
@@ -51,7 +51,7 @@ def _release_or_rebuild_held(layout: Layout, sup_url: str, held: list[str], runn
     """A held PostgreSQL server beside a running primary is a fenced ex-primary: starting it as it
     is would give two primaries (split brain), so it is rebuilt as a standby first. Beside no
     primary, the hold was only a negative control's "restart disabled": release it."""
-    primaries = [n for n in running if not postgres.in_recovery(layout.port(n))]
+    primaries = [n for n in running if not postgres.in_recovery(layout.port(n), layout.passfile)]
     for name in held:
         if primaries:
             step(f"{name} was fenced after a failover: rebuilding it as a standby of {primaries[0]}")
@@ -151,7 +151,8 @@ def programs(layout: Layout) -> list[supervisor.Program]:
             "prometheus",
             f"prometheus --config.file={layout.prometheus_dir / 'prometheus.yml'} "
             f"--storage.tsdb.path={layout.prometheus_dir / 'data'} --storage.tsdb.retention.time=90d "
-            f"--web.listen-address=127.0.0.1:{layout.port('prometheus')} --web.enable-lifecycle",
+            f"--web.listen-address=127.0.0.1:{layout.port('prometheus')}",
+            # No --web.enable-lifecycle: it would let any local user POST /-/quit.
             priority=300),
         supervisor.Program(
             "alertmanager",
@@ -164,7 +165,7 @@ def programs(layout: Layout) -> list[supervisor.Program]:
             priority=250),
         supervisor.Program(
             "liveness",
-            f"{py} -m harness.stack.liveness --url {layout.url('api', '/health')} --supervisor {layout.url('supervisor')} "
+            f"{py} -m harness.stack.liveness --url {layout.url('api', '/health')} --supervisor {layout.supervisor_url} "
             f"--program api --period 1 --timeout 1 --failures 3 --initial-delay 10 --hold {layout.hold_file('api')}",
             priority=400),
         # One keyed write a second for as long as the stack is up: the RPO is measured against it.
@@ -173,6 +174,12 @@ def programs(layout: Layout) -> list[supervisor.Program]:
             priority=450),
         # Undoes faults whose lease expired (a harness SIGKILLed mid-fault): harness/fault_ledger.py.
         supervisor.Program("fault-reaper", f"{py} -m harness.stack.reaper --home {layout.home}", priority=50),
+        # The RPO exposure of each way back (WAL archive, standby), all the time, for Prometheus.
+        supervisor.Program(
+            "rpo-exporter",
+            f"{py} -m harness.stack.rpo_exporter --port {layout.port('rpo-exporter')} --servers "
+            f"{layout.port('postgres-primary')},{layout.port('postgres-standby')} --passfile {layout.passfile}",
+            priority=460),
     ]
 
 
@@ -181,7 +188,7 @@ def current_roles(layout: Layout, programs: list[str] = ("postgres-primary", "po
     primary and the old primary's folder is rebuilt as its standby: roles move, programs stay."""
     primaries, standbys = [], []
     for name in programs:
-        (standbys if postgres.in_recovery(layout.port(name)) else primaries).append(name)
+        (standbys if postgres.in_recovery(layout.port(name), layout.passfile) else primaries).append(name)
     if len(primaries) != 1:
         raise StackError("no primary: every PostgreSQL server is in recovery" if not primaries else
                          f"split brain: {' and '.join(primaries)} both accept writes; fence one before going on")
@@ -205,6 +212,7 @@ def describe(layout: Layout, roles: dict | None = None) -> dict:
         "api_url": layout.url("api"),
         "api_replicas": API_REPLICAS,
         "app_dsn": layout.app_dsn(),
+        "passfile": str(layout.passfile),
         "primary": _server(layout, roles["primary"]),
         "standby": _server(layout, roles["standby"]),
         "scratch_port": layout.port("postgres-scratch"),
@@ -224,7 +232,8 @@ def describe(layout: Layout, roles: dict | None = None) -> dict:
         "alert_receiver_url": layout.url("alert-receiver"),
         "alerts_log": str(layout.alerts_log),
         "heartbeat_ledger": str(layout.heartbeat_dir),
-        "supervisor_url": layout.url("supervisor"),
+        "rpo_exporter_url": layout.url("rpo-exporter"),
+        "supervisor_url": layout.supervisor_url,
         "api_pidfile": str(layout.api_pidfile),
         "logs_dir": str(layout.logs),
         "programs": list(START_ORDER),
@@ -248,11 +257,11 @@ def _http_ok(url: str, timeout_s: float = 2.0) -> tuple[bool, str]:
 def _pg_check(layout: Layout, which: str) -> tuple[bool, str]:
     port = layout.port(which)
     try:
-        recovering = postgres.in_recovery(port)
+        recovering = postgres.in_recovery(port, layout.passfile)
         if not recovering:
-            n = len([r for r in postgres.replication_state(port) if r["state"] == "streaming"])
+            n = len([r for r in postgres.replication_state(port, layout.passfile) if r["state"] == "streaming"])
             return True, f"primary, {n} streaming standby"
-        if postgres.wal_receiver_streaming(port):
+        if postgres.wal_receiver_streaming(port, layout.passfile):
             return True, "standby, streaming"
         return False, "standby, not streaming from a primary"
     except Exception as e:
@@ -285,13 +294,10 @@ def component_health(layout: Layout, name: str) -> tuple[bool, str]:
         return _http_ok(layout.url("alertmanager", "/-/ready"))
     if name == "alert-receiver":
         return _http_ok(layout.url("alert-receiver", "/"))
+    if name == "rpo-exporter":
+        return _http_ok(layout.url("rpo-exporter", "/metrics"))
     if name == "heartbeat":
-        now = time.time()
-        newest = read_window(layout.heartbeat_dir, now - 60, now + 1)
-        if not newest:
-            return False, "no acknowledged heartbeat in the last 60 s"
-        age = now - newest[-1][1]
-        return age <= HEARTBEAT_FRESH_S, f"newest acknowledgement {age:.1f} s ago"
+        return freshness(layout.heartbeat_dir, HEARTBEAT_FRESH_S)
     return True, "running"
 
 
@@ -317,7 +323,7 @@ def _run_py(args: list[str], what: str) -> None:
 
 def _start_supervisord(layout: Layout) -> None:
     layout.logs.mkdir(parents=True, exist_ok=True)
-    conf = supervisor.render_conf(programs(layout), port=layout.port("supervisor"),
+    conf = supervisor.render_conf(programs(layout), socket_path=str(layout.supervisor_socket),
                                   pidfile=str(layout.supervisor_pidfile),
                                   logfile=str(layout.logs / "supervisord.log"), logs_dir=str(layout.logs),
                                   identifier=supervisor_identifier(layout))
@@ -326,9 +332,9 @@ def _start_supervisord(layout: Layout) -> None:
     if r.returncode != 0:
         raise StackError(f"supervisord failed to start: {(r.stderr or r.stdout).strip()[-300:]}")
     deadline = time.monotonic() + 15
-    while not supervisor.alive(layout.url("supervisor"), supervisor_identifier(layout)):
+    while not supervisor.alive(layout.supervisor_url, supervisor_identifier(layout)):
         if time.monotonic() > deadline:
-            raise StackError(f"supervisord did not answer on {layout.url('supervisor')}; see {layout.logs / 'supervisord.log'}")
+            raise StackError(f"supervisord did not answer on {layout.supervisor_url}; see {layout.logs / 'supervisord.log'}")
         time.sleep(0.1)
 
 
@@ -344,7 +350,7 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
 
     check_binaries()
     check_home(layout)
-    sup_url = layout.url("supervisor")
+    sup_url = layout.supervisor_url
     already = supervisor.alive(sup_url, supervisor_identifier(layout))
     if not already:
         check_ports_free(layout)
@@ -388,11 +394,12 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
             supervisor.start(sup_url, name)
         for name in free:
             postgres.wait_ready(layout.port(name), 60, name)
+        postgres.set_passwords(layout, [layout.port(name) for name in free])
         fenced = _release_or_rebuild_held(layout, sup_url, [n for n in pg_programs if n not in free], free, step)
         pg_programs = free + fenced
         roles = current_roles(layout, pg_programs)
         primary_port = layout.port(roles["primary"])
-        postgres.create_app_database(primary_port)
+        postgres.create_app_database(layout, primary_port)
         _run_py(["-m", "svgai.migrate", "--dsn", layout.dsn(roles["primary"])], "schema migration")
         if not any(layout.backup_dir.iterdir()):
             step("taking the first base backup")
@@ -406,7 +413,8 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
             step(f"starting {name}")
             supervisor.start(sup_url, name)
         for name, timeout_s in (("postgres-standby", 60), ("api", 90), ("alert-receiver", 20),
-                                ("alertmanager", 30), ("prometheus", 40), ("heartbeat", 20)):
+                                ("alertmanager", 30), ("prometheus", 40), ("heartbeat", 20),
+                                ("rpo-exporter", 20)):
             step(f"waiting for {name} to be healthy")
             wait_healthy(layout, name, timeout_s)
         target = describe(layout, current_roles(layout))
@@ -451,7 +459,7 @@ def down(home: str | os.PathLike | None = None, port_base: int | None = None,
     home_path = Path(home) if home else target_mod.default_home()
     base = port_base if port_base is not None else recorded_port_base(home_path)
     layout = Layout(home_path, port_base_from_env(base))
-    sup_url = layout.url("supervisor")
+    sup_url = layout.supervisor_url
     sup_pid = procs.read_pid(layout.supervisor_pidfile)
     if supervisor.alive(sup_url, supervisor_identifier(layout)):  # ours: another home's may listen there
         log("stopping programs")
@@ -508,7 +516,7 @@ def status(home: str | os.PathLike | None = None) -> dict:
     except target_mod.TargetError as e:
         return {"api_url": None, "home": str(home_path), "healthy": False, "error": str(e), "components": []}
     layout = Layout(home_path, target["port_base"])
-    sup_url = layout.url("supervisor")
+    sup_url = layout.supervisor_url
     infos = {}
     sup_ok = supervisor.alive(sup_url, supervisor_identifier(layout))
     if sup_ok:

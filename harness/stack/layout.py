@@ -10,10 +10,11 @@ import hashlib
 import os
 import pwd
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.pgroles import server_dsn
+from harness.pgroles import conninfo_value, server_dsn
 
 DEFAULT_PORT_BASE = 15400
 PORT_BASE_ENV = "GAMEDAY_PORT_BASE"
@@ -28,7 +29,8 @@ PORT_OFFSETS = {
     "prometheus": 3,
     "alertmanager": 4,
     "alert-receiver": 5,
-    "supervisor": 6,
+    # 6 was supervisord's HTTP control; it now listens on a unix socket in the home (see below).
+    "rpo-exporter": 6,  # svg_ai_rpo_exposure_seconds for Prometheus (harness/stack/rpo_exporter.py)
     "postgres-scratch": 7,  # backup verification restores here
 }
 
@@ -122,6 +124,24 @@ class Layout:
     def bin_dir(self) -> Path: return self.srv / "bin"
     @property
     def artifact_backup_dir(self) -> Path: return self.home / "artifact-backups"
+    @property
+    def secrets_dir(self) -> Path: return self.home / "secrets"  # 0700: generated at target up
+    @property
+    def passfile(self) -> Path: return self.secrets_dir / "pgpass"  # libpq's format, 0600
+
+    @property
+    def supervisor_socket(self) -> Path:
+        """supervisord's control socket: in the home (0700, so only its owner can stop a program),
+        or under /tmp when the home's path is too long for a unix socket (108 bytes)."""
+        inside = self.home / "supervisor.sock"
+        if len(str(inside)) <= 100:
+            return inside
+        digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"gameday-supervisor-{digest}.sock"
+
+    @property
+    def supervisor_url(self) -> str:
+        return f"unix://{self.supervisor_socket}"
 
     def data_dir(self, program: str) -> Path:
         """The data folder a PostgreSQL program runs on (programs keep their folders when roles move)."""
@@ -135,10 +155,10 @@ class Layout:
         return f"http://127.0.0.1:{self.port(name)}{path}"
 
     def dsn(self, which: str, user: str = "svgai", dbname: str = "svgai") -> str:
-        return server_dsn(self.port(which), dbname, user)
+        return server_dsn(self.port(which), dbname, user, passfile=self.passfile)
 
     def app_dsn(self) -> str:
         # Multi-host: whichever of primary/standby accepts writes, so a promoted standby takes over.
         p, s = self.port("postgres-primary"), self.port("postgres-standby")
         return (f"host=127.0.0.1,127.0.0.1 port={p},{s} dbname=svgai user=svgai "
-                f"target_session_attrs=read-write connect_timeout=2")
+                f"target_session_attrs=read-write connect_timeout=2 passfile={conninfo_value(self.passfile)}")

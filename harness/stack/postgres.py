@@ -15,6 +15,7 @@ import psycopg
 from harness import procs
 from harness.errors import first_line
 from harness.pgroles import server_dsn
+from harness.stack import credentials
 from harness.stack.layout import PG_BIN, Layout, server_user
 
 
@@ -79,19 +80,23 @@ log_line_prefix = '%m [%p] '
 """
 
 
-HBA = """# Local reference stack: loopback only.
-local all all trust
-host all all 127.0.0.1/32 trust
-local replication all trust
-host replication all 127.0.0.1/32 trust
+# Loopback only, and nobody in without proof. Over TCP every role gives its password
+# (scram-sha-256; generated at `target up`, see credentials.py). Over the unix socket only the
+# database's own OS user gets in, as the superuser (peer, map gameday): that is how the servers
+# stream to each other, how pg_basebackup runs and how passwords are set the first time.
+HBA = """# Written by gameday target up.
+local all postgres peer map=gameday
+local replication postgres peer map=gameday
+host all all 127.0.0.1/32 scram-sha-256
+host replication all 127.0.0.1/32 scram-sha-256
 """
 
 
 def init_primary(layout: Layout) -> None:
     data = layout.primary_dir
     # 1 MB WAL segments keep archive_timeout cheap (16 MB files every 5 s otherwise).
-    as_server_user([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                    "--wal-segsize=1", "-E", "UTF8", "--locale=C.UTF-8"])
+    as_server_user([str(PG_BIN / "initdb"), "-D", str(data), "--auth-local=peer", "--auth-host=scram-sha-256",
+                    "-U", "postgres", "--wal-segsize=1", "-E", "UTF8", "--locale=C.UTF-8"])
     configure(layout, data, layout.port("postgres-primary"))
 
 
@@ -99,33 +104,50 @@ def configure(layout: Layout, data: Path, port: int) -> None:
     conf = data / "gameday.conf"
     conf.write_text(server_settings(layout, port))
     (data / "pg_hba.conf").write_text(HBA)
+    (data / "pg_ident.conf").write_text(f"gameday {server_user()} postgres\n")
     main = data / "postgresql.conf"
     text = main.read_text()
     if "include_if_exists = 'gameday.conf'" not in text:
         main.write_text(text + "\ninclude_if_exists = 'gameday.conf'\n")
-    chown_to_server_user(conf, data / "pg_hba.conf", main)
+    chown_to_server_user(conf, data / "pg_hba.conf", data / "pg_ident.conf", main)
 
 
 def wait_ready(port: int, timeout_s: float = 30.0, what: str = "postgres") -> None:
+    """Until the server on `port` accepts connections (pg_isready: no password needed, so this
+    works before the roles have theirs)."""
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
-        try:
-            with psycopg.connect(server_dsn(port, connect_timeout_s=1)):
-                return
-        except psycopg.Error as e:
-            last = first_line(e)
+        r = subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-t", "1"],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+        last = f"pg_isready exit {r.returncode}"
         time.sleep(0.1)
     raise PostgresError(f"{what} on port {port} did not accept connections within {timeout_s:.0f} s ({last})")
 
 
-def create_app_database(port: int) -> None:
-    with psycopg.connect(server_dsn(port), autocommit=True) as c:
-        if not c.execute("select 1 from pg_roles where rolname='svgai'").fetchone():
-            c.execute("create role svgai login")
+def set_passwords(layout: Layout, ports: list[int]) -> None:
+    """Give the superuser and the application's role their generated passwords (creating the
+    role if needed), as the database's OS user over the unix socket, on whichever of the running
+    servers `ports` accepts writes (a standby refuses; it gets them by replication). The SQL goes
+    on stdin, so no password shows in a process list."""
+    passwords = credentials.ensure(layout.secrets_dir, layout.passfile)
+    sql = ["select pg_is_in_recovery() as standby \\gset",
+           "\\if :standby", "\\q", "\\endif",
+           f"alter role postgres password '{passwords['postgres']}';",
+           "select 'create role svgai login' where not exists (select 1 from pg_roles where rolname = 'svgai') \\gexec",
+           f"alter role svgai login password '{passwords['svgai']}';"]
+    for port in ports:
+        as_server_user([str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(layout.socket_dir),
+                        "-p", str(port), "-U", "postgres", "-d", "postgres", "-f", "-"], input="\n".join(sql) + "\n")
+
+
+def create_app_database(layout: Layout, port: int) -> None:
+    with psycopg.connect(server_dsn(port, passfile=layout.passfile), autocommit=True) as c:
         if not c.execute("select 1 from pg_database where datname='svgai'").fetchone():
             c.execute("create database svgai owner svgai")
-    with psycopg.connect(server_dsn(port, "svgai"), autocommit=True) as c:
+    with psycopg.connect(server_dsn(port, "svgai", passfile=layout.passfile), autocommit=True) as c:
         c.execute("create extension if not exists amcheck")
 
 
@@ -136,7 +158,7 @@ def take_base_backup(layout: Layout, label: str | None = None, port: int | None 
     dest = layout.backup_dir / backup_id
     if dest.exists():
         raise PostgresError(f"backup {backup_id} already exists")
-    as_server_user([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(port or layout.port("postgres-primary")),
+    as_server_user([str(PG_BIN / "pg_basebackup"), "-h", str(layout.socket_dir), "-p", str(port or layout.port("postgres-primary")),
                     "-U", "postgres", "-D", str(dest), "-X", "stream", "-c", "fast", "-l", backup_id])
     return dest
 
@@ -145,27 +167,29 @@ def clone_standby(layout: Layout, from_port: int, data: Path, port: int) -> None
     """(Re)build a streaming standby in `data` from the primary on `from_port`."""
     if data.exists():
         shutil.rmtree(data)
-    as_server_user([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(from_port),
+    # Over the unix socket as the servers' own OS user (peer): the primary_conninfo that -R
+    # writes then needs no password, and the standby streams after every rebuild.
+    as_server_user([str(PG_BIN / "pg_basebackup"), "-h", str(layout.socket_dir), "-p", str(from_port),
                     "-U", "postgres", "-D", str(data), "-R", "-X", "stream", "-c", "fast"])
     configure(layout, data, port)
 
 
-def wal_receiver_streaming(port: int) -> bool:
-    with psycopg.connect(server_dsn(port)) as c:
+def wal_receiver_streaming(port: int, passfile: Path | None = None) -> bool:
+    with psycopg.connect(server_dsn(port, passfile=passfile)) as c:
         row = c.execute("select status from pg_stat_wal_receiver").fetchone()
         return bool(row and row[0] == "streaming")
 
 
-def replication_state(primary_port: int) -> list[dict]:
-    with psycopg.connect(server_dsn(primary_port)) as c:
+def replication_state(primary_port: int, passfile: Path | None = None) -> list[dict]:
+    with psycopg.connect(server_dsn(primary_port, passfile=passfile)) as c:
         cur = c.execute("select application_name, state, client_port from pg_stat_replication")
         return [dict(zip(("application_name", "state", "client_port"), row)) for row in cur.fetchall()]
 
 
-def in_recovery(port: int) -> bool:
+def in_recovery(port: int, passfile: Path | None = None) -> bool:
     """True for a standby. Unlike pgroles.server_role, a server that does not answer raises (the
     health check reports why; a role decision must not treat "down" as a role)."""
-    with psycopg.connect(server_dsn(port)) as c:
+    with psycopg.connect(server_dsn(port, passfile=passfile)) as c:
         return bool(c.execute("select pg_is_in_recovery()").fetchone()[0])
 
 

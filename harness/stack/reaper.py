@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from harness import fault_ledger, pgroles, procs
+from harness import container_engine
 from harness.errors import first_line
 from harness.stack import supervisor
 
@@ -36,7 +37,7 @@ def undo(entry: dict) -> str:
             Path(u["path"]).unlink(missing_ok=True)
             return f"removed {u['path']}" if existed else f"{u['path']} already gone"
         if kind == "release_primary_hold":
-            other = pgroles.server_role(int(u["other_port"])) if u.get("other_port") else "down"
+            other = pgroles.server_role(int(u["other_port"]), passfile=u.get("passfile")) if u.get("other_port") else "down"
             if other == "primary" and not (Path(u["data_dir"]) / "standby.signal").exists():
                 return (f"kept {u['path']}: another server (port {u['other_port']}) is the primary and "
                         f"{u['data_dir']} is still a primary's folder; rebuild it as a standby first")
@@ -59,6 +60,8 @@ def undo(entry: dict) -> str:
             return f"started {u['program']}"
         if kind == "cold_start":
             return "needs a cold start: run 'gameday target up'"
+        if kind in container_engine.UNDO_KINDS:  # a paused, stopped, cut-off or slowed container
+            return container_engine.undo(u)
         return f"no undo of kind {kind!r}"
     except Exception as e:  # the reaper must go on with the other entries
         return f"undo failed: {first_line(e)}"

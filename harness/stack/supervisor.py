@@ -1,7 +1,10 @@
 """supervisord: the restartPolicy analogue of the embedded stack. Renders its configuration and
-talks to it over XML-RPC (start/stop programs, read pids and states)."""
+talks to it over XML-RPC (start/stop programs, read pids and states) on a unix socket that only
+the stack's owner can open: on a shared machine no other user may stop a program."""
 from __future__ import annotations
 
+import http.client
+import socket
 import time
 import xmlrpc.client
 from dataclasses import dataclass, field
@@ -18,7 +21,7 @@ class Program:
     priority: int = 500
 
 
-def render_conf(programs: list[Program], *, port: int, pidfile: str, logfile: str, logs_dir: str,
+def render_conf(programs: list[Program], *, socket_path: str, pidfile: str, logfile: str, logs_dir: str,
                 identifier: str = "supervisor") -> str:
     lines = [
         "[supervisord]",
@@ -32,14 +35,17 @@ def render_conf(programs: list[Program], *, port: int, pidfile: str, logfile: st
         "loglevel=info",
         "nodaemon=false",
         "",
-        "[inet_http_server]",
-        f"port=127.0.0.1:{port}",
+        # A unix socket, mode 0700: only its owner can talk to supervisord (an inet listener on
+        # loopback would let any local user stop the database).
+        "[unix_http_server]",
+        f"file={socket_path}",
+        "chmod=0700",
         "",
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
         "",
         "[supervisorctl]",
-        f"serverurl=http://127.0.0.1:{port}",
+        f"serverurl=unix://{socket_path}",
         "",
     ]
     for p in programs:
@@ -70,19 +76,38 @@ def render_conf(programs: list[Program], *, port: int, pidfile: str, logfile: st
     return "\n".join(lines)
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
 class _TimeoutTransport(xmlrpc.client.Transport):
-    def __init__(self, timeout: float):
+    """HTTP over TCP or over a unix socket (`socket_path`), each call bounded by `timeout`."""
+
+    def __init__(self, timeout: float, socket_path: str | None = None):
         super().__init__()
         self.timeout = timeout
+        self.socket_path = socket_path
 
     def make_connection(self, host):
+        if self.socket_path:
+            return _UnixConnection(self.socket_path, self.timeout)
         conn = super().make_connection(host)
         conn.timeout = self.timeout
         return conn
 
 
 def rpc(url: str, timeout: float = 5.0):
-    """An XML-RPC proxy to supervisord at url (http://127.0.0.1:PORT); calls time out."""
+    """An XML-RPC proxy to supervisord at url (unix:///path/to/socket, or http://HOST:PORT);
+    calls time out."""
+    if url.startswith("unix://"):
+        return xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=_TimeoutTransport(timeout, url[len("unix://"):]))
     return xmlrpc.client.ServerProxy(url.rstrip("/") + "/RPC2", transport=_TimeoutTransport(timeout))
 
 

@@ -7,5 +7,7 @@ svg.py. All pure: no I/O.
 """
 from harness.report.timeline.bins import MAX_COLUMNS, Timeline, Window, build_timeline, interesting_keys
 from harness.report.timeline.chart import legend_items, timeline_svg
+from harness.report.timeline.phases_bar import phases_svg, phases_words
 
-__all__ = ["MAX_COLUMNS", "Timeline", "Window", "build_timeline", "interesting_keys", "legend_items", "timeline_svg"]
+__all__ = ["MAX_COLUMNS", "Timeline", "Window", "build_timeline", "interesting_keys", "legend_items", "timeline_svg",
+           "phases_svg", "phases_words"]

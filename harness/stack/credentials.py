@@ -1,0 +1,41 @@
+"""The embedded stack's database passwords: generated once, at the first `target up`, and kept in
+a libpq password file in the home (`secrets/pgpass`, 0600 in a 0700 folder). DSNs name the file,
+never a password, so nothing the harness writes or prints carries one."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ROLES = ("postgres", "svgai")  # the superuser the harness acts as; the application's role
+
+
+def ensure(secrets_dir: Path, passfile: Path) -> dict[str, str]:
+    """The password of each role, generated if the home has none yet."""
+    secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secrets_dir.chmod(0o700)
+    have = read(passfile)
+    if all(role in have for role in ROLES):
+        return have
+    passwords = {role: have.get(role) or secrets.token_urlsafe(24) for role in ROLES}
+    # token_urlsafe never contains ':' or '\\', the two characters a pgpass line would escape.
+    text = "".join(f"127.0.0.1:*:*:{role}:{pw}\n" for role, pw in passwords.items())
+    fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    passfile.chmod(0o600)  # libpq ignores a password file others can read
+    return passwords
+
+
+def read(passfile: Path) -> dict[str, str]:
+    """{role: password} from a password file written by ensure(); {} when there is none."""
+    try:
+        lines = Path(passfile).read_text().splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        parts = line.split(":")
+        if len(parts) == 5:
+            out[parts[3]] = parts[4]
+    return out
