@@ -105,7 +105,7 @@ def cmd_run(args) -> int:
             except KeyboardInterrupt:
                 return 2
             if suite and args.calibration_s > 0:
-                view.start("calibration")
+                view.start("calibration", counted=False)
                 calibration = runner.calibrate(base_dir / "calibration", target_file, signals, args.calibration_s,
                                                args.calibration_bound_s, log=lambda m: view.update(m.strip()),
                                                secrets=secrets)

@@ -98,6 +98,19 @@ def test_live_view_plain_lines_when_not_a_tty():
     assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
 
 
+def test_live_view_does_not_count_the_calibration_as_a_scenario():
+    out = io.StringIO()
+    view = LiveView(out, total=2)
+    view.start("calibration", counted=False)
+    view.finish("calibration", "pass")
+    for scenario in ("database-failure", "api-crash"):
+        view.start(scenario)
+        view.finish(scenario, "pass")
+    lines = out.getvalue().splitlines()
+    assert lines[:2] == ["[0/2] calibration: started", "[0/2] calibration: PASS in 0:00"]
+    assert lines[-1].startswith("[2/2] api-crash: PASS")
+
+
 def test_live_view_redraws_on_a_tty_and_stops_cleanly():
     out = FakeTTY()
     before = threading.active_count()

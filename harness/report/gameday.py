@@ -232,15 +232,18 @@ class LiveView:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._index = 0
+        self._shown_index = 0
         self._scenario: str | None = None
         self._state = ""
         self._t_start = 0.0
         self._status_shown = False
 
     # public ------------------------------------------------------------------------------------
-    def start(self, scenario: str) -> None:
+    def start(self, scenario: str, counted: bool = True) -> None:
+        """A run begins; `counted=False` for one outside the suite's count (the calibration: [0/N])."""
         with self._lock:
-            self._index += 1
+            self._index += 1 if counted else 0
+            self._shown_index = self._index if counted else 0
             self._scenario = scenario
             self._state = "starting"
             self._t_start = time.monotonic()
@@ -285,7 +288,7 @@ class LiveView:
 
     # internals ---------------------------------------------------------------------------------
     def _prefix(self) -> str:
-        return f"[{self._index}/{self.total}]" if self.total else f"[{self._index}]"
+        return f"[{self._shown_index}/{self.total}]" if self.total else f"[{self._shown_index}]"
 
     def _elapsed(self) -> str:
         s = int(time.monotonic() - self._t_start)
