@@ -4,8 +4,9 @@ recovery; the lost primary kept down until its hold is released."""
 from __future__ import annotations
 
 import json
+import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -78,6 +79,46 @@ def test_bad_statement_is_recorded_and_rewound_by_point_in_time_recovery(healthy
     restored = pitr.restore_before_incident()
     assert restored["deleted_keys_back"] == restored["deleted_keys"] == even
     assert count(healthy_stack, prefix) == 1000
+
+
+def test_bad_statement_deletes_nothing_committed_after_its_recovery_target(healthy_stack):
+    """The recovery target is stamped before the statement runs; a load write that commits in
+    between must not be deleted by it, or point-in-time recovery (rightly) cannot bring that row
+    back and the scenario fails falsely. The script sleeps 0.5 s before its DELETE to hold the gap
+    open while a writer commits a row every 10 ms."""
+    prefix = f"race-{time.time_ns()}-"
+    began: dict[str, datetime] = {}
+    stop = threading.Event()
+
+    def writer():
+        with psycopg.connect(healthy_stack["app_dsn"], autocommit=True) as c:
+            n = 0
+            while not stop.is_set():
+                key = f"{prefix}{n}"
+                began[key] = datetime.now(timezone.utc)  # the commit is later than this
+                c.execute("""insert into optimization_results (request_id, image_features, target_quality,
+                             parameters, predicted_ssim, model_version)
+                             values (%s, '{}'::jsonb, 0.9, '{}'::jsonb, 0.8, '1.0.0')""", (key,))
+                n += 1
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)
+        record = database.bad_statement(sql=f"select pg_sleep(0.5); delete from optimization_results "
+                                            f"where request_id like '{prefix}%' returning request_id")
+    finally:
+        stop.set()
+        thread.join(5)
+    started = datetime.fromisoformat(record["started_at"])
+    deleted = set(Path(record["deleted_keys_file"]).read_text().split())
+    after_target = {k for k, t in began.items() if t > started}
+    assert deleted, "the statement deleted none of the rows committed before the target"
+    assert len(after_target) >= 20, f"the writer did not commit during the gap: {len(after_target)}"
+    assert not deleted & after_target, f"{len(deleted & after_target)} rows committed after the target were deleted"
+    with psycopg.connect(healthy_stack["app_dsn"], autocommit=True) as c:
+        c.execute("delete from optimization_results where request_id like %s", (prefix + "%",))
 
 
 def test_lost_primary_stays_down_until_released(healthy_stack):

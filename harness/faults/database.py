@@ -135,9 +135,17 @@ def bad_statement(sql: str | None = None, fraction: float = 0.5, target: str | N
             port = c.info.port
             rows_before = c.execute("select count(*) from optimization_results").fetchone()[0]
             c.commit()
+            # Repeatable read: the statement sees the snapshot the transaction's first query takes,
+            # and the PITR target is stamped after that query. So every row the statement can
+            # delete was committed before the target, and the recovery must bring each one back.
+            # Under read committed the statement took a newer snapshot of its own and could delete
+            # a load write committed after the stamp, which PITR rightly leaves out: a false FAIL.
+            c.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             xid, server_before = c.execute("select txid_current(), clock_timestamp()").fetchone()
-            started = datetime.now(timezone.utc)  # just before the statement: the PITR target
+            started = datetime.now(timezone.utc)  # after the snapshot, before the statement: the PITR target
             cur = c.execute(sql)
+            while cur.nextset():  # a script of several statements: its last result says what it did
+                pass
             deleted_keys = [r[0] for r in cur.fetchall()] if cur.description else []
             affected = cur.rowcount
             c.commit()
