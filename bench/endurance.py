@@ -5,9 +5,12 @@ table (before -> after the retention), the WAL archive's size, and the fault and
 
 Back-to-back game days stand in for monthly ones, so the retention after each (`gameday backup db
 cleanup`) keeps only the last game day's harness rows (`--rows-older-than-days 0`; a real stack
-keeps 7 days). The calibration bound is wide: this measures growth, not timing.
+keeps 7 days). The calibration bound is wide: this measures growth, not timing. The load writes
+at a fixed rate (`gameday run --load-rate`, default 100 writes/s): unpaced, each game day wrote
+what the machine allowed that day (106k to 160k rows), and a table keeps its largest size after a
+vacuum, so the home followed the busiest day instead of showing whether it holds.
 
-Usage: .venv/bin/python bench/endurance.py [--game-days 5] [--port-base 15900]"""
+Usage: .venv/bin/python bench/endurance.py [--game-days 5] [--port-base 15900] [--load-rate 100]"""
 from __future__ import annotations
 
 import argparse
@@ -47,14 +50,17 @@ def stack_processes(target: dict) -> list[int]:
     return found
 
 
-def open_fds(pids: list[int]) -> int:
-    n = 0
+def fds_by_process(pids: list[int]) -> dict[str, int]:
+    """Open file descriptors per kind of process (its command's name), so growth can be traced."""
+    out: dict[str, int] = {}
     for pid in pids:
         try:
-            n += len(os.listdir(f"/proc/{pid}/fd"))
+            n = len(os.listdir(f"/proc/{pid}/fd"))
+            name = Path(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()).name
         except OSError:
-            pass
-    return n
+            continue
+        out[name] = out.get(name, 0) + n
+    return out
 
 
 def main() -> None:
@@ -62,6 +68,7 @@ def main() -> None:
     ap.add_argument("--game-days", type=int, default=5)
     ap.add_argument("--port-base", type=int, default=15900)
     ap.add_argument("--rows-older-than-days", type=float, default=0.0)
+    ap.add_argument("--load-rate", type=float, default=100.0, help="writes per second of every game day's load")
     args = ap.parse_args()
     with bench_stack(args.port_base) as target, tempfile.TemporaryDirectory(prefix="bench-endurance-",
                                                                             dir="/var/tmp") as reports:
@@ -71,11 +78,12 @@ def main() -> None:
         # of each data folder a restore moved away.
         print(f"{'day':>3} {'wall s':>7} {'rc':>3} {'procs':>5} {'fds':>5} {'home MB':>8} {'reports MB':>10} "
               f"{'rows':>15} {'archive MB':>10} {'backups MB':>10} {'pg_wal MB':>9} {'asides MB':>9} {'ledger':>6} {'hb MB':>6}")
+        first_fds: dict[str, int] = {}
         for day in range(1, args.game_days + 1):
             started = time.monotonic()
             rc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--home", str(home),
                                  "--port-base", str(args.port_base), "--reports-dir", reports, "--keep-target",
-                                 "--calibration-bound-s", "10"],
+                                 "--calibration-bound-s", "10", "--load-rate", str(args.load_rate)],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
             wall = time.monotonic() - started
             with psycopg.connect(target["app_dsn"]) as c:
@@ -86,14 +94,18 @@ def main() -> None:
             with psycopg.connect(target["app_dsn"]) as c:
                 rows = c.execute("select count(*) from optimization_results").fetchone()[0]
             pids = stack_processes(target)
+            fds = fds_by_process(pids)
+            first_fds = first_fds or fds
             srv = Path(target["srv_dir"])
             pg_wal = sum(du_mb(srv / name / "pg_wal") for name in ("primary", "standby"))
             asides = sum(du_mb(p) for p in srv.glob("*.aside-*"))
-            print(f"{day:>3} {wall:>7.0f} {rc:>3} {len(pids):>5} {open_fds(pids):>5} {du_mb(home):>8.1f} "
+            print(f"{day:>3} {wall:>7.0f} {rc:>3} {len(pids):>5} {sum(fds.values()):>5} {du_mb(home):>8.1f} "
                   f"{du_mb(Path(reports)):>10.1f} {f'{rows_before}->{rows}':>15} {du_mb(Path(target['archive_dir'])):>10.1f} "
                   f"{du_mb(Path(target['backup_dir'])):>10.1f} {pg_wal:>9.1f} {asides:>9.1f} "
                   f"{len(fault_ledger.entries(home)):>6} {du_mb(Path(target['heartbeat_ledger'])):>6.2f}",
                   flush=True)
+        print("open fds by process, day 1 -> day %d: " % args.game_days + ", ".join(
+            f"{name} {first_fds.get(name, 0)}->{n}" for name, n in sorted(fds.items())))
 
 
 if __name__ == "__main__":

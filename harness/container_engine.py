@@ -27,7 +27,6 @@ import select
 import signal
 import subprocess
 import sys
-import time
 
 __all__ = ["HOME_LABEL", "COMPONENT_LABEL", "EngineError", "client", "home_labels", "owned", "find", "main_pid",
            "interface_on", "netem", "netem_clear", "undo", "UNDO_KINDS"]

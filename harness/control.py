@@ -51,6 +51,10 @@ WARMUP_GRACE_S = 15.0  # beyond the warm-up, for a load generator slow to start
 # distributed mode, N local workers plus REMOTE ones started by hand on other hosts.
 LOAD_WORKERS_ENV, LOAD_REMOTE_WORKERS_ENV, LOAD_MASTER_ENV = ("GAMEDAY_LOAD_WORKERS", "GAMEDAY_LOAD_REMOTE_WORKERS",
                                                               "GAMEDAY_LOAD_MASTER")
+# `gameday run --load-rate W`: the whole load's writes per second, over the experiment's
+# recorders.writes_per_s (a fixed rate makes game days comparable: endurance, capacity).
+LOAD_RATE_ENV = "GAMEDAY_LOAD_RATE"
+MAX_LOAD_RATE = 100000.0
 _ERROR_KEY = "gameday_session_error"  # why configure could not open a session (stock chaos)
 
 
@@ -97,10 +101,11 @@ def before_method_control(context: dict, configuration: dict = None, **kwargs) -
     s.sampler = Sampler(s.history, target, probes, interval_s=rec["interval_s"], timeout_s=rec["timeout_s"],
                         sparse_probes=[p for p in probes if p != s.objectives["probe"]]).start()
     s.load = LoadGenerator(target["api_url"], s.history.path, s.history.t0, users=rec["users"],
-                           log_path=s.run_dir / "load.log", key_prefix=f"{s.run_id}-w-", **load_workers()).start()
+                           log_path=s.run_dir / "load.log", key_prefix=f"{s.run_id}-w-",
+                           writes_per_s=load_rate(rec), **load_workers()).start()
     s.history.append("marker", name="recorders_started",
                      detail={"probes": probes, "key_prefix": s.load.key_prefix, "load_workers": s.load.workers,
-                             "load_master_port": s.load.master_port, **rec})
+                             "load_master_port": s.load.master_port, **rec, "writes_per_s": s.load.writes_per_s})
     # Distributed load: every worker joined and knows its clock offset before the warm-up counts.
     joined = s.load.wait_ready()
     time.sleep(rec["warmup_s"] if joined else 0)
@@ -108,9 +113,9 @@ def before_method_control(context: dict, configuration: dict = None, **kwargs) -
     # warm-up to start: wait a bounded while for its first acknowledged write before calling the
     # target unhealthy.
     deadline = time.monotonic() + (WARMUP_GRACE_S if joined else 0)
-    while _count_acks(s.history.path) == 0 and s.load.running() and time.monotonic() < deadline:
+    while not _any_ack(s.history.path) and s.load.running() and time.monotonic() < deadline:
         time.sleep(0.25)
-    if _count_acks(s.history.path) == 0 or not s.load.running():
+    if not _any_ack(s.history.path) or not s.load.running():
         why = (f"no write acknowledged during the {rec['warmup_s']} s warm-up (+{WARMUP_GRACE_S:g} s grace)" if joined else
                f"the load workers did not all join: {s.load.failure() or 'not ready in time'}")
         s.history.append("marker", name="steady_state", met=False, phase="before", detail=why)
@@ -268,6 +273,24 @@ def load_workers(environ=None) -> dict:
     return out
 
 
+def load_rate(recorders: dict, environ=None) -> float | None:
+    """Writes per second for the whole load: $GAMEDAY_LOAD_RATE (`gameday run --load-rate`) over
+    the experiment's recorders.writes_per_s; None: as fast as the users go. Raises ValueError
+    naming a bad value."""
+    env = os.environ if environ is None else environ
+    given = env.get(LOAD_RATE_ENV)
+    if not given:
+        return recorders.get("writes_per_s")
+    try:
+        rate = float(given)
+    except ValueError:
+        rate = float("nan")
+    if not 0 < rate <= MAX_LOAD_RATE:
+        raise ValueError(f"{LOAD_RATE_ENV} must be a number of writes per second above 0 and at most "
+                         f"{MAX_LOAD_RATE:g}, got {given!r}")
+    return rate
+
+
 def take_heartbeat_baseline(s: RunSession, window_s: float) -> None:
     """Before the fault, in steady state: which heartbeats of the window are in the database,
     holding what was acknowledged. One already lost or changed (by an earlier incident, a
@@ -390,15 +413,14 @@ def _notified_at(alerts_log: str | None, alert: str, since_epoch: float) -> floa
     return None
 
 
-def _count_acks(path) -> int:
-    n = 0
+def _any_ack(path) -> bool:
+    """Has any write been acknowledged yet? Stops reading at the first one."""
     # The history, and the ledger shards of distributed load workers.
     for file in [Path(path), *sorted(shard_dir(path).glob("*.jsonl"))]:
         with open(file, "rb") as f:
-            for line in f:
-                if b'"kind":"op"' in line and b'"type":"ok"' in line:
-                    n += 1
-    return n
+            if any(b'"kind":"op"' in line and b'"type":"ok"' in line for line in f):
+                return True
+    return False
 
 
 def _attempted_keys(path) -> list[str]:

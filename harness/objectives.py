@@ -226,7 +226,7 @@ def criterion_names(resolved: dict) -> list[str]:
 
 def recorder_settings(experiment: dict) -> dict:
     """Sampler and load settings from `extensions.bcp.recorders` (interval_s, timeout_s, users,
-    warmup_s), defaults filled in; a bad value raises ObjectivesError naming it."""
+    warmup_s, writes_per_s), defaults filled in; a bad value raises ObjectivesError naming it."""
     who = _who(experiment)
     given = bcp_extension(experiment).get("recorders") or {}
     if not isinstance(given, dict):
@@ -262,7 +262,8 @@ STOP_CONDITION_KINDS = {
 }
 # The criteria every run is judged on; "detection" too where the scenario names an alert.
 CRITERIA = ("rto", "rpo", "corrupted_writes", "critical_functions", "data_integrity", "recovery_procedure", "steady_state_restored")
-RECORDER_DEFAULTS = {"interval_s": 0.1, "timeout_s": 1.0, "users": 8, "warmup_s": 3.0}
+# writes_per_s: the whole load's write rate; None (unset) is as fast as the users go.
+RECORDER_DEFAULTS = {"interval_s": 0.1, "timeout_s": 1.0, "users": 8, "warmup_s": 3.0, "writes_per_s": None}
 _TIGHTEN = ("rto_s", "rpo_s", "max_lost_writes", "stability_s")
 _SETTABLE = ("timeout_s",)
 _ADDABLE = ("critical_functions", "integrity_checks")

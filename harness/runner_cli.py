@@ -52,6 +52,9 @@ def register(sub) -> None:
     p.add_argument("--load-master", default=None, metavar="HOST:PORT",
                    help="where the locust master listens for workers (default 127.0.0.1 and a free port; "
                         "remote workers need an address they can reach)")
+    p.add_argument("--load-rate", type=float, default=None, metavar="W",
+                   help="the load writes W times a second in all, shared by its users (default: each "
+                        "experiment's recorders.writes_per_s, else as fast as the users go)")
     p.set_defaults(func=cmd_run)
 
 
@@ -70,7 +73,7 @@ def cmd_run(args) -> int:
     if not 0 <= args.calibration_s <= 60 or not 0 < args.calibration_bound_s <= 60:
         raise UsageError(f"--calibration-s must be 0 to 60 and --calibration-bound-s above 0 and at most 60, "
                          f"got {args.calibration_s} and {args.calibration_bound_s}")
-    _load_workers_to_env(args)
+    _load_shape_to_env(args)
     target = _known_target(args.home)
     refused = guard.refusal(target, [(p.path.name, p.experiment) for p in planned], args.allow_production)
     if refused:
@@ -148,7 +151,7 @@ def cmd_run(args) -> int:
     return runner.exit_code(verdicts) if verdicts else 2
 
 
-def _load_workers_to_env(args) -> None:
+def _load_shape_to_env(args) -> None:
     """The control reads the load's shape from the environment (so stock `chaos run` can set it
     too); bad values are usage errors before anything runs."""
     workers, remote = args.load_workers, args.load_remote_workers
@@ -156,12 +159,16 @@ def _load_workers_to_env(args) -> None:
         raise UsageError(f"--load-workers must be 0 to 64, got {workers}")
     if remote is not None and (remote < 0 or remote > 64 or (remote and not workers)):
         raise UsageError(f"--load-remote-workers must be 0 to 64 and needs --load-workers of at least 1, got {remote}")
+    if args.load_rate is not None and not 0 < args.load_rate <= control.MAX_LOAD_RATE:
+        raise UsageError(f"--load-rate must be writes per second above 0 and at most {control.MAX_LOAD_RATE:g}, "
+                         f"got {args.load_rate:g}")
     for name, value in ((control.LOAD_WORKERS_ENV, workers), (control.LOAD_REMOTE_WORKERS_ENV, remote),
-                        (control.LOAD_MASTER_ENV, args.load_master)):
+                        (control.LOAD_MASTER_ENV, args.load_master), (control.LOAD_RATE_ENV, args.load_rate)):
         if value is not None:
             os.environ[name] = str(value)
     try:
         control.load_workers()
+        control.load_rate({})
     except ValueError as e:
         raise UsageError(str(e)) from None
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from harness import container_engine as engine
@@ -100,6 +104,28 @@ def test_target_description_and_status(containers_home):
     for container in engine.owned(engine.client(), containers_home)["containers"]:
         for bindings in (container.attrs["HostConfig"].get("PortBindings") or {}).values():
             assert all(b["HostIp"] == "127.0.0.1" for b in bindings), container.name
+
+
+def test_the_databases_ask_every_connection_for_a_password(containers_home):
+    """Published on 127.0.0.1, which every local user reaches: without the home's password file
+    the databases refuse, superuser or not, and Prometheus cannot be told to quit."""
+    target = json.loads((Path(containers_home) / "target.json").read_text())
+    passfile = Path(target["passfile"])
+    assert stat.S_IMODE(passfile.stat().st_mode) == 0o600 and stat.S_IMODE(passfile.parent.stat().st_mode) == 0o700
+    assert "password=" not in (Path(containers_home) / "target.json").read_text()
+    for which in ("primary", "standby"):
+        dsn = target[which]["admin_dsn"]
+        with psycopg.connect(dsn) as c:
+            assert c.execute("select 1").fetchone() == (1,)
+        bare = dsn.split(" passfile=")[0]
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(bare, connect_timeout=3)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(bare + " password=postgres", connect_timeout=3)
+    quit_ = urllib.request.Request(target["prometheus_url"] + "/-/quit", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(quit_, timeout=5)
+    assert refused.value.code == 403
 
 
 def test_database_failure_from_the_local_suite_passes_unchanged(containers_home, tmp_path):

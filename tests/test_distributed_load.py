@@ -197,7 +197,9 @@ def test_load_shape_from_the_environment():
 
 @pytest.mark.parametrize("args,words", [(["--load-workers", "65"], ["--load-workers", "65"]),
                                         (["--load-remote-workers", "2"], ["--load-remote-workers", "--load-workers"]),
-                                        (["--load-workers", "2", "--load-master", "nowhere"], ["HOST:PORT", "nowhere"])])
+                                        (["--load-workers", "2", "--load-master", "nowhere"], ["HOST:PORT", "nowhere"]),
+                                        (["--load-rate", "0"], ["--load-rate", "0"]),
+                                        (["--load-rate", "nan"], ["--load-rate", "nan"])])
 def test_bad_load_shape_on_the_command_line_is_one_line_and_exit_2(args, words):
     r = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--dry-run", *args,
                         str(HERE / "calibration-outage.yaml")], capture_output=True, text=True,
@@ -240,6 +242,45 @@ def test_master_and_two_workers_write_unique_keyed_shards(tmp_path, stub_api):
     assert {e["key"] for e in ops if e["type"] == "ok"} == set(invoked)  # every invoke completed
     clock = ledger_clock(events)
     assert clock["error"] is None and clock["collision_count"] == 0 and clock["uncertainty_s"] < 0.5
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_fixed_write_rate_is_held_by_one_process_and_by_workers(tmp_path, stub_api, workers):
+    """--load-rate 40: the stub answers in microseconds, so unpaced users would write thousands a
+    second; paced, the whole load (4 users, on one process or over two workers) writes 40 a second."""
+    h = FileHistory(tmp_path / "history.jsonl")
+    load = LoadGenerator(stub_api, h.path, h.t0, users=4, key_prefix="rate-w-", workers=workers,
+                         writes_per_s=40, log_path=tmp_path / "load.log").start()
+    try:
+        assert load.wait_ready(60), (tmp_path / "load.log").read_text()[-2000:]
+        time.sleep(4.0)
+    finally:
+        load.stop()
+    assert load.failure() is None, (tmp_path / "load.log").read_text()[-2000:]
+    invoked = sorted(e["t"] for e in ledger_shards.run_events(h.path) if e["kind"] == "op" and e["type"] == "invoke")
+    # A steady window: the first and last second are spawning and stopping.
+    start, end = invoked[0] + 1.0, invoked[-1] - 1.0
+    rate = sum(start <= t < end for t in invoked) / (end - start)
+    assert end - start >= 1.5 and 0.6 * 40 <= rate <= 1.25 * 40, f"{rate:.1f} writes/s over {end - start:.1f} s"
+
+
+def test_a_bad_load_rate_is_refused():
+    from harness.control import load_rate
+    assert load_rate({"writes_per_s": None}, {}) is None
+    assert load_rate({"writes_per_s": 25}, {}) == 25
+    assert load_rate({"writes_per_s": 25}, {"GAMEDAY_LOAD_RATE": "100"}) == 100.0
+    for bad in ("0", "-3", "fast", "nan", "1e9"):
+        with pytest.raises(ValueError, match="GAMEDAY_LOAD_RATE"):
+            load_rate({}, {"GAMEDAY_LOAD_RATE": bad})
+    from harness.objectives import ObjectivesError, recorder_settings
+
+    def experiment(rate):
+        return {"title": "t", "extensions": [{"name": "bcp", "scenario": "database-failure",
+                                              "recorders": {"writes_per_s": rate}}]}
+    assert recorder_settings(experiment(50))["writes_per_s"] == 50
+    for bad in (0, -1, "50", True):
+        with pytest.raises(ObjectivesError, match="recorders.writes_per_s must be a positive number"):
+            recorder_settings(experiment(bad))
 
 
 _ORPHAN = """

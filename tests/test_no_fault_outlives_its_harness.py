@@ -20,7 +20,7 @@ from harness.faults._common import LEASE_MARGIN_S
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 NEGATIVE = ROOT / "experiments" / "negative"
-TIMEOUT_S = 20  # the twins' timeout_s: the lease is that plus LEASE_MARGIN_S
+TIMEOUT_S = 5  # the twins' timeout_s (20) lowered in a copy: the lease is that plus LEASE_MARGIN_S
 
 
 def _accepts_writes(api_url: str) -> bool:
@@ -49,15 +49,22 @@ def _recorders_of(run_dir: Path) -> list[int]:
                                        ("storage-failure.yaml", "lose_model_volume")])
 def test_a_sigkilled_harness_leaves_a_healed_target(healthy_stack, tmp_path, twin, what):
     home, api = healthy_stack["home"], healthy_stack["api_url"]
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(NEGATIVE / twin), "--home", home,
-                             "--port-base", str(healthy_stack["port_base"]), "--reports-dir", str(tmp_path)],
+    # A shorter scenario timeout is a shorter lease: the test waits 35 s for the heal, not 50.
+    text = (NEGATIVE / twin).read_text()
+    assert "timeout_s: 20}" in text
+    experiment = tmp_path / "experiments" / twin
+    experiment.parent.mkdir()
+    experiment.write_text(text.replace("timeout_s: 20}", f"timeout_s: {TIMEOUT_S}}}", 1))
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(experiment), "--home", home,
+                             "--port-base", str(healthy_stack["port_base"]), "--reports-dir", str(reports)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 90
         while not any(e["what"] == what for e in fault_ledger.entries(home)):  # written before injection
             assert proc.poll() is None and time.monotonic() < deadline, "the fault was never injected"
             time.sleep(0.1)
-        [run_dir] = [p for p in tmp_path.iterdir() if p.is_dir()]
+        [run_dir] = [p for p in reports.iterdir() if p.is_dir()]
         time.sleep(1.0)  # let the fault take effect
         assert not _accepts_writes(api) or what == "lose_model_volume"
         proc.send_signal(signal.SIGKILL)

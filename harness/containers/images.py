@@ -24,7 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["IMAGE_REPO", "image_tag", "image_exists", "build", "mirror", "ImageError"]
+from harness.stack.postgres import COMMON_SETTINGS
+
+__all__ = ["IMAGE_REPO", "image_tag", "image_exists", "build", "remove_stale", "mirror", "ImageError"]
 
 IMAGE_REPO = "gameday/svgai"
 SUITE = "bookworm"
@@ -55,34 +57,36 @@ as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 mkdir -p "$DATA" /var/run/postgresql
 chown postgres:postgres "$DATA" /var/run/postgresql
 chmod 700 "$DATA"
+# The home's password file (generated at target up), mounted read-only: the server's user gets
+# its own 0600 copy, since libpq ignores a password file it cannot call private.
+install -o postgres -g postgres -m 600 /run/gameday-secrets/pgpass /var/run/postgresql/pgpass
+export PGPASSFILE=/var/run/postgresql/pgpass
 if [ ! -s "$DATA/PG_VERSION" ]; then
   if [ "$ROLE" = primary ]; then
-    # 1 MB WAL segments, as the embedded stack: cheap segment switches.
-    as_pg "$BIN/initdb" -D "$DATA" -A trust -U postgres --wal-segsize=1 -E UTF8 --locale=C.UTF-8 >/dev/null
+    # 1 MB WAL segments, as the embedded stack: cheap segment switches. The superuser's password
+    # from the file; the application role's is set by the harness when it creates the role.
+    PW=/var/run/postgresql/pw
+    (umask 077; awk -F: '$4 == "postgres" { print $5 }' "$PGPASSFILE" > "$PW"); chown postgres "$PW"
+    as_pg "$BIN/initdb" -D "$DATA" --auth-local=trust --auth-host=scram-sha-256 --pwfile="$PW" -U postgres \
+      --wal-segsize=1 -E UTF8 --locale=C.UTF-8 >/dev/null
+    rm -f "$PW"
   else
-    until as_pg "$BIN/pg_basebackup" -h "${PRIMARY_HOST:?}" -U postgres -D "$DATA" -R -X stream -c fast; do
+    until as_pg "$BIN/pg_basebackup" -w -h "${PRIMARY_HOST:?}" -U postgres -D "$DATA" -R -X stream -c fast; do
       find "$DATA" -mindepth 1 -delete; sleep 0.5
     done
   fi
 fi
-cat > "$DATA/gameday.conf" <<CONF
+cat > "$DATA/gameday.conf" <<'CONF'
 listen_addresses = '*'
 port = 5432
-max_connections = 100
-shared_buffers = 64MB
-wal_level = replica
-max_wal_senders = 10
-wal_keep_size = 256MB
-hot_standby = on
-wal_retrieve_retry_interval = 500ms
-log_line_prefix = '%m [%p] '
-CONF
-# Reached only over the project's Docker networks and 127.0.0.1-published ports.
+""" + COMMON_SETTINGS + r"""CONF
+# Published on 127.0.0.1 only, and still every TCP connection gives its password: any local user
+# can reach loopback. The socket inside the container is for the container's own processes.
 cat > "$DATA/pg_hba.conf" <<HBA
 local all all trust
-host all all all trust
 local replication all trust
-host replication all all trust
+host all all all scram-sha-256
+host replication all all scram-sha-256
 HBA
 grep -q "include_if_exists = 'gameday.conf'" "$DATA/postgresql.conf" \
   || echo "include_if_exists = 'gameday.conf'" >> "$DATA/postgresql.conf"
@@ -169,7 +173,21 @@ def build(log=print) -> tuple[str, float, bool]:
             raise ImageError(f"docker import of {tag} failed: {(imp.stderr or imp.stdout).strip()[-300:]}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    for stale in remove_stale(tag):
+        log(f"images: removed {stale}, built from an earlier recipe")
     return tag, time.monotonic() - start, True
+
+
+def remove_stale(current: str) -> list[str]:
+    """Remove the project's images of earlier recipes (about 0.8 GB each); one a container still
+    uses stays. Returns the tags removed."""
+    r = subprocess.run(["docker", "images", IMAGE_REPO, "--format", "{{.Repository}}:{{.Tag}}"],
+                       capture_output=True, text=True)
+    removed = []
+    for tag in r.stdout.split() if r.returncode == 0 else []:
+        if tag != current and subprocess.run(["docker", "rmi", tag], capture_output=True).returncode == 0:
+            removed.append(tag)
+    return removed
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,11 @@ testcontainers on two Docker networks, every port published on 127.0.0.1 only.
   alert-receiver  logs delivered alerts into the home (detection evidence)
   heartbeat       one keyed write a second through the API into the home's ledger (RPO)
 
+Every port is published on 127.0.0.1, which any local user can reach, so the databases ask every
+TCP connection for a password (scram-sha-256): generated at the first `up` into the home's
+`secrets/pgpass` (0600 in a 0700 folder), as the embedded stack's, and mounted read-only into the
+database and API containers. Prometheus runs without its lifecycle API.
+
 The database network (db) is what the network faults cut or slow: the API loses its database
 while everything else, the harness included, still reaches the API.
 
@@ -40,6 +45,8 @@ from harness import container_engine as engine
 from harness.containers import images
 from harness.container_engine import EngineError
 from harness.heartbeat_ledger import freshness
+from harness.pgroles import conninfo_value
+from harness.stack import credentials
 from harness.stack.monitoring import RULES, alertmanager_config
 from harness.target import PROJECT_ROOT
 
@@ -53,6 +60,7 @@ __all__ = ["KIND", "COMPONENTS", "ContainersError", "up", "down", "status", "des
 KIND = "containers"
 DEFAULT_PORT_BASE = 17400  # beside an embedded stack on its default 15400
 API_REPLICAS = 2
+SECRETS_MOUNT = "/run/gameday-secrets"  # the home's secrets folder, read-only, in the database and API containers
 API_WORKER_TIMEOUT_S = 10
 HEARTBEAT_FRESH_S = 10.0
 # Container port, host-port offset from the base (the embedded stack's offsets: one numbering).
@@ -127,14 +135,21 @@ class _Names:
     def heartbeat_dir(self) -> Path: return self.home / "heartbeat"
     @property
     def alerts_log(self) -> Path: return self.home / "alerts.jsonl"
+    @property
+    def secrets_dir(self) -> Path: return self.home / "secrets"  # 0700, as the embedded stack's
+    @property
+    def passfile(self) -> Path: return self.secrets_dir / "pgpass"  # mounted read-only where needed
+
+    def dsn(self, component: str, dbname: str, user: str) -> str:
+        return _dsn(self.port(component), dbname, user, self.passfile)
 
 
 def describe(n: _Names) -> dict:
     """The target description (target.json): the same fields probes, recorders and checkers read
     for the embedded stack, plus where each container is."""
     def server(component: str) -> dict:
-        return {"port": n.port(component), "dsn": _dsn(n.port(component), "svgai", "svgai"),
-                "admin_dsn": _dsn(n.port(component), "svgai", "postgres"), "container": n.container(component),
+        return {"port": n.port(component), "dsn": n.dsn(component, "svgai", "svgai"),
+                "admin_dsn": n.dsn(component, "svgai", "postgres"), "container": n.container(component),
                 "program": component}
     p, s = n.port("postgres-primary"), n.port("postgres-standby")
     return {
@@ -147,7 +162,8 @@ def describe(n: _Names) -> dict:
         "api_replicas": API_REPLICAS,
         # Multi-host: whichever server accepts writes, as the embedded stack's.
         "app_dsn": f"host=127.0.0.1,127.0.0.1 port={p},{s} dbname=svgai user=svgai "
-                   f"target_session_attrs=read-write connect_timeout=2",
+                   f"target_session_attrs=read-write connect_timeout=2 passfile={conninfo_value(n.passfile)}",
+        "passfile": str(n.passfile),
         "primary": server("postgres-primary"),
         "standby": server("postgres-standby"),
         "model_dir": str(n.model_dir),
@@ -208,13 +224,14 @@ def up(home: str | os.PathLike | None = None, base: int | str | None = None,
             _run_py(["-m", "svgai.train", "--model-dir", str(n.model_dir), "--config", str(n.config_path)],
                     "model training")
         _write_monitoring_configs(n)
+        credentials.ensure(n.secrets_dir, n.passfile, host="*")
         step(f"creating networks {n.network('db')}, {n.network('front')}")
         nets = {w: _network(n, w) for w in NETWORKS}
         _start(n, nets, "postgres-primary", step)
         _start(n, nets, "postgres-standby", step)
         step("creating the application database and schema")
-        _create_app_database(n.port("postgres-primary"))
-        _run_py(["-m", "svgai.migrate", "--dsn", _dsn(n.port("postgres-primary"), "svgai", "svgai")], "schema migration")
+        _create_app_database(n)
+        _run_py(["-m", "svgai.migrate", "--dsn", n.dsn("postgres-primary", "svgai", "svgai")], "schema migration")
         for component in ("api", "alert-receiver", "alertmanager", "prometheus", "heartbeat"):
             _start(n, nets, component, step)
         step("waiting for Prometheus to scrape the API and the first heartbeats")
@@ -289,8 +306,8 @@ def _client():
         raise ContainersError(str(e)) from None
 
 
-def _dsn(port: int, dbname: str, user: str) -> str:
-    return f"host=127.0.0.1 port={port} dbname={dbname} user={user} connect_timeout=2"
+def _dsn(port: int, dbname: str, user: str, passfile: Path) -> str:
+    return f"host=127.0.0.1 port={port} dbname={dbname} user={user} connect_timeout=2 passfile={conninfo_value(passfile)}"
 
 
 def _check_home(n: _Names) -> None:
@@ -342,7 +359,7 @@ def _venv_mounts() -> list[tuple[str, str]]:
 
 def _write_monitoring_configs(n: _Names) -> None:
     (n.conf_dir / "rules.yml").write_text(RULES)  # the embedded stack's alert rules, unchanged
-    (n.conf_dir / "prometheus.yml").write_text(f"""global:
+    (n.conf_dir / "prometheus.yml").write_text("""global:
   scrape_interval: 1s
   scrape_timeout: 900ms
   evaluation_interval: 1s
@@ -378,25 +395,26 @@ def _spec(n: _Names, component: str) -> tuple[list[str], dict, list[tuple[str, s
     py = str(venv / "bin" / "python")
     code = [(src, dst, "ro") for src, dst in _venv_mounts()]
     home_rw = [(str(n.home), str(n.home), "rw")]
+    secrets = [(str(n.secrets_dir), SECRETS_MOUNT, "ro")]
     env_py = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     if component == "postgres-primary":
-        return (["gameday-pg", "primary"], {}, [],
+        return (["gameday-pg", "primary"], {}, secrets,
                 LogMessageWaitStrategy("database system is ready to accept connections"))
     if component == "postgres-standby":
-        return (["gameday-pg", "standby"], {"PRIMARY_HOST": "postgres-primary"}, [],
+        return (["gameday-pg", "standby"], {"PRIMARY_HOST": "postgres-primary"}, secrets,
                 LogMessageWaitStrategy("database system is ready to accept read-only connections"))
     if component == "api":
         cmd = [str(venv / "bin" / "gunicorn"), "svgai.api:app", "-k", "uvicorn_worker.UvicornWorker",
                "-w", str(API_REPLICAS), "--timeout", str(API_WORKER_TIMEOUT_S), "--graceful-timeout", "2",
                "--backlog", "2048", "--preload", "--no-control-socket", "-b", "0.0.0.0:8000"]
         env = {**env_py, "SVGAI_DSN": "host=postgres-primary,postgres-standby port=5432,5432 dbname=svgai user=svgai "
-                                      "target_session_attrs=read-write connect_timeout=2",
+                                      f"target_session_attrs=read-write connect_timeout=2 passfile={SECRETS_MOUNT}/pgpass",
                "SVGAI_MODEL_DIR": str(n.model_dir), "SVGAI_CONFIG": str(n.config_path),
                "PROMETHEUS_MULTIPROC_DIR": "/run/metrics", "OMP_NUM_THREADS": "1"}
-        return cmd, env, code + home_rw, HttpWaitStrategy(8000, "/ready").for_status_code(200)
+        return cmd, env, code + home_rw + secrets, HttpWaitStrategy(8000, "/ready").for_status_code(200)
     if component == "prometheus":
         cmd = ["prometheus", "--config.file=/etc/gameday/prometheus.yml", "--storage.tsdb.path=/var/lib/gameday/prometheus",
-               "--storage.tsdb.retention.time=90d", "--web.listen-address=0.0.0.0:9090", "--web.enable-lifecycle"]
+               "--storage.tsdb.retention.time=90d", "--web.listen-address=0.0.0.0:9090"]  # no lifecycle: POST /-/quit
         return cmd, {}, [(str(n.conf_dir), "/etc/gameday", "ro")], HttpWaitStrategy(9090, "/-/ready").for_status_code(200)
     if component == "alertmanager":
         cmd = ["prometheus-alertmanager", "--config.file=/etc/gameday/alertmanager.yml",
@@ -441,14 +459,18 @@ def _start(n: _Names, nets: dict, component: str, step) -> None:
         container.start()
 
 
-def _create_app_database(port: int) -> None:
+def _create_app_database(n: _Names) -> None:
     import psycopg
-    with psycopg.connect(_dsn(port, "postgres", "postgres"), autocommit=True) as c:
+    from psycopg import sql
+    password = credentials.read(n.passfile)["svgai"]
+    with psycopg.connect(n.dsn("postgres-primary", "postgres", "postgres"), autocommit=True) as c:
         if not c.execute("select 1 from pg_roles where rolname='svgai'").fetchone():
             c.execute("create role svgai login")
+        # Over the connection, never on a command line; the standby gets it by replication.
+        c.execute(sql.SQL("alter role svgai login password {}").format(sql.Literal(password)))
         if not c.execute("select 1 from pg_database where datname='svgai'").fetchone():
             c.execute("create database svgai owner svgai")
-    with psycopg.connect(_dsn(port, "svgai", "postgres"), autocommit=True) as c:
+    with psycopg.connect(n.dsn("postgres-primary", "svgai", "postgres"), autocommit=True) as c:
         c.execute("create extension if not exists amcheck")
 
 
@@ -493,7 +515,7 @@ def _health(n: _Names, component: str) -> tuple[bool, str]:
     import psycopg
     if component in ("postgres-primary", "postgres-standby"):
         try:
-            with psycopg.connect(_dsn(n.port(component), "postgres", "postgres")) as conn:
+            with psycopg.connect(n.dsn(component, "postgres", "postgres")) as conn:
                 if not conn.execute("select pg_is_in_recovery()").fetchone()[0]:
                     k = conn.execute("select count(*) from pg_stat_replication where state='streaming'").fetchone()[0]
                     return True, f"primary, {k} streaming standby"

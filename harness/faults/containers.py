@@ -88,11 +88,7 @@ def pause_container(component: str, duration_s: float | None = None, target: str
     record = {"component": component, "container": container.name, "duration_s": duration_s, "at": time.time()}
     if duration_s is None:
         return {**record, "effect": effect(seen, f"{container.name} {'paused' if seen else 'not seen paused'}")}
-    try:
-        time.sleep(max(0.0, duration_s - (time.monotonic() - paused_at)))
-    finally:
-        _undo_now(key, {"kind": "docker_unpause", "container": container.id})
-    held = round(time.monotonic() - paused_at, 4)
+    held, _ = _hold(key, {"kind": "docker_unpause", "container": container.id}, duration_s, paused_at)
     return {**record, "stopped_s": held, "active_s": held,
             "effect": effect(seen, f"{container.name} {'paused' if seen else 'not seen paused'}, held {held:g} s")}
 
@@ -156,11 +152,7 @@ def partition_database(duration_s: float | None = None, component: str = "api", 
     what = f"{container.name} {'off' if cut else 'still on'} {network}"
     if duration_s is None:
         return {**record, "effect": effect(cut, what)}
-    try:
-        time.sleep(max(0.0, duration_s - (time.monotonic() - cut_at)))
-    finally:
-        rejoined = _undo_now(key, spec)
-    held = round(time.monotonic() - cut_at, 4)
+    held, rejoined = _hold(key, spec, duration_s, cut_at)
     return {**record, "partitioned_s": held, "active_s": held, "rejoined": rejoined, "effect": effect(cut, f"{what} for {held:g} s")}
 
 
@@ -202,11 +194,7 @@ def delay_database_link(delay_ms: int = 200, duration_s: float | None = None, co
     what = f"{delay_ms} ms delay ({how['mechanism']}) on {container.name} {how['interface']} ({network})"
     if duration_s is None:
         return {**record, "effect": effect(True, what)}
-    try:
-        time.sleep(max(0.0, duration_s - (time.monotonic() - started)))
-    finally:
-        cleared = _undo_now(key, spec)
-    held = round(time.monotonic() - started, 4)
+    held, cleared = _hold(key, spec, duration_s, started)
     return {**record, "delayed_s": held, "active_s": held, "cleared": cleared, "effect": effect(True, f"{what} for {held:g} s")}
 
 
@@ -271,6 +259,16 @@ def _register(t: dict, configuration: dict | None, key: str, spec: dict, lease_s
     timer = reaper.start_timer(ledger["home"], deadline)
     fault_ledger.set_timer(ledger["home"], key, timer)  # ended when the entry is cleared
     return deadline
+
+
+def _hold(key: str, spec: dict, duration_s: float, since: float) -> tuple[float, str]:
+    """A timed fault: keep it until `duration_s` after `since` (monotonic), then undo it, even
+    when the wait is interrupted. Returns (seconds it was in force, what the undo said)."""
+    try:
+        time.sleep(max(0.0, duration_s - (time.monotonic() - since)))
+    finally:
+        undone = _undo_now(key, spec)
+    return round(time.monotonic() - since, 4), undone
 
 
 def _undo_now(key: str, spec: dict) -> str:

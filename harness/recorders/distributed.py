@@ -34,7 +34,7 @@ import time
 
 from harness.history import History
 from harness.ledger_shards import ShardWriter, safe_worker_id
-from harness.recorders.load import READY_FILE, write_one
+from harness.recorders.load import READY_FILE, add_load_arguments, pace, write_one
 
 __all__ = ["estimate_offset"]
 
@@ -62,13 +62,7 @@ def _parse(argv=None) -> argparse.Namespace:
                                  description="locust master/worker writing the run's ledger shards")
     sub = ap.add_subparsers(dest="role", required=True)
     m = sub.add_parser("master", help="hand users out to the workers, write their ledger shards")
-    m.add_argument("--api-url", required=True)
-    m.add_argument("--history", required=True)
-    m.add_argument("--t0", type=float, required=True)
-    m.add_argument("--users", type=int, default=8)
-    m.add_argument("--duration", type=float, default=3600.0)
-    m.add_argument("--timeout", type=float, default=3.0)
-    m.add_argument("--key-prefix", required=True)
+    add_load_arguments(m)
     m.add_argument("--expect-workers", type=int, required=True)
     m.add_argument("--bind", default="127.0.0.1")
     m.add_argument("--port", type=int, required=True)
@@ -102,13 +96,15 @@ def _locust():
 
 def _writer_class(settings: dict, record, stopping: dict, in_flight: dict):
     gevent, locust, _ = _locust()
-    FastHttpUser, constant, task = locust.FastHttpUser, locust.constant, locust.task
+    FastHttpUser, task = locust.FastHttpUser, locust.task
 
     class Writer(FastHttpUser):  # the same class name on master and workers: locust dispatches by it
         host = settings.get("api_url") or "http://127.0.0.1"
-        wait_time = constant(0)
         connection_timeout = 1.0
         network_timeout = 3.0
+
+        def wait_time(self):  # the rate comes with the master's settings
+            return pace(self, settings.get("write_interval_s"))
 
         @task
         def write(self):
@@ -122,6 +118,16 @@ def _writer_class(settings: dict, record, stopping: dict, in_flight: dict):
             finally:
                 in_flight["n"] -= 1
     return Writer
+
+
+def _stop_on_signals(stopping: dict) -> None:
+    """SIGTERM or SIGINT: stop gracefully (writes in flight complete, the shard is flushed)."""
+    gevent, _, _ = _locust()
+
+    def graceful(*_):
+        stopping["flag"] = True
+    gevent.signal_handler(signal.SIGTERM, graceful)
+    gevent.signal_handler(signal.SIGINT, graceful)
 
 
 def _die_with_parent(parent_pid: int | None) -> None:
@@ -147,7 +153,10 @@ def _master(args) -> int:
     node_of: dict[str, str] = {}          # worker id -> locust node id
     clocked: set[str] = set()
     done: set[str] = set()
-    settings = {"api_url": args.api_url, "timeout_s": args.timeout}
+    key_prefix = args.key_prefix or f"load-{os.getpid()}-{time.time_ns()}-"
+    # Each user's interval: the rate is the whole load's, whichever worker a user runs on.
+    settings = {"api_url": args.api_url, "timeout_s": args.timeout,
+                "write_interval_s": args.users / args.writes_per_s if args.writes_per_s else None}
     Writer = _writer_class({"api_url": args.api_url}, None, stopping, {"n": 0})
     env = Environment(user_classes=[Writer], events=events, host=args.api_url)
     runner = env.create_master_runner(args.bind, args.port)
@@ -163,9 +172,9 @@ def _master(args) -> int:
             # The master's own wall clock tied to the run's t at one instant: the merge's anchor.
             shards[worker].write([{"kind": "shard", "worker": worker, "host": data.get("host"),
                                    "anchor_t": round(history.now(), 6), "anchor_wall_s": time.time(),
-                                   "key_prefix": f"{args.key_prefix}{worker}-", "node": msg.node_id}])
+                                   "key_prefix": f"{key_prefix}{worker}-", "node": msg.node_id}])
         runner.send_message("gameday_pong", {"seq": data.get("seq"), "sent": data.get("sent"), "master": time.time(),
-                                             "settings": {**settings, "key_prefix": f"{args.key_prefix}{worker}-"}},
+                                             "settings": {**settings, "key_prefix": f"{key_prefix}{worker}-"}},
                             client_id=msg.node_id)
 
     def on_records(environment, msg, **_):
@@ -182,10 +191,7 @@ def _master(args) -> int:
     runner.register_message("gameday_ping", on_ping)
     runner.register_message("gameday_records", on_records)
 
-    def graceful(*_):
-        stopping["flag"] = True
-    gevent.signal_handler(signal.SIGTERM, graceful)
-    gevent.signal_handler(signal.SIGINT, graceful)
+    _stop_on_signals(stopping)
     _die_with_parent(args.parent_pid)
 
     joined_by = time.monotonic() + args.join_timeout
@@ -260,10 +266,7 @@ def _worker(args) -> int:
     runner.register_message("gameday_stop", on_stop)
     runner.register_message("gameday_reject", on_reject)
 
-    def graceful(*_):
-        stopping["flag"] = True
-    gevent.signal_handler(signal.SIGTERM, graceful)
-    gevent.signal_handler(signal.SIGINT, graceful)
+    _stop_on_signals(stopping)
     _die_with_parent(args.parent_pid)
 
     def clock_estimate(phase: str) -> dict | None:

@@ -43,14 +43,17 @@ class LoadGenerator:
     def __init__(self, api_url: str, history_path: str | os.PathLike, t0: float, users: int = 8,
                  log_path: str | os.PathLike | None = None, duration_s: float = 3600.0,
                  key_prefix: str | None = None, workers: int = 0, remote_workers: int = 0,
-                 master_bind: str = "127.0.0.1", master_port: int | None = None, join_timeout_s: float = 60.0):
+                 master_bind: str = "127.0.0.1", master_port: int | None = None, join_timeout_s: float = 60.0,
+                 writes_per_s: float | None = None):
         if workers < 0 or remote_workers < 0 or (remote_workers and not workers):
             raise ValueError(f"load workers must be >= 0 (remote ones need at least one local), got "
                              f"{workers} local and {remote_workers} remote")
         # Every key starts with the prefix: the final read reads the whole key space by it.
         self.key_prefix = key_prefix or f"load-{os.getpid()}-{time.time_ns()}-"
         common = ["--api-url", api_url, "--history", str(history_path), "--t0", repr(t0), "--users", str(users),
-                  "--duration", str(duration_s), "--key-prefix", self.key_prefix, "--parent-pid", str(os.getpid())]
+                  "--duration", str(duration_s), "--key-prefix", self.key_prefix, "--parent-pid", str(os.getpid()),
+                  *(["--writes-per-s", repr(float(writes_per_s))] if writes_per_s else [])]
+        self.writes_per_s = writes_per_s
         self.workers = workers
         self.shard_dir = shard_dir(history_path) if workers else None
         self.master_port = (master_port or free_port(master_bind)) if workers else None
@@ -156,6 +159,31 @@ def free_port(host: str = "127.0.0.1", low: int = 20000, high: int = 32000) -> i
     raise RuntimeError(f"no free port between {low} and {high} on {host}")
 
 
+def add_load_arguments(ap: argparse.ArgumentParser) -> None:
+    """The load's shape, the same for one process (this module) and for the distributed master."""
+    ap.add_argument("--api-url", required=True)
+    ap.add_argument("--history", required=True)
+    ap.add_argument("--t0", type=float, required=True)
+    ap.add_argument("--users", type=int, default=8)
+    ap.add_argument("--duration", type=float, default=3600.0)
+    ap.add_argument("--timeout", type=float, default=3.0)
+    ap.add_argument("--key-prefix", default=None, help="every key starts with it: the run's key space")
+    ap.add_argument("--writes-per-s", type=float, default=None,
+                    help="the whole load's write rate, shared by the users (default: as fast as they go)")
+
+
+def pace(user, interval_s: float | None) -> float:
+    """A locust wait_time for a fixed write rate: the pause that starts the user's next write
+    `interval_s` after its last one began (0 with no interval, or when the user runs late; a late
+    user does not burst to catch up)."""
+    if not interval_s:
+        return 0.0
+    now = time.monotonic()
+    due = getattr(user, "_gameday_write_due", now)
+    user._gameday_write_due = max(due, now) + interval_s
+    return max(0.0, due - now)
+
+
 def write_one(client, key: str, record) -> str:
     """One write of `key` through the API with a locust client, recorded invoke → outcome by
     calling `record(**fields)` twice (Jepsen semantics, see the module's docstring)."""
@@ -193,20 +221,14 @@ def classify(status_code: int, error: BaseException | None) -> str:
 
 def _main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="locust writers logging Jepsen operations")
-    ap.add_argument("--api-url", required=True)
-    ap.add_argument("--history", required=True)
-    ap.add_argument("--t0", type=float, required=True)
-    ap.add_argument("--users", type=int, default=8)
-    ap.add_argument("--duration", type=float, default=3600.0)
-    ap.add_argument("--timeout", type=float, default=3.0)
-    ap.add_argument("--key-prefix", default=None, help="every key starts with it: the run's key space")
+    add_load_arguments(ap)
     ap.add_argument("--parent-pid", type=int, default=None, help="exit at once when this process is gone")
     args = ap.parse_args(argv)
 
     # Deferred on purpose: locust imports gevent, which monkey-patches the process; the harness
     # imports this module (LoadGenerator) and must never get either.
     import gevent
-    from locust import FastHttpUser, constant, events, task
+    from locust import FastHttpUser, events, task
     from locust.env import Environment
 
     history = History(args.history, t0=args.t0)
@@ -214,12 +236,15 @@ def _main(argv=None) -> int:
     in_flight = {"n": 0}
     prefix = args.key_prefix or f"w{os.getpid()}-{int(time.time())}-"
     counter = iter(range(1 << 62))
+    interval_s = args.users / args.writes_per_s if args.writes_per_s else None
 
     class Writer(FastHttpUser):
         host = args.api_url
-        wait_time = constant(0)
         connection_timeout = 1.0
         network_timeout = args.timeout
+
+        def wait_time(self):
+            return pace(self, interval_s)
 
         @task
         def write(self):

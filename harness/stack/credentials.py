@@ -1,5 +1,5 @@
-"""The embedded stack's database passwords: generated once, at the first `target up`, and kept in
-a libpq password file in the home (`secrets/pgpass`, 0600 in a 0700 folder). DSNs name the file,
+"""The database passwords of a stack (embedded or containers): generated once, at the first
+`target up`, and kept in a libpq password file in the home (`secrets/pgpass`, 0600 in a 0700 folder). DSNs name the file,
 never a password, so nothing the harness writes or prints carries one."""
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from pathlib import Path
 ROLES = ("postgres", "svgai")  # the superuser the harness acts as; the application's role
 
 
-def ensure(secrets_dir: Path, passfile: Path) -> dict[str, str]:
-    """The password of each role, generated if the home has none yet."""
+def ensure(secrets_dir: Path, passfile: Path, host: str = "127.0.0.1") -> dict[str, str]:
+    """The password of each role, generated if the home has none yet. `host` is the file's host
+    field: the embedded stack's servers are on 127.0.0.1; the container target's are reached
+    under other names too, from inside its network ("*")."""
     secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secrets_dir.chmod(0o700)
     have = read(passfile)
@@ -19,7 +21,7 @@ def ensure(secrets_dir: Path, passfile: Path) -> dict[str, str]:
         return have
     passwords = {role: have.get(role) or secrets.token_urlsafe(24) for role in ROLES}
     # token_urlsafe never contains ':' or '\\', the two characters a pgpass line would escape.
-    text = "".join(f"127.0.0.1:*:*:{role}:{pw}\n" for role, pw in passwords.items())
+    text = "".join(f"{host}:*:*:{role}:{pw}\n" for role, pw in passwords.items())
     fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)

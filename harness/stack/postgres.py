@@ -13,7 +13,6 @@ from pathlib import Path
 import psycopg
 
 from harness import procs
-from harness.errors import first_line
 from harness.pgroles import server_dsn
 from harness.stack import credentials
 from harness.stack.layout import PG_BIN, Layout, server_user
@@ -56,27 +55,31 @@ def prepare_srv(layout: Layout) -> None:
     chown_to_server_user(layout.srv, layout.archive_dir, layout.backup_dir, layout.socket_dir, layout.holds_dir)
 
 
-def server_settings(layout: Layout, port: int) -> str:
-    return f"""# Written by gameday target up.
-listen_addresses = '127.0.0.1'
-port = {port}
-unix_socket_directories = '{layout.socket_dir}'
-max_connections = 100
+# What every server of ours runs with, the embedded stack's and the container image's alike.
+COMMON_SETTINGS = """max_connections = 100
 shared_buffers = 64MB
 wal_level = replica
 max_wal_senders = 10
 wal_keep_size = 256MB
 hot_standby = on
-# WAL archiving: base backups + archive are what point-in-time recovery restores from.
+# A standby whose primary died retries its WAL source this often; pg_promote waits for that
+# wake-up, so the default 5 s showed up as a 5-10 s promotion in failovers with a dead primary.
+wal_retrieve_retry_interval = 500ms
+log_line_prefix = '%m [%p] '
+"""
+
+
+def server_settings(layout: Layout, port: int) -> str:
+    return f"""# Written by gameday target up.
+listen_addresses = '127.0.0.1'
+port = {port}
+unix_socket_directories = '{layout.socket_dir}'
+{COMMON_SETTINGS}# WAL archiving: base backups + archive are what point-in-time recovery restores from.
 archive_mode = on
 archive_command = 'test ! -f {layout.archive_dir}/%f && cp %p {layout.archive_dir}/%f'
 # A segment is archived at least this often, which bounds RPO for archive-based restores.
 archive_timeout = 5s
-# A standby whose primary died retries its WAL source this often; pg_promote waits for that
-# wake-up, so the default 5 s showed up as a 5-10 s promotion in failovers with a dead primary.
-wal_retrieve_retry_interval = 500ms
 logging_collector = off
-log_line_prefix = '%m [%p] '
 """
 
 
