@@ -305,7 +305,10 @@ def take_heartbeat_baseline(s: RunSession, window_s: float) -> None:
     if not ok:  # no baseline: every acknowledgement in the window counts
         s.history.append("marker", name="heartbeat_baseline", ok=False, detail=detail)
         return
-    s.heartbeat_baseline = {key for key, _, digest in acked if found.get(key) == digest}
+    # Intact: present and holding what was acknowledged (a heartbeat whose answer carried no
+    # digest can only be checked for presence; it is not blamed on an earlier incident).
+    s.heartbeat_baseline = {key for key, _, digest in acked
+                            if (found.get(key) == digest if digest is not None else key in found)}
     s.heartbeat_baseline_epoch = now
     s.history.append("marker", name="heartbeat_baseline", ok=True, window_s=window_s, read=len(acked),
                      intact=len(s.heartbeat_baseline), set_aside=len(acked) - len(s.heartbeat_baseline))

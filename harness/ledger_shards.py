@@ -24,6 +24,7 @@ from harness.checkers.shards import merge_shards
 __all__ = ["SHARD_DIR", "shard_dir", "read_shards", "run_events", "ShardWriter", "safe_worker_id"]
 
 SHARD_DIR = "ledger-shards"
+UNREADABLE = "unreadable"  # a record for a shard line that does not parse (not a torn last line)
 
 
 def shard_dir(history_path: str | os.PathLike) -> Path:
@@ -37,22 +38,27 @@ def safe_worker_id(raw: str) -> str:
 
 
 def read_shards(folder: str | os.PathLike) -> list[list[dict]]:
-    """Every `*.jsonl` shard in `folder`, in name order; [] when there is none. A line that does
-    not parse (a master killed mid-write) is skipped: its write then has no recorded outcome,
-    which the loss checker counts as unknown."""
+    """Every `*.jsonl` shard in `folder`, in name order; [] when there is none. A torn last line
+    (a master killed mid-write) is skipped: its write then has no recorded outcome, which the loss
+    checker counts as unknown. Any other line that does not parse becomes an `unreadable` record:
+    a record lost in the middle (an acknowledgement among them) makes the shard unjudgeable."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     shards = []
     for path in sorted(folder.glob("*.jsonl")):
+        text = path.read_text(errors="replace")
+        lines = text.splitlines()
         records = []
-        for line in path.read_text(errors="replace").splitlines():
+        for n, line in enumerate(lines, 1):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                continue
+                record = None
             if isinstance(record, dict):
                 records.append(record)
+            elif not (n == len(lines) and not text.endswith("\n")):
+                records.append({"kind": UNREADABLE, "line": n})
         shards.append(records)
     return shards
 

@@ -90,6 +90,7 @@ def resolve(objectives: Objectives, scenario: str, overrides: dict | None = None
                          if severity is not None else None)
     out.setdefault("rpo_warning", None)
     out.setdefault("max_p95_latency_s", None)
+    out.setdefault("recovery", None)
     if overrides is None:
         return out
     base = "extensions.bcp.objectives"
@@ -315,6 +316,15 @@ def _names(value: Any, file: str, where: str) -> list[str]:
     return list(value)
 
 
+def _required_names(value: Any, file: str, where: str) -> list[str]:
+    """critical_functions and integrity_checks: the BCP requires both after every recovery, so an
+    empty list (which would pass as "nothing required") is refused."""
+    names = _names(value, file, where)
+    if not names:
+        raise _bad(file, where, "must name at least one (the plan requires them after every recovery)", value)
+    return names
+
+
 def _text(value: Any, file: str, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _bad(file, where, "must be a non-empty sentence", value)
@@ -358,6 +368,15 @@ def _rpo_warning(value: Any, file: str, where: str) -> dict | None:
 
 
 SEVERITIES = ("critical", "high", "medium", "low")  # the BCP's escalation matrix, most urgent first
+RECOVERY_KINDS = ("manual", "automatic")
+
+
+def _recovery_kind(value: Any, file: str, where: str) -> str:
+    """manual: the plan prescribes a recovery procedure, and a run where none ran fails;
+    automatic: supervision, replication or the orchestrator recovers."""
+    if value not in RECOVERY_KINDS:
+        raise _bad(file, where, f"must be one of {', '.join(RECOVERY_KINDS)}", value)
+    return value
 
 
 def _escalation_matrix(value: Any, file: str) -> dict:
@@ -387,15 +406,17 @@ OBJECTIVE_FIELDS: dict[str, Callable[[Any, str, str], Any]] = {
     "timeout_s": _seconds,
     "probe": _name,
     "max_lost_writes": _count_or_null,
-    "critical_functions": _names,
-    "integrity_checks": _names,
+    "critical_functions": _required_names,
+    "integrity_checks": _required_names,
     "detection": _detection,
 }
 _SCENARIO_TEXT = {"description": _text, "bcp_section": _text}
 # Per scenario only (no default): its BCP severity (checked against the matrix) and an RPO warning.
 _SCENARIO_ONLY = {"severity": _name, "rpo_warning": _rpo_warning,
                   # p95 of acknowledged optimize latency while the fault is active (criterion p95_latency)
-                  "max_p95_latency_s": _seconds}
+                  "max_p95_latency_s": _seconds,
+                  # manual: a recovery procedure (actions tagged `recovery`) must run
+                  "recovery": _recovery_kind}
 
 
 def _validate(data: Any, file: str) -> Objectives:

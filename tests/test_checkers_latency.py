@@ -80,3 +80,26 @@ def test_only_the_time_the_fault_was_in_force_counts():
     h.add("fault", 20.0, phase="end", name="delay-database-link", ok=True, detail={"active_s": 9.0})
     c = p95_latency(h.events(), max_p95_s=1.0)
     assert not c["passed"] and c["measured"] == 1.5, c["detail"]
+
+
+def test_timed_out_calls_count_as_never_answered():
+    """80 calls answered in 0.3 s and 20 that timed out: leaving the 20 out would give a p95 of
+    0.3 s and a PASS; each is a user who never got an answer, and the p95 fails."""
+    h = healthy_run(outage=None)
+    h.fault(10.0, 20.0, name="delay-database-link")
+    for i in range(80):
+        h.write(f"fast-{i}", 10.0 + i * 0.1, latency_s=0.3)
+    for i in range(20):
+        h.write(f"timeout-{i}", 10.05 + i * 0.1, outcome="info", latency_s=3.0)
+    c = p95_latency(h.events(), max_p95_s=1.0)
+    assert not c["passed"] and c["measured"] is None
+    assert "never answered" in c["detail"]
+
+
+def test_a_few_unanswered_calls_are_the_slowest_and_can_still_pass():
+    h = slow_link_run(0.4)  # 100 acknowledged in 0.4 s
+    for i in range(3):
+        h.write(f"refused-{i}", 12.0 + i, outcome="fail")
+    c = p95_latency(h.events(), max_p95_s=1.0)
+    assert c["passed"] and c["measured"] == 0.4, c["detail"]
+    assert "3 never answered" in c["detail"]

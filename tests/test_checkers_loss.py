@@ -1,6 +1,8 @@
 """loss(): Jepsen set semantics and RPO on synthetic histories (see tests/synthetic.py)."""
 import json
 
+import pytest
+
 from harness.checkers.loss import loss
 from synthetic import History
 
@@ -104,6 +106,19 @@ def test_loss_acknowledged_after_the_fault_clamps_rpo_to_zero():
     assert r["rpo_s"] == 0.0
     assert r["rpo_raw_s"] == -10.01
     assert r["loss_window"]["earliest_t"] == 10.01
+
+
+def test_loss_after_the_fault_spans_from_the_last_survivor_to_the_last_lost():
+    h = History().fault(100)
+    h.write("before", 90).write("kept-early", 105)
+    h.write("a1", 110).write("a2", 120)          # lost
+    h.write("kept", 150)                         # survived between: does not shorten the span
+    h.write("b1", 160).write("b2", 175)          # lost
+    h.final_read(200, ["before", "kept-early", "kept"])
+    r = loss(h.events())
+    assert r["lost_after_fault"] == 4
+    assert r["loss_after_fault_s"] == pytest.approx(175.01 - 105.01)
+    assert r["rpo_s"] == 0.0
 
 
 def test_loss_without_a_fault_has_no_rpo():

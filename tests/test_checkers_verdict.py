@@ -29,7 +29,7 @@ def test_pass_and_schema():
     assert set(v["measured"]) == MEASURED_KEYS
     assert set(v["objectives"]) == {"rto_s", "rpo_s", "stability_s", "timeout_s", "max_lost_writes",
                                     "critical_functions", "integrity_checks", "detection", "escalation", "rpo_warning",
-                                    "max_p95_latency_s"}
+                                    "max_p95_latency_s", "recovery"}
     assert set(v["loss"]) >= {"known", "lost_keys", "unexpected_keys", "recovered_keys", "duplicate_keys", "loss_window"}
     assert v["status"] == "pass", v["reason"]
     assert v["scenario"] == "database-failure"
@@ -128,6 +128,37 @@ def test_max_lost_writes_zero_fails_on_any_loss():
     assert c["passed"] is False
     assert "at most 0 lost writes" in c["detail"]
     assert criterion(verdict(h.events(), objectives()), "rpo")["passed"] is True
+
+
+def test_acknowledged_writes_lost_after_the_fault_count_against_the_rpo():
+    """A split brain: the old primary keeps acknowledging for 30 s after the fault and all of it is
+    thrown away. The recovery point is the fault start (RPO 0 by its letter), yet 30 s of
+    acknowledged writes are gone: the RPO criterion must FAIL against a 10 s objective."""
+    h = healthy_run(end=40.0)
+    for i in range(30):
+        h.write(f"split-{i}", 11.0 + i)  # acknowledged after the fault at 10, absent from the final read
+    v = verdict(h.events(), objectives(rpo_s=10))
+    c = criterion(v, "rpo")
+    assert v["measured"]["rpo_s"] == 0.0 and v["loss"]["lost_after_fault"] == 30
+    assert c["passed"] is False, c["detail"]
+    assert "30 of them acknowledged after the fault started" in c["detail"]
+    assert "not under the 10 s objective" in c["detail"]
+    assert criterion(verdict(h.events(), objectives(rpo_s=300)), "rpo")["passed"] is True
+
+
+def test_a_manual_recovery_that_never_ran_fails_the_recovery_procedure():
+    """bcp.yaml says the scenario recovers by a procedure; an experiment that lost (or mis-tagged)
+    it has no recovery event. Where recovery is automatic that is right; where manual it FAILS."""
+    events = healthy_run().events()
+    assert criterion(verdict(events, objectives(recovery="automatic")), "recovery_procedure")["passed"]
+    v = verdict(events, objectives(recovery="manual"))
+    c = criterion(v, "recovery_procedure")
+    assert v["status"] == "fail" and c["passed"] is False
+    assert "prescribes a manual recovery procedure" in c["detail"], c["detail"]
+    h = healthy_run()
+    h.add("recovery", 12.0, phase="start", name="restore_database")
+    h.add("recovery", 13.0, phase="end", name="restore_database", ok=True)
+    assert criterion(verdict(h.events(), objectives(recovery="manual")), "recovery_procedure")["passed"]
 
 
 def test_key_lists_are_truncated_counts_are_not():

@@ -155,6 +155,22 @@ def test_a_shard_without_clock_estimate_makes_the_loss_unknown():
     assert not rpo["passed"] and "no clock offset estimate" in rpo["detail"]
 
 
+def test_an_unreadable_line_inside_a_shard_makes_the_loss_unknown_a_torn_last_line_does_not(tmp_path):
+    records = shard("w0", [(f"k{i}", 2.0 + i * 0.1, "ok") for i in range(5)])
+    lines = [json.dumps(r) for r in records]
+    folder = tmp_path / "ledger-shards"
+    folder.mkdir()
+    (folder / "w0.jsonl").write_text("\n".join(lines) + "\n" + lines[-1][:20])  # torn by a kill mid-write
+    merged = merge_shards(run_without_writes().events(), ledger_shards.read_shards(folder))
+    assert ledger_clock(merged)["error"] is None
+    garbled = lines[:4] + ["{\"kind\": \"op\", \"ty\x00"] + lines[5:]  # an acknowledgement mangled mid-file
+    (folder / "w0.jsonl").write_text("\n".join(garbled) + "\n")
+    merged = merge_shards(run_without_writes().events(), ledger_shards.read_shards(folder))
+    assert "1 unreadable line(s) (first: line 5)" in ledger_clock(merged)["error"]
+    rpo = next(c for c in verdict(merged, objectives())["criteria"] if c["name"] == "rpo")
+    assert not rpo["passed"] and "unreadable" in rpo["detail"]
+
+
 # -- real locust master and workers against a stub API --------------------------------------------
 
 class _StubAPI(BaseHTTPRequestHandler):

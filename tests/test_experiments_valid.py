@@ -88,3 +88,18 @@ def test_every_bcp_scenario_has_an_experiment():
                | {_bcp(_load(p))["scenario"] for p in (ROOT / "experiments" / "kubernetes").glob("*.yaml")}
                | {p.stem for p in (ROOT / "experiments" / "containers").glob("*.yaml")})
     assert set(BCP.scenarios) <= covered, f"scenarios without an experiment: {sorted(set(BCP.scenarios) - covered)}"
+
+
+POSITIVE = sorted(LOCAL.glob("*.yaml")) + sorted((ROOT / "experiments" / "containers").glob("*.yaml")) \
+    + sorted((ROOT / "experiments" / "kubernetes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", POSITIVE, ids=_id)
+def test_it_runs_the_recovery_its_scenario_prescribes(path):
+    """bcp.yaml says each scenario's recovery is manual (a procedure the experiment runs, tagged
+    recovery) or automatic: the experiment must agree, or its runs prove a different plan."""
+    experiment = _load(path)
+    kind = BCP.scenarios[_bcp(experiment)["scenario"]]["recovery"]
+    tagged = [a["name"] for a in _activities(experiment, "recovery")]
+    if kind == "manual":
+        assert tagged, f"{path.name}: its scenario's recovery is manual, and no action is tagged recovery"

@@ -61,6 +61,7 @@ def test_project_bcp_yaml_has_every_scenario(bcp):
     for sid in SCENARIOS:
         r = obj.resolve(bcp, sid)
         assert r["scenario"] == sid and r["description"] and r["bcp_section"]
+        assert r["recovery"] in ("manual", "automatic"), f"{sid}: say how it recovers"
 
 
 def test_project_scenario_overrides(bcp):
@@ -114,6 +115,8 @@ def test_bad_seconds_names_file_field_path_and_value(tmp_path):
     ("    detection: {alert: X, max_latency_s: soon}\n", "scenarios.database-failure.detection.max_latency_s",
      "got 'soon'"),
     ("    probe: ''\n", "scenarios.database-failure.probe", "non-empty name"),
+    ("    recovery: sometimes\n", "scenarios.database-failure.recovery", "one of manual, automatic"),
+    ("    integrity_checks: []\n", "scenarios.database-failure.integrity_checks", "at least one"),
     ("  Bad_Id:\n    description: x\n    bcp_section: y\n", "scenarios.Bad_Id", "not a valid scenario id"),
     ("  other:\n    description: x\n", "scenarios.other.bcp_section", "is required"),
     ("  other: 3\n", "scenarios.other", "must be a mapping"),

@@ -92,6 +92,7 @@ def loss(events: list[dict]) -> dict:
         "content_unchecked": 0,
         "read_keys": None, "rpo_s": None, "rpo_raw_s": None, "loss_window": None,
         "rpo_at_least": False, "rpo_unproven": None, "rpo_upper_s": None,
+        "lost_after_fault": 0, "loss_after_fault_s": 0.0,
         "heartbeat_acked": len(heartbeats), "heartbeat_lost": None, "heartbeat_error": heartbeat_error,
         "heartbeat_set_aside": set_aside,
         "fault_start_t": t_fault, "final_read_t": None,
@@ -154,7 +155,12 @@ def loss(events: list[dict]) -> dict:
     # lost one and that lost one: no write was acknowledged in between, so nothing can tell where.
     survived = [t for k, t in ack_time.items() if k in read and t < earliest]
     upper = t_fault - max(survived) if survived else None
+    after, after_s = _loss_after(t_fault, ack_time, read)
     result.update(
+        # Acknowledged after the fault started and lost all the same (a split brain, a restore that
+        # discards what came after the incident): acknowledged data lost too, which the RPO, measured
+        # back from the fault start, does not show. The criterion judges the two together.
+        lost_after_fault=after, loss_after_fault_s=_r(after_s),
         rpo_raw_s=_r(raw), rpo_s=_r(max(0.0, raw)),
         rpo_upper_s=_r(max(0.0, upper)) if upper is not None else None,
         # The oldest acknowledgement read is lost too: the loss may reach further back than we read.
@@ -167,6 +173,20 @@ def loss(events: list[dict]) -> dict:
 
 
 # Internals ---------------------------------------------------------------------------------
+
+def _loss_after(t_fault: float, ack_time: dict, read: set) -> tuple[int, float]:
+    """(lost writes acknowledged after the fault start, seconds of acknowledged time they span):
+    from the newest surviving acknowledgement before the first of them (or the fault start) to the
+    last of them. Writes that survived in between do not shorten it: lost and kept interleaved (two
+    API replicas on two primaries) is still that long a span of acknowledged data partly gone, and
+    a PASS must hold however the loss is spread."""
+    after = [t for k, t in ack_time.items() if t > t_fault and k not in read]
+    if not after:
+        return 0, 0.0
+    first = min(after)
+    kept_before = [t for k, t in ack_time.items() if k in read and t_fault < t < first]
+    return len(after), max(after) - max([t_fault, *kept_before])
+
 
 def _r(x: float) -> float:
     return round(float(x), 6)

@@ -72,6 +72,9 @@ def merge_shards(events: list[dict], shards: list[list[dict]]) -> list[dict]:
         offset, uncertainty = shard_clock(records)
         if offset is None:
             problems.append(f"worker {worker} recorded no clock offset estimate")
+        unreadable = [r.get("line") for r in records if r.get("kind") == "unreadable"]
+        if unreadable:  # an acknowledgement may be among them: the loss cannot be known
+            problems.append(f"ledger shard of {worker} has {len(unreadable)} unreadable line(s) (first: line {unreadable[0]})")
         ops = 0
         for r in records:
             if r.get("kind") != "op" or not _num(r.get("wall_s")):
@@ -109,7 +112,8 @@ def widen(avail: dict, lost: dict, clock: dict | None) -> tuple[dict, dict]:
     end of the clocks' disagreement. The write times of a shard are known only within its
     uncertainty u relative to the fault start, so:
       RPO  max(0, raw + u) when an acknowledged write was lost (none lost: 0, whatever the clocks);
-           the upper end of the recovery point's range + u as well
+           the upper end of the recovery point's range + u as well; the span lost after the
+           fault + 2u (its two ends may be on two clocks)
       RTO  + u when there was an outage. The sampler runs on the master's clock, so this is
            headroom rather than a correction: a verdict built on evidence from several clocks is
            judged where it is worst, so a PASS holds wherever the true alignment lies.
@@ -137,6 +141,8 @@ def widen(avail: dict, lost: dict, clock: dict | None) -> tuple[dict, dict]:
         lost["rpo_s"] = _r(max(0.0, lost["rpo_raw_s"] + u))
         if lost.get("rpo_upper_s") is not None:
             lost["rpo_upper_s"] = _r(lost["rpo_upper_s"] + u)
+        if lost.get("lost_after_fault"):  # its two ends may be on two clocks
+            lost["loss_after_fault_s"] = _r(lost["loss_after_fault_s"] + 2 * u)
     return avail, lost
 
 

@@ -30,7 +30,7 @@ KEYS_SHOWN = 50  # key lists in the verdict are truncated to this many; counts a
 _OBJECTIVE_DEFAULTS = {"stability_s": 5.0, "timeout_s": None, "max_lost_writes": None,
                        "critical_functions": [], "integrity_checks": [], "detection": None,
                        "escalation": None, "rpo_warning": None,
-                       "max_p95_latency_s": None}
+                       "max_p95_latency_s": None, "recovery": None}
 
 
 def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> dict:
@@ -61,7 +61,7 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
                   "critical functions restored", "critical functions not restored"),
         _required("data_integrity", integ, obj["integrity_checks"],
                   "integrity checks passed", "data integrity not verified"),
-        _recovery_procedure(events),
+        _recovery_procedure(events, obj["recovery"]),
         _steady_state_restored(events),
     ]
     if det is not None:
@@ -91,7 +91,7 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
         "calibration": bool(run.get("calibration")),
         "objectives": {k: obj[k] for k in ("rto_s", "rpo_s", "stability_s", "timeout_s", "max_lost_writes",
                                            "critical_functions", "integrity_checks", "detection",
-                                           "escalation", "rpo_warning", "max_p95_latency_s")},
+                                           "escalation", "rpo_warning", "max_p95_latency_s", "recovery")},
         "measured": {
             "rto_s": avail["rto_s"], "ttd_s": avail["ttd_s"], "rpo_s": lost["rpo_s"],
             "downtime_s": avail["downtime_s"], "error_count": avail["error_count"],
@@ -112,6 +112,7 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
             **{k: lost[k][:KEYS_SHOWN] for k in ("lost_keys", "unexpected_keys", "recovered_keys", "duplicate_keys",
                                                  "corrupted_keys")},
             "loss_window": lost["loss_window"],
+            "lost_after_fault": lost["lost_after_fault"], "loss_after_fault_s": lost["loss_after_fault_s"],
         },
         "integrity": integ,
         "functions": funcs,
@@ -201,6 +202,12 @@ def _rpo(lost: dict, obj: dict) -> dict:
     else:
         # Judge the far end of the uncertainty: a PASS must hold wherever the recovery point lies.
         worst = max(rpo, lost.get("rpo_upper_s") or 0.0) if n else rpo
+        after, after_s = lost.get("lost_after_fault") or 0, lost.get("loss_after_fault_s") or 0.0
+        if after:
+            # Lost after the fault started: that acknowledged data is gone too, and counts.
+            worst += after_s
+            detail += (f"; {after} of them acknowledged after the fault started, spanning {_n(after_s)} s more: "
+                       f"{_n(worst)} s of acknowledged writes lost in all")
         passed = worst < goal
         detail += f" (objective under {_n(goal)} s)" if passed else f", not under the {_n(goal)} s objective"
     if max_lost is not None:
@@ -246,13 +253,20 @@ def _required(name: str, collected: dict, required: list[str], ok_words: str, ba
     return _criterion(name, True, measured, required, f"all {len(required)} {ok_words}: {', '.join(required)}")
 
 
-def _recovery_procedure(events: list[dict]) -> dict:
-    """Every recovery action the plan prescribes (tagged `recovery`) ran to its end without raising."""
+def _recovery_procedure(events: list[dict], kind: str | None = None) -> dict:
+    """Every recovery action the plan prescribes (tagged `recovery`) ran to its end without raising.
+    `kind` is the scenario's `recovery` in bcp.yaml: where it is manual, a run in which no recovery
+    action ran fails (an experiment that lost or mis-tagged its procedure proves nothing)."""
     recs = [e for e in events if e["kind"] == "recovery"]
     started = list(dict.fromkeys(e["name"] for e in recs if e.get("phase") == "start"))
     if not started:
+        if kind == "manual":
+            return _criterion("recovery_procedure", False, [], "manual",
+                              "bcp.yaml prescribes a manual recovery procedure for this scenario, and none ran "
+                              "(no action tagged recovery started)")
+        why = "as bcp.yaml says" if kind == "automatic" else "bcp.yaml does not say which"
         return _criterion("recovery_procedure", True, [], None,
-                          "no recovery procedure prescribed: recovery is automatic (supervision, failover)")
+                          f"no recovery procedure ran: recovery is automatic (supervision, failover), {why}")
     ended = {e["name"]: e for e in recs if e.get("phase") == "end"}
     problems = []
     for name in started:
