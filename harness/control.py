@@ -329,8 +329,13 @@ def heartbeat_evidence(s: RunSession, window_s: float) -> dict:
         counted = [a for a in acked if a[1] > s.heartbeat_baseline_epoch or a[0] in s.heartbeat_baseline]
     else:
         counted = acked
+    # The ledger is on the wall clock; the run is on the monotonic one. A wall clock stepped since
+    # the fault (NTP, a VM resumed) moves every heartbeat by that much: measured, the RPO is widened by it.
+    step = ((now_wall - s.fault_start_epoch) - (now_t - s.fault_start_t)
+            if s.fault_start_epoch is not None and s.fault_start_t is not None else 0.0)
     return {"acked": [[key, round(now_t - (now_wall - wall), 6), digest] for key, wall, digest in counted],
-            "set_aside": len(acked) - len(counted), "window_s": window_s, "ok": True, "ledger": ledger}
+            "set_aside": len(acked) - len(counted), "window_s": window_s, "ok": True, "ledger": ledger,
+            "clock_step_s": round(step, 6)}
 
 
 def detection_evidence(s: RunSession, alert: str, resolve_wait_s: float = 30.0) -> dict:

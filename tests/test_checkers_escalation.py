@@ -121,6 +121,13 @@ def test_automatic_recovery_needs_no_response():
     assert c["response"]["passed"] and "not applicable: recovery is automatic" in c["response"]["detail"]
 
 
+def test_a_manual_recovery_that_never_started_is_no_response():
+    c = judged(paged_run(recovery_after_s=None), recovery="manual")
+    assert not c["response"]["passed"] and "no recovery procedure started" in c["response"]["detail"]
+    assert not c["recovery_procedure"]["passed"]
+    assert judged(paged_run(), recovery="manual")["response"]["passed"]
+
+
 def test_an_outage_too_short_to_page_for_needs_no_notification():
     h = healthy_run(outage=(10.0, 11.0))
     h.add("detection", 31, alert="SvgAiApiDown", fired=False, resolved=False)

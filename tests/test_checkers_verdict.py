@@ -161,6 +161,19 @@ def test_a_manual_recovery_that_never_ran_fails_the_recovery_procedure():
     assert criterion(verdict(h.events(), objectives(recovery="manual")), "recovery_procedure")["passed"]
 
 
+def test_a_wall_clock_step_during_the_run_widens_the_rpo_and_is_flagged():
+    h = _rewound_run(10)
+    baseline = verdict(h.events(), objectives())
+    for e in h.events():
+        if e["kind"] == "heartbeat":
+            e["clock_step_s"] = -4.0  # the wall clock went back 4 s after the fault (NTP, a VM resumed)
+    v = verdict(h.events(), objectives(rpo_s=13))
+    assert v["measured"]["rpo_s"] == pytest.approx(baseline["measured"]["rpo_s"] + 4.0)
+    assert not criterion(v, "rpo")["passed"]  # 10 s measured, but only known to within 4 s
+    assert any("wall clock stepped 4 s" in f for f in v["flags"])
+    assert criterion(verdict(h.events(), objectives(rpo_s=300)), "rpo")["passed"]
+
+
 def test_key_lists_are_truncated_counts_are_not():
     h = healthy_run()
     for i in range(120):

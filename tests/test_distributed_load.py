@@ -277,6 +277,7 @@ def test_a_fixed_write_rate_is_held_by_one_process_and_by_workers(tmp_path, stub
     # A steady window: the first and last second are spawning and stopping.
     start, end = invoked[0] + 1.0, invoked[-1] - 1.0
     rate = sum(start <= t < end for t in invoked) / (end - start)
+    print(f"\n--load-rate 40 with {workers or 'no'} workers: {rate:.1f} writes/s over {end - start:.1f} s")
     assert end - start >= 1.5 and 0.6 * 40 <= rate <= 1.25 * 40, f"{rate:.1f} writes/s over {end - start:.1f} s"
 
 

@@ -50,6 +50,25 @@ def test_lost_writes_are_exactly_the_rows_deleted_behind_the_api(healthy_stack, 
     assert verdict["measured"]["acked_writes"] > 100
 
 
+def test_the_loss_after_the_fault_is_exactly_the_rows_deleted_and_the_span_they_cover(healthy_stack, tmp_path):
+    from harness.checkers import verdict as judge_again
+    verdict, run_dir = run("calibration-loss-after.yaml", healthy_stack, tmp_path)
+    truth = json.loads((run_dir / "ground-truth-deleted-after.json").read_text())
+    assert len(truth["keys"]) > 50 and 4.0 <= truth["span_s"] <= 5.5, truth["span_s"]
+    assert sorted(verdict["loss"]["lost_keys"]) == sorted(truth["keys"])[:len(verdict["loss"]["lost_keys"])]
+    assert verdict["measured"]["lost_writes"] == verdict["loss"]["lost_after_fault"] == len(truth["keys"])
+    assert verdict["measured"]["rpo_s"] == 0.0  # nothing acknowledged before the fault was lost
+    # The span starts at the fault start (or a survivor just after it): within one heartbeat of it.
+    assert truth["span_s"] - 1.0 <= verdict["loss"]["loss_after_fault_s"] <= truth["span_s"] + 0.001
+    assert verdict["status"] == "pass", verdict["reason"]
+    # Judged against an objective below the span, the same history fails on RPO alone.
+    stricter = {"scenario": verdict["scenario"], **verdict["objectives"], "rpo_s": truth["span_s"] - 2}
+    again = judge_again(history.read(run_dir / "history.jsonl"), stricter, {})
+    assert [c["name"] for c in again["criteria"] if not c["passed"]] == ["rpo"]
+    print(f"\nloss after the fault: {len(truth['keys'])} rows deleted over {truth['span_s']:.3f} s; "
+          f"measured {verdict['loss']['lost_after_fault']} over {verdict['loss']['loss_after_fault_s']:.3f} s")
+
+
 def test_writes_in_doubt_are_info_never_ok(healthy_stack, tmp_path):
     verdict, run_dir = run("calibration-in-doubt.yaml", healthy_stack, tmp_path)
     ops = [e for e in history.read(run_dir / "history.jsonl") if e["kind"] == "op"]

@@ -50,14 +50,19 @@ def notification(events: list[dict], det: dict | None, escalation: dict, require
                       f"{words} ({escalation['severity']}: within {_n(goal)} s)")
 
 
-def response(events: list[dict], det: dict | None, escalation: dict) -> dict:
+def response(events: list[dict], det: dict | None, escalation: dict, recovery: str | None = None) -> dict:
     """Did the recovery procedure start within the severity's Response Time of the alert (of the
-    fault, where no alert fired)? Automatic recovery needs no response."""
+    fault, where no alert fired)? Automatic recovery needs no response; a manual one (bcp.yaml's
+    `recovery`) that never started is no response at all. The procedure is started by the
+    experiment's own step, so this times the automated runbook, not a person: the detail says so."""
     goal = escalation["respond_s"]
     objective = {"severity": escalation["severity"], "respond_s": goal}
     t_fault, _ = fault_window(events)
     starts = [e["t"] for e in events if e["kind"] == "recovery" and e.get("phase") == "start"]
     if not starts:
+        if recovery == "manual":
+            return _criterion("response", False, None, objective,
+                              "the scenario's recovery is manual and no recovery procedure started")
         return _criterion("response", True, None, objective,
                           "not applicable: recovery is automatic (supervision, failover), nobody has to respond")
     if t_fault is None:
@@ -70,7 +75,8 @@ def response(events: list[dict], det: dict | None, escalation: dict) -> dict:
     if took > goal:
         return _criterion("response", False, took, objective,
                           f"{words}, later than the {_n(goal)} s a {escalation['severity']} incident allows")
-    return _criterion("response", True, took, objective, f"{words} ({escalation['severity']}: within {_n(goal)} s)")
+    return _criterion("response", True, took, objective, f"{words} ({escalation['severity']}: within {_n(goal)} s; "
+                                                         f"started by the experiment: the runbook's automation, not a person)")
 
 
 # Internals ---------------------------------------------------------------------------------

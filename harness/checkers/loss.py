@@ -25,16 +25,22 @@ RPO is then only a lower bound (`rpo_at_least`). Otherwise the recovery point li
 earliest lost acknowledgement and the newest surviving one before it: `rpo_upper_s` is the RPO
 at that end (the two are about one heartbeat apart when the ledger is dense). Without any acknowledgement before the fault the
 recovery point cannot be measured at all (`rpo_unproven`). Writes acknowledged after the fault and
-lost are counted with their loss window.
+lost are counted, with the span of acknowledged time they cover (`loss_after_fault_s`), which the
+RPO criterion adds: data lost after the fault started is data lost all the same. Heartbeat times
+come from the wall clock: when it stepped during the run (`clock_step_s` of the heartbeat
+evidence), the RPO is widened by the step whenever a heartbeat was lost.
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any, Iterable
 
 from .availability import fault_window
 
-__all__ = ["loss"]
+__all__ = ["loss", "CLOCK_STEP_S"]
+
+CLOCK_STEP_S = 0.05  # a smaller wall-clock drift over a run is within the sampler's own resolution
 
 
 def loss(events: list[dict]) -> dict:
@@ -50,10 +56,14 @@ def loss(events: list[dict]) -> dict:
     digest: dict[Any, str] = {}        # acknowledged key -> digest of what it stored
     heartbeat_error = None
     set_aside = 0
+    clock_step = 0.0
     for e in events:
         kind = e["kind"]
         if kind == "heartbeat":
             set_aside += int(e.get("set_aside") or 0)
+            step = e.get("clock_step_s")
+            if isinstance(step, (int, float)) and not isinstance(step, bool) and math.isfinite(step):
+                clock_step = max(clock_step, abs(float(step)))
             if e.get("ok") is False:
                 heartbeat_error = e.get("error") or "the heartbeat ledger could not be read"
             for entry in e.get("acked") or []:
@@ -92,7 +102,7 @@ def loss(events: list[dict]) -> dict:
         "content_unchecked": 0,
         "read_keys": None, "rpo_s": None, "rpo_raw_s": None, "loss_window": None,
         "rpo_at_least": False, "rpo_unproven": None, "rpo_upper_s": None,
-        "lost_after_fault": 0, "loss_after_fault_s": 0.0,
+        "lost_after_fault": 0, "loss_after_fault_s": 0.0, "heartbeat_clock_step_s": clock_step,
         "heartbeat_acked": len(heartbeats), "heartbeat_lost": None, "heartbeat_error": heartbeat_error,
         "heartbeat_set_aside": set_aside,
         "fault_start_t": t_fault, "final_read_t": None,
@@ -169,6 +179,10 @@ def loss(events: list[dict]) -> dict:
         loss_window={"earliest_t": _r(earliest - t_fault), "latest_t": _r(latest - t_fault),
                      "earliest_ack_t": _r(earliest), "latest_ack_t": _r(latest)},
     )
+    if hb_lost and clock_step > CLOCK_STEP_S:  # a lost heartbeat's time is uncertain by the wall clock's step
+        result["rpo_s"] = _r(result["rpo_s"] + clock_step)
+        if result["rpo_upper_s"] is not None:
+            result["rpo_upper_s"] = _r(result["rpo_upper_s"] + clock_step)
     return result
 
 

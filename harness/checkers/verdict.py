@@ -19,7 +19,7 @@ from .escalation import notification, response
 from .exposure import rpo_warning
 from .integrity import detection, functions, integrity
 from .latency import p95_latency
-from .loss import loss
+from .loss import CLOCK_STEP_S, loss
 from .phases import phases
 from .shards import ledger_clock, widen
 
@@ -70,7 +70,7 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
         # An alert the detection criterion excused (outage too short) pages nobody.
         paged = det is not None and (det["fired"] or not criteria[-1]["passed"])
         criteria.append(notification(events, det, obj["escalation"], required=paged))
-        criteria.append(response(events, det, obj["escalation"]))
+        criteria.append(response(events, det, obj["escalation"], obj["recovery"]))
     if obj["rpo_warning"]:
         criteria.append(rpo_warning(events, obj["rpo_warning"], obj["rpo_s"]))
     if obj["max_p95_latency_s"] is not None:  # a slow dependency: users' wait, not only the outage
@@ -447,6 +447,9 @@ def _flags(events: list[dict], a: dict, lost: dict, t_fault: float | None, t_fau
                      f"fault (an earlier incident) set aside, not counted against it")
     if lost.get("heartbeat_error"):
         flags.append(f"heartbeat ledger: {lost['heartbeat_error']}")
+    if (lost.get("heartbeat_clock_step_s") or 0) > CLOCK_STEP_S:
+        flags.append(f"the wall clock stepped {_n(lost['heartbeat_clock_step_s'])} s during the run: heartbeat times "
+                     f"are uncertain by that much (RPO widened by it where a heartbeat was lost)")
     if lost["in_doubt_writes"]:
         flags.append(f"{_many(lost['in_doubt_writes'], 'write')} in doubt (outcome unknown)")
     return flags

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import psycopg
@@ -12,7 +13,7 @@ from chaoslib.exceptions import ActivityFailed
 from harness import target as target_mod
 from harness.ledger_shards import run_events
 
-__all__ = ["delete_acknowledged_rows"]
+__all__ = ["delete_acknowledged_rows", "delete_rows_acknowledged_after_the_fault"]
 
 # harness.session.SESSION_KEY: the run session sits above the faults, so its key is named here,
 # not imported. Chaos Toolkit hands the configuration to an activity that takes `configuration`.
@@ -46,3 +47,34 @@ def delete_acknowledged_rows(count: int = 20, target: str | None = None, seed: i
     return {"deleted": len(deleted_keys), "keys": deleted_keys,
             "effect": {"observed": len(deleted_keys) == count,
                        "detail": f"{len(deleted_keys)} of {count} acknowledged rows deleted"}}
+
+
+def delete_rows_acknowledged_after_the_fault(seconds: float = 5.0, target: str | None = None,
+                                            configuration: dict | None = None) -> dict:
+    """Let the load write for `seconds` after this fault started, then delete, behind the API's
+    back, every row of this run acknowledged since: a split brain's loss of exactly known extent.
+    Writes `ground-truth-deleted-after.json` in the run folder: the keys, and the span of
+    acknowledged time they cover (the fault start to the last of them)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 60:
+        raise ActivityFailed(f"seconds must be above 0 and at most 60, got {seconds!r}")
+    run_dir = getattr((configuration or {}).get(RUN_SESSION_KEY), "run_dir", None)
+    if not run_dir:
+        raise ActivityFailed(f"no run session in the configuration ({RUN_SESSION_KEY}): run this experiment "
+                             f"with harness.control in its controls, through `gameday run`")
+    time.sleep(seconds)
+    events = run_events(Path(run_dir) / "history.jsonl")
+    fault_t = max(e["t"] for e in events if e["kind"] == "fault" and e.get("phase") == "start")
+    acked = {e["key"]: e["t"] for e in events
+             if e["kind"] == "op" and e["type"] == "ok" and e.get("f") == "write" and e["t"] > fault_t}
+    if not acked:
+        raise ActivityFailed(f"no write was acknowledged in the {seconds:g} s after the fault")
+    t = target_mod.load(target)
+    with psycopg.connect(t["app_dsn"], autocommit=True) as c:
+        deleted = c.execute("delete from optimization_results where request_id = any(%s) returning request_id",
+                            (sorted(acked),)).fetchall()
+    keys = sorted(r[0] for r in deleted)
+    span = max(acked[k] for k in keys) - fault_t if keys else 0.0
+    (Path(run_dir) / "ground-truth-deleted-after.json").write_text(json.dumps({"keys": keys, "span_s": span}) + "\n")
+    return {"deleted": len(keys), "span_s": round(span, 6),
+            "effect": {"observed": len(keys) == len(acked),
+                       "detail": f"{len(keys)} rows acknowledged in the {span:.3f} s after the fault deleted"}}
