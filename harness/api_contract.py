@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 __all__ = ["OPTIMIZE_PATH", "HISTORY_PATH", "READY_PATH", "HEALTH_PATH", "SAMPLE_FEATURES", "optimize_body",
-           "stored_digest", "DIGEST_FIELDS"]
+           "stored_digest", "DIGEST_FIELDS", "optimize_answer_ok"]
 
 OPTIMIZE_PATH = "/api/v1/optimization/optimize"
 HISTORY_PATH = "/api/v1/optimization/history"  # + "/{request_id}"
@@ -24,6 +24,15 @@ SAMPLE_FEATURES = {"edge_density": 0.2, "unique_colors": 12, "entropy": 3.1, "co
 def optimize_body(request_id: str, features: dict | None = None, target_quality: float = 0.9) -> dict:
     """The JSON body of POST OPTIMIZE_PATH, keyed by the client's request id."""
     return {"request_id": request_id, "features": dict(features or SAMPLE_FEATURES), "target_quality": target_quality}
+
+
+def optimize_answer_ok(body: Any) -> bool:
+    """An optimize answer that did the work: parameters, and a predicted SSIM strictly between 0
+    and 1 (a null or a default would be a service up in name only)."""
+    if not isinstance(body, dict) or not isinstance(body.get("parameters"), dict):
+        return False
+    ssim = body.get("predicted_ssim")
+    return isinstance(ssim, (int, float)) and not isinstance(ssim, bool) and 0 < ssim < 1
 
 
 # What an optimize write stores that a later reader can compare: the API answers with the stored

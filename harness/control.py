@@ -42,7 +42,7 @@ from harness.recorders.sampler import Sampler
 from harness.session import SESSION_KEY, RunSession, plan as plan_run
 from harness.stop_conditions import StopWatch
 from harness.target import TargetError
-from probes.database import read_back
+from probes.database import read_back, server_states
 from probes.monitoring import alert_firing_times, query
 
 SAMPLER_PROBES = ("api", "ready")
@@ -214,8 +214,11 @@ def finish_measurement(s: RunSession) -> None:
     # A target that never recovered gets a short final read: it proves "unknown" just as well.
     ok, found, detail = read_back(attempted, [s.load.key_prefix], s.target_path,
                                   timeout_s=min(60.0, obj["timeout_s"]) if stable else 10.0)
+    # Which servers accept writes as the read is taken: with two, the read shows one side of a
+    # split brain, and the loss cannot be known from it.
+    servers = server_states(s.target_path)
     h.append("final_read", keys=sorted(found), digests=found, ok=ok, attempted=len(attempted), detail=detail,
-             **({} if ok else {"error": detail}))
+             **({"servers": servers} if servers is not None else {}), **({} if ok else {"error": detail}))
     for name in obj["critical_functions"]:
         ok, detail = checks.run_check(checks.CRITICAL_FUNCTIONS, name, s.target_path)
         h.append("function", name=name, ok=ok, detail=detail)

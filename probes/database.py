@@ -8,7 +8,7 @@ import psycopg
 from harness import target as target_mod
 from harness.api_contract import DIGEST_FIELDS, stored_digest
 from harness.errors import first_line
-from harness.pgroles import admin_dsn, passfile_of, server_dsn
+from harness.pgroles import admin_dsn, passfile_of, server_dsn, server_role
 
 __all__ = ["primary_writable", "standby_streaming", "wal_archiving_healthy", "check_primary_writable",
            "check_standby_streaming", "check_wal_archiving", "check_amcheck", "amcheck", "read_keys", "read_back", "APP_TABLE"]
@@ -29,7 +29,9 @@ def check_primary_writable(target: str | None = None) -> tuple[bool, str]:
 
 
 def check_standby_streaming(target: str | None = None, timeout_s: float = 10.0) -> tuple[bool, str]:
-    """A row written on the primary becomes visible on a streaming standby."""
+    """A row written on the primary becomes visible on a streaming standby: the standby, in
+    recovery, shows the very value just written (not merely a WAL position as high: a server left
+    on an old timeline can be further along and follow nothing)."""
     t = target_mod.load(target)
     try:
         with psycopg.connect(admin_dsn(t, "postgres"), autocommit=True) as c:
@@ -38,8 +40,8 @@ def check_standby_streaming(target: str | None = None, timeout_s: float = 10.0) 
             if not any(state == "streaming" for _, state in rows):
                 return False, f"primary on port {primary_port} has no streaming standby"
             c.execute("create table if not exists gameday_replication_probe (id int primary key, t timestamptz)")
-            c.execute("insert into gameday_replication_probe values (1, now()) on conflict (id) do update set t = now()")
-            lsn = c.execute("select pg_current_wal_lsn()").fetchone()[0]
+            written = c.execute("insert into gameday_replication_probe values (1, clock_timestamp()) "
+                                "on conflict (id) do update set t = excluded.t returning t").fetchone()[0]
     except psycopg.Error as e:
         return False, f"primary: {first_line(e)}"
     standby_port = t["standby"]["port"] if primary_port == t["primary"]["port"] else t["primary"]["port"]
@@ -47,7 +49,8 @@ def check_standby_streaming(target: str | None = None, timeout_s: float = 10.0) 
     while time.monotonic() < deadline:
         try:
             with psycopg.connect(server_dsn(standby_port, passfile=passfile_of(t)), autocommit=True) as c:
-                if c.execute("select pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]:
+                if c.execute("select pg_is_in_recovery() and exists (select 1 from gameday_replication_probe "
+                             "where id = 1 and t = %s)", (written,)).fetchone()[0]:
                     return True, f"standby on port {standby_port} replayed the probe write"
         except psycopg.Error:
             pass
@@ -56,20 +59,23 @@ def check_standby_streaming(target: str | None = None, timeout_s: float = 10.0) 
 
 
 def check_wal_archiving(target: str | None = None, timeout_s: float = 15.0) -> tuple[bool, str]:
-    """A forced WAL segment switch is archived (archive_command works)."""
+    """A forced WAL segment switch is archived (archive_command works): the very segment the
+    switch completed, not merely some segment of an older backlog."""
     t = target_mod.load(target)
     try:
         with psycopg.connect(admin_dsn(t, "postgres"), autocommit=True) as c:
-            before = c.execute("select archived_count, failed_count from pg_stat_archiver").fetchone()
             c.execute("select txid_current()")
-            c.execute("select pg_switch_wal()")
+            # pg_walfile_name maps the switch's end (a segment boundary) to the segment it completed.
+            segment = c.execute("select pg_walfile_name(pg_switch_wal())").fetchone()[0]
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
-                now = c.execute("select archived_count, failed_count, last_failed_wal from pg_stat_archiver").fetchone()
-                if now[0] > before[0]:
-                    return True, f"archived {now[0] - before[0]} segment(s)"
+                # Segment names sort by timeline, then position; a timeline's .history sorts before them.
+                now = c.execute("select last_archived_wal, failed_count, last_failed_wal from pg_stat_archiver").fetchone()
+                if now[0] and now[0] >= segment:
+                    return True, f"segment {segment} archived (last archived {now[0]})"
                 time.sleep(0.2)
-            return False, f"no segment archived within {timeout_s:.0f} s (failed {now[1]}, last failed {now[2]})"
+            return False, (f"segment {segment} not archived within {timeout_s:.0f} s (last archived {now[0]}, "
+                           f"failed {now[1]}, last failed {now[2]})")
     except psycopg.Error as e:
         return False, f"archiver: {first_line(e)}"
 
@@ -85,6 +91,14 @@ def amcheck(c: psycopg.Connection) -> tuple[bool, str, int | None, object]:
         indexes = [r[0] for r in c.execute(
             "select i.indexrelid::regclass::text from pg_index i join pg_class c on c.oid = i.indrelid "
             "where c.relname = %s", (APP_TABLE,)).fetchall()]
+        # The unique index on request_id is what keeps one row per key: without it duplicates go
+        # unseen (the final read keys rows by request_id) and there is nothing to check it with.
+        unique = c.execute("select count(*) from pg_index i join pg_class c on c.oid = i.indrelid "
+                           "join pg_attribute a on a.attrelid = c.oid and a.attnum = any(i.indkey) "
+                           "where c.relname = %s and i.indisunique and i.indisvalid and i.indnatts = 1 "
+                           "and a.attname = 'request_id'", (APP_TABLE,)).fetchone()[0]
+        if not unique:
+            return False, f"{APP_TABLE} has no valid unique index on request_id", None, None
         for idx in indexes:
             c.execute("select bt_index_check(%s::regclass, heapallindexed => true)", (idx,))
         bad = c.execute(f"select blkno, offnum, msg from verify_heapam('{APP_TABLE}') limit 5").fetchall()
@@ -156,6 +170,23 @@ def read_back(keys: list[str], prefixes: list[str], target: str | None = None,
         if time.monotonic() > deadline:
             return False, {}, f"database did not answer within {timeout_s:.0f} s: {last}"
         time.sleep(0.5)
+
+
+def server_states(target: str | None = None) -> dict[str, str] | None:
+    """{port: "primary" | "standby" | "down" | "refused"}: each of the target's database servers,
+    asked itself. None for a target whose servers are not addressed one by one (Kubernetes: the
+    Service decides). Two "primary" entries after recovery are a split brain."""
+    t = target_mod.load(target)
+    ports = [t[r]["port"] for r in ("primary", "standby") if isinstance(t.get(r), dict) and t[r].get("port")]
+    if not ports:
+        return None
+    states = {}
+    for port in ports:
+        try:
+            states[str(port)] = server_role(port, passfile=passfile_of(t), connect_timeout_s=2)
+        except psycopg.Error:
+            states[str(port)] = "refused"
+    return states
 
 
 def primary_writable(target: str | None = None) -> bool:

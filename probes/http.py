@@ -8,7 +8,7 @@ import time
 import requests
 
 from harness import target as target_mod
-from harness.api_contract import HISTORY_PATH, OPTIMIZE_PATH, READY_PATH, optimize_body
+from harness.api_contract import HISTORY_PATH, OPTIMIZE_PATH, READY_PATH, optimize_answer_ok, optimize_body
 
 __all__ = ["api_ready", "optimize_works", "history_readable", "check_api_ready", "check_optimize",
            "check_history"]
@@ -44,8 +44,7 @@ def check_optimize(target: str | None = None, timeout_s: float = 2.0) -> tuple[b
         return False, f"optimize: {type(e).__name__}"
     if r.status_code != 200:
         return False, f"optimize: {_short(r)}"
-    body = r.json()
-    if not isinstance(body.get("parameters"), dict) or not 0 < body.get("predicted_ssim", -1) < 1:
+    if not optimize_answer_ok(r.json()):
         return False, f"optimize answered without parameters/predicted_ssim: {r.text[:200]}"
     return True, f"optimize ok ({r.elapsed.total_seconds() * 1000:.0f} ms)"
 

@@ -47,15 +47,18 @@ def rpo_exposure(target: str | None = None) -> dict:
             for r in query(url, "svg_ai_rpo_exposure_seconds")}
 
 
+WAYS_BACK = ("wal_archive", "standby")  # harness/stack/rpo_exporter.py exports one series each
+
+
 def rpo_exposure_below(max_s: float = 20.0, target: str | None = None) -> bool:
     """True when every way back is exported and its RPO exposure is under `max_s` seconds (false
-    when Prometheus cannot be asked or has no exposure to show: an unwatched recovery point is not
-    a steady state)."""
+    when Prometheus cannot be asked or a way back has no exposure to show, as when the standby is
+    down: an unwatched recovery point is not a steady state)."""
     try:
         exposure = rpo_exposure(target)
     except (requests.RequestException, KeyError, ValueError):
         return False
-    return bool(exposure) and all(v < float(max_s) for v in exposure.values())
+    return all(way in exposure and exposure[way] < float(max_s) for way in WAYS_BACK)
 
 
 def check_prometheus_ready(target: str | None = None, timeout_s: float = 2.0) -> tuple[bool, str]:
@@ -69,18 +72,23 @@ def check_prometheus_ready(target: str | None = None, timeout_s: float = 2.0) ->
 
 
 def check_targets_scraped(target: str | None = None, job: str = "svg-ai-api", max_age_s: float = 5.0) -> tuple[bool, str]:
-    """Prometheus scraped the API successfully within the last max_age_s seconds."""
+    """Prometheus scraped every target of the API's job successfully within the last max_age_s
+    seconds (one replica scraped does not make the others' metrics collected)."""
     url = target_mod.load(target)["prometheus_url"]
     try:
-        result = query(url, f'timestamp(up{{job="{job}"}} == 1)')
+        result = query(url, f'timestamp(up{{job="{job}"}})')
+        up = {r["metric"].get("instance"): r["value"][1] == "1" for r in query(url, f'up{{job="{job}"}}')}
     except (requests.RequestException, KeyError, ValueError) as e:
         return False, f"prometheus query failed: {type(e).__name__}"
     if not result:
-        return False, f"no successful scrape of job {job}"
-    age = time.time() - float(result[0]["value"][1])
+        return False, f"no scrape of job {job}"
+    down = sorted(str(i) for i, ok in up.items() if not ok)
+    if down:
+        return False, f"{len(down)} of {len(up)} targets of {job} down: {', '.join(down)}"
+    age = max(time.time() - float(r["value"][1]) for r in result)
     if age > max_age_s:
-        return False, f"last successful scrape of {job} was {age:.1f} s ago"
-    return True, f"{job} scraped {age:.1f} s ago"
+        return False, f"the oldest successful scrape of {job} was {age:.1f} s ago ({len(result)} targets)"
+    return True, f"{job}: {len(result)} target(s) scraped, the oldest {age:.1f} s ago"
 
 
 def alert_firing_times(target: str | None, alert: str, since_epoch: float, until_epoch: float | None = None) -> list[float]:

@@ -101,14 +101,17 @@ class History:
         return self
 
     def final_read(self, t: float, keys: Iterable[Any] | None, ok: bool = True, error: str | None = None,
-                   changed: Iterable[Any] = ()) -> "History":
-        """The read-back: `keys` present, each holding what was written except those in `changed`."""
+                   changed: Iterable[Any] = (), servers: dict[str, str] | None = None) -> "History":
+        """The read-back: `keys` present, each holding what was written except those in `changed`;
+        `servers`: each database server's role as the read was taken ({port: role})."""
         keys = list(keys or [])
         changed = set(changed)
         fields: dict[str, Any] = {"keys": keys, "ok": ok,
                                   "digests": {str(k): ("changed" if k in changed else digest(k)) for k in keys}}
         if error is not None:
             fields["error"] = error
+        if servers is not None:
+            fields["servers"] = servers
         self.add("final_read", t, **fields)
         return self
 

@@ -121,6 +121,18 @@ def test_loss_after_the_fault_spans_from_the_last_survivor_to_the_last_lost():
     assert r["rpo_s"] == 0.0
 
 
+def test_two_servers_accepting_writes_make_the_loss_unknown():
+    """A split brain: the read went to one side, where every acknowledged key happens to be. It
+    proves nothing about what clients will keep: unknown, never zero."""
+    h = History().fault(10).write("a", 1).write("b", 12)
+    h.final_read(20, ["a", "b"], servers={"15401": "primary", "15402": "primary"})
+    r = loss(h.events())
+    assert r["known"] is False and "split brain" in r["error"] and "15401, 15402" in r["error"]
+    h = History().fault(10).write("a", 1).write("b", 12)
+    h.final_read(20, ["a", "b"], servers={"15401": "down", "15402": "primary"})
+    assert loss(h.events())["known"] is True
+
+
 def test_loss_without_a_fault_has_no_rpo():
     h = History().write("a", 1).final_read(20, [])
     r = loss(h.events())

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
+from harness import pgroles
 from harness.faults import database, pending, undo_all
 from harness.recovery import pitr
 from probes.database import check_amcheck
@@ -52,6 +53,22 @@ def test_corrupted_pages_are_found_by_amcheck_and_repaired_by_the_restore(health
     assert repaired["damaged"] and repaired["restored"] and repaired["clean_after"], repaired
     assert check_amcheck()[0]
     assert count(healthy_stack, prefix) == SEED_ROWS  # nothing committed was lost
+
+
+def test_amcheck_fails_without_the_unique_index_on_request_id(healthy_stack):
+    """Without it duplicate keys go unseen (the final read keys rows by request_id) and amcheck
+    would have no index left to check: it must fail, not pass on the heap alone."""
+    assert check_amcheck()[0]
+    admin = pgroles.admin_dsn(healthy_stack)
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute("alter table optimization_results drop constraint optimization_results_pkey")
+    try:
+        ok, detail = check_amcheck()
+        assert not ok and "no valid unique index on request_id" in detail, detail
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute("alter table optimization_results add primary key (request_id)")
+    assert check_amcheck()[0]
 
 
 def test_corruption_refuses_bad_arguments(healthy_stack):

@@ -125,3 +125,15 @@ def test_sampler_records_its_own_stall(tmp_path, monkeypatch):
 def test_sampler_rejects_unknown_probe(tmp_path):
     with pytest.raises(ValueError, match="unknown sampler probe"):
         Sampler(History(tmp_path / "h.jsonl"), {"api_url": "x"}, ["apii"])
+
+
+@pytest.mark.parametrize("body,ok", [({"parameters": {"a": 1}, "predicted_ssim": 0.83}, True),
+                                     ({"parameters": {"a": 1}, "predicted_ssim": None}, False),
+                                     ({"parameters": {"a": 1}, "predicted_ssim": 0}, False),
+                                     ({"parameters": {"a": 1}, "predicted_ssim": True}, False),
+                                     ({"predicted_ssim": 0.8}, False), ([], False)])
+def test_an_optimize_answer_counts_only_when_it_did_the_work(body, ok):
+    """The sampler's critical-path probe and the optimize check accept the same answers: a null
+    or default SSIM is a service up in name only."""
+    from harness.api_contract import optimize_answer_ok
+    assert optimize_answer_ok(body) is ok

@@ -32,12 +32,15 @@ def run(name: str, stack, tmp_path) -> tuple[dict, Path]:
 
 
 def test_measured_rto_equals_a_known_outage(healthy_stack, tmp_path):
-    verdict, _ = run("calibration-outage.yaml", healthy_stack, tmp_path)
+    verdict, run_dir = run("calibration-outage.yaml", healthy_stack, tmp_path)
     rto = verdict["measured"]["rto_s"]
     assert rto is not None, verdict["reason"]
     assert OUTAGE_S - 0.05 <= rto <= OUTAGE_S + RTO_TOLERANCE_S, f"measured RTO {rto} s for a {OUTAGE_S} s outage"
     assert verdict["measured"]["lost_writes"] == 0
     assert verdict["status"] == "pass", verdict["reason"]
+    # The final read says which servers accepted writes as it was taken: exactly one.
+    final = [e for e in history.read(run_dir / "history.jsonl") if e["kind"] == "final_read"][-1]
+    assert sorted(final["servers"].values()) == ["primary", "standby"], final["servers"]
 
 
 def test_lost_writes_are_exactly_the_rows_deleted_behind_the_api(healthy_stack, tmp_path):

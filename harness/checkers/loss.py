@@ -11,7 +11,9 @@ unknown too. After recovery the control reads every key back (`final_read`). The
   duplicates  keys the read returned more than once
   corrupted   acknowledged keys present but not holding what was acknowledged (the write's `digest`
               differs from the digest of the row read back): changed, not lost
-Without a successful final read the loss is UNKNOWN, never assumed to be zero.
+Without a successful final read the loss is UNKNOWN, never assumed to be zero; so it is when
+more than one database server accepted writes as the read was taken (a split brain: the read shows
+one side only).
 
 The acknowledged writes that count are the run's own AND the heartbeat ledger's (a `heartbeat`
 event: one keyed write a second, acknowledged long before the run), so that a restore to an old
@@ -113,6 +115,12 @@ def loss(events: list[dict]) -> dict:
     result["final_read_t"] = final["t"]
     if final.get("ok") is False:
         result["error"] = f"final read failed: {final.get('error') or 'no error given'}"
+        return result
+    servers = final.get("servers")
+    writable = sorted(port for port, role in servers.items() if role == "primary") if isinstance(servers, dict) else []
+    if len(writable) > 1:
+        result["error"] = (f"{len(writable)} database servers accepted writes at the final read (ports "
+                           f"{', '.join(writable)}): a split brain, so what clients will keep cannot be told")
         return result
     keys = final.get("keys")
     if not isinstance(keys, list):

@@ -24,7 +24,7 @@ from typing import Callable
 import requests
 from requests.adapters import HTTPAdapter
 
-from harness.api_contract import HEALTH_PATH, OPTIMIZE_PATH, READY_PATH, optimize_body
+from harness.api_contract import HEALTH_PATH, OPTIMIZE_PATH, READY_PATH, optimize_answer_ok, optimize_body
 from harness.history import History
 
 
@@ -69,7 +69,7 @@ def make_probes(target: dict, names: list[str], timeout_s: float, pool_size: int
     catalogue = {
         # The critical path: models + a committed row, end to end.
         "api": lambda: _http_probe("POST", api + OPTIMIZE_PATH, timeout_s, sample_body,
-                                   lambda r: "predicted_ssim" in r.json(), pool_size, keep_alive),
+                                   lambda r: optimize_answer_ok(r.json()), pool_size, keep_alive),
         "ready": lambda: _http_probe("GET", api + READY_PATH, timeout_s, pool_size=pool_size, keep_alive=keep_alive),
         "health": lambda: _http_probe("GET", api + HEALTH_PATH, timeout_s, pool_size=pool_size, keep_alive=keep_alive),
         "prometheus": lambda: _http_probe("GET", target.get("prometheus_url", "") + "/api/v1/query?query=up", timeout_s,
