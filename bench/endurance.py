@@ -51,12 +51,13 @@ def stack_processes(target: dict) -> list[int]:
 
 
 def fds_by_process(pids: list[int]) -> dict[str, int]:
-    """Open file descriptors per kind of process (its command's name), so growth can be traced."""
+    """Open file descriptors per kind of process (its executable's short name: a PostgreSQL
+    backend retitles itself with every query), so growth can be traced."""
     out: dict[str, int] = {}
     for pid in pids:
         try:
             n = len(os.listdir(f"/proc/{pid}/fd"))
-            name = Path(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()).name
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
         out[name] = out.get(name, 0) + n
