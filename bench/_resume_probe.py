@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.api_contract import OPTIMIZE_PATH, optimize_body  # noqa: E402
+from harness.core.api_contract import OPTIMIZE_PATH, optimize_body  # noqa: E402
 
 
 def main() -> int:

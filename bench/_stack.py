@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.stack import embedded
+from harness.targets.embedded import stack as embedded
 
 
 @contextlib.contextmanager

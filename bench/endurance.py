@@ -27,7 +27,8 @@ from _stack import bench_stack  # noqa: E402
 
 import psycopg  # noqa: E402
 
-from harness import fault_ledger, procs  # noqa: E402
+from harness.records import fault_ledger  # noqa: E402
+from harness.core import procs  # noqa: E402
 from harness.recovery.backup import folder_bytes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

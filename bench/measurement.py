@@ -30,9 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _stack import bench_stack, stats  # noqa: E402
 
-from harness import control, history, procs, runner, session as session_mod  # noqa: E402
-from harness.heartbeat_ledger import read_window  # noqa: E402
-from harness.history import History  # noqa: E402
+from harness.run import control, plan as plan_mod, runner, session as session_mod  # noqa: E402
+from harness.records import history  # noqa: E402
+from harness.core import procs  # noqa: E402
+from harness.records.heartbeat_ledger import read_window  # noqa: E402
+from harness.records.history import History  # noqa: E402
 from harness.recorders.load import LoadGenerator  # noqa: E402
 from harness.recorders.sampler import Sampler  # noqa: E402
 
@@ -181,7 +183,7 @@ def at_interval(planned: runner.Planned, interval_s: float) -> runner.Planned:
     experiment = copy.deepcopy(planned.experiment)
     bcp = next(e for e in experiment["extensions"] if e.get("name") == "bcp")
     bcp.setdefault("recorders", {})["interval_s"] = interval_s
-    return runner.Planned(planned.path, experiment, session_mod.plan(experiment, planned.path))
+    return runner.Planned(planned.path, experiment, plan_mod.plan(experiment, planned.path))
 
 
 def _f(x: float | None) -> str:

@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _stack import bench_stack, stats  # noqa: E402
 
-from harness.procs import children as _children  # noqa: E402
-from harness.stack import embedded, supervisor  # noqa: E402
-from harness.stack.layout import Layout  # noqa: E402
-from harness.api_contract import optimize_body  # noqa: E402
+from harness.core.procs import children as _children  # noqa: E402
+from harness.targets.embedded import stack as embedded, supervisor  # noqa: E402
+from harness.targets.embedded.layout import Layout  # noqa: E402
+from harness.core.api_contract import optimize_body  # noqa: E402
 
 
 def until(check, timeout_s=60.0) -> float:

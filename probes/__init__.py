@@ -3,4 +3,4 @@ well-typed value. Each `check_*` returns (ok, detail) for the control's evidence
 names (`api_ready`, …) return a bool for steady-state hypotheses (tolerance: true).
 
 Probes reach the system only as a client would (HTTP, SQL, files); they read where it is from
-the target description (harness.target)."""
+the target description (harness.targets.description)."""

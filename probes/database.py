@@ -5,13 +5,14 @@ import time
 
 import psycopg
 
-from harness import target as target_mod
-from harness.api_contract import DIGEST_FIELDS, stored_digest
-from harness.errors import first_line
-from harness.pgroles import admin_dsn, passfile_of, server_dsn, server_role
+from harness.targets import description as target_mod
+from harness.core.api_contract import DIGEST_FIELDS, stored_digest
+from harness.core.amcheck import amcheck
+from harness.core.errors import first_line
+from harness.core.pgroles import admin_dsn, passfile_of, server_dsn, server_role
 
 __all__ = ["primary_writable", "standby_streaming", "wal_archiving_healthy", "check_primary_writable",
-           "check_standby_streaming", "check_wal_archiving", "check_amcheck", "amcheck", "read_keys", "read_back", "APP_TABLE"]
+           "check_standby_streaming", "check_wal_archiving", "check_amcheck", "read_keys", "read_back", "APP_TABLE"]
 
 APP_TABLE = "optimization_results"
 
@@ -80,45 +81,15 @@ def check_wal_archiving(target: str | None = None, timeout_s: float = 15.0) -> t
         return False, f"archiver: {first_line(e)}"
 
 
-def amcheck(c: psycopg.Connection) -> tuple[bool, str, int | None, object]:
-    """amcheck on the application table over an open superuser connection: every B-tree index
-    with heapallindexed, and verify_heapam. Returns (ok, detail, rows, newest created_at); also
-    used by the backup verification on its scratch cluster."""
-    try:
-        c.execute("create extension if not exists amcheck")
-        if not c.execute("select to_regclass(%s)", (APP_TABLE,)).fetchone()[0]:
-            return False, f"table {APP_TABLE} does not exist", 0, None
-        indexes = [r[0] for r in c.execute(
-            "select i.indexrelid::regclass::text from pg_index i join pg_class c on c.oid = i.indrelid "
-            "where c.relname = %s", (APP_TABLE,)).fetchall()]
-        # The unique index on request_id is what keeps one row per key: without it duplicates go
-        # unseen (the final read keys rows by request_id) and there is nothing to check it with.
-        unique = c.execute("select count(*) from pg_index i join pg_class c on c.oid = i.indrelid "
-                           "join pg_attribute a on a.attrelid = c.oid and a.attnum = any(i.indkey) "
-                           "where c.relname = %s and i.indisunique and i.indisvalid and i.indnatts = 1 "
-                           "and a.attname = 'request_id'", (APP_TABLE,)).fetchone()[0]
-        if not unique:
-            return False, f"{APP_TABLE} has no valid unique index on request_id", None, None
-        for idx in indexes:
-            c.execute("select bt_index_check(%s::regclass, heapallindexed => true)", (idx,))
-        bad = c.execute(f"select blkno, offnum, msg from verify_heapam('{APP_TABLE}') limit 5").fetchall()
-        rows, newest = c.execute(f"select count(*), max(created_at) from {APP_TABLE}").fetchone()
-    except psycopg.Error as e:
-        return False, f"amcheck on {APP_TABLE}: {first_line(e)}", None, None
-    if bad:
-        return False, f"verify_heapam on {APP_TABLE}: " + "; ".join(f"block {b} item {o}: {m}" for b, o, m in bad), rows, newest
-    return True, f"{len(indexes)} indexes and the heap of {APP_TABLE} verified ({rows} rows)", rows, newest
-
-
 def check_amcheck(target: str | None = None) -> tuple[bool, str]:
     """amcheck on the application tables: every B-tree index with heapallindexed, and verify_heapam."""
     t = target_mod.load(target)
     try:
         with psycopg.connect(admin_dsn(t), autocommit=True) as c:
-            ok, detail, _, _ = amcheck(c)
+            result = amcheck(c)
     except psycopg.Error as e:
         return False, f"amcheck on {APP_TABLE}: {first_line(e)}"
-    return ok, detail
+    return result.ok, result.detail
 
 
 def read_keys(keys: list[str], target: str | None = None, timeout_s: float = 60.0) -> tuple[bool, list[str], str]:
@@ -147,7 +118,7 @@ def read_back(keys: list[str], prefixes: list[str], target: str | None = None,
               timeout_s: float = 60.0) -> tuple[bool, dict[str, str], str]:
     """The final read: every row whose key is in `keys` or starts with one of `prefixes` (a run's
     whole key space, so writes nobody attempted show up too), with the digest of what it holds
-    (harness.api_contract.stored_digest), from whichever server accepts writes; retried until the
+    (harness.core.api_contract.stored_digest), from whichever server accepts writes; retried until the
     database answers or timeout_s passes. Returns (ok, {key: digest}, detail)."""
     t = target_mod.load(target)
     columns = ", ".join(("request_id", *DIGEST_FIELDS))

@@ -7,8 +7,8 @@ import time
 
 import requests
 
-from harness import target as target_mod
-from harness.api_contract import HISTORY_PATH, OPTIMIZE_PATH, READY_PATH, optimize_answer_ok, optimize_body
+from harness.targets import description as target_mod
+from harness.core.api_contract import HISTORY_PATH, OPTIMIZE_PATH, READY_PATH, optimize_answer_ok, optimize_body
 
 __all__ = ["api_ready", "optimize_works", "history_readable", "check_api_ready", "check_optimize",
            "check_history"]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import requests
 
-from harness import target as target_mod
-from harness.api_contract import OPTIMIZE_PATH, optimize_body
-from harness.checksums import sha256_file
+from harness.targets import description as target_mod
+from harness.core.api_contract import OPTIMIZE_PATH, optimize_body
+from harness.core.checksums import sha256_file
 
 __all__ = ["models_intact", "golden_predictions_match", "config_intact", "check_models", "check_golden",
            "check_config", "verify_model_dir", "verify_config_file", "sha256_file"]

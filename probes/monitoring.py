@@ -10,7 +10,7 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from harness import target as target_mod
+from harness.targets import description as target_mod
 
 __all__ = ["prometheus_ready", "targets_scraped", "check_prometheus_ready", "check_targets_scraped",
            "alert_firing_times", "query", "query_range", "wait_for_alert", "rpo_exposure", "rpo_exposure_below"]
@@ -47,7 +47,7 @@ def rpo_exposure(target: str | None = None) -> dict:
             for r in query(url, "svg_ai_rpo_exposure_seconds")}
 
 
-WAYS_BACK = ("wal_archive", "standby")  # harness/stack/rpo_exporter.py exports one series each
+WAYS_BACK = ("wal_archive", "standby")  # harness/targets/embedded/rpo_exporter.py exports one series each
 
 
 def rpo_exposure_below(max_s: float = 20.0, target: str | None = None) -> bool:

@@ -59,7 +59,7 @@ fi
 engine_rc=0
 bash scripts/docker-engine.sh || engine_rc=$?
 if [ "$engine_rc" = 0 ]; then
-  .venv/bin/python -m harness.containers.images build \
+  .venv/bin/python -m harness.targets.containers.images build \
     || echo "setup: warning: the container image could not be built; the container target is unavailable" >&2
 elif [ "$engine_rc" != 3 ]; then  # 3: not root and no engine, already said
   echo "setup: warning: no Docker engine; the container target is unavailable" >&2

@@ -17,7 +17,7 @@ TEST_PORT_BASE = int(os.environ.get("GAMEDAY_TEST_PORT_BASE", "16400"))
 def stack():
     """The session's embedded stack: yields its target description (dict). GAMEDAY_TARGET points
     at it for the whole session so probes, faults and the control find it."""
-    from harness.stack import embedded
+    from harness.targets.embedded import stack as embedded
 
     home = Path(tempfile.mkdtemp(prefix="gameday-test-", dir="/var/tmp"))
     home.chmod(0o755)
@@ -36,7 +36,7 @@ def stack():
                 os.environ["GAMEDAY_TARGET"] = old
             srv = None
             try:
-                from harness.stack.layout import Layout
+                from harness.targets.embedded.layout import Layout
                 srv = Layout(home, TEST_PORT_BASE).srv
             except Exception:
                 pass
@@ -48,7 +48,7 @@ def stack():
 @pytest.fixture
 def healthy_stack(stack):
     """The session stack, returned to steady state first (a previous test may have broken it)."""
-    from harness.stack import embedded
+    from harness.targets.embedded import stack as embedded
     home = stack["home"]
     if not embedded.status(home)["healthy"]:
         embedded.up(home, stack["port_base"], log=lambda m: None)

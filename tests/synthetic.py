@@ -7,15 +7,15 @@
     h.up(14.2, 30)
     h.write("k1", 5)             # invoke at 5, ok at 5.01
     h.final_read(31, ["k1"])
-    events = h.events()          # validated by harness.history, sorted by t as read() returns them
+    events = h.events()          # validated by harness.records.history, sorted by t as read() returns them
 
-Every event is checked with harness.history.validate_event, so tests use the real format.
+Every event is checked with harness.records.history.validate_event, so tests use the real format.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-from harness.history import validate_event
+from harness.records.history import validate_event
 
 WALL = "2025-01-01T00:00:00.000Z"
 
@@ -35,7 +35,7 @@ class History:
         return self
 
     def events(self) -> list[dict]:
-        # The same order harness.history.read gives: by t, file order kept for equal times.
+        # The same order harness.records.history.read gives: by t, file order kept for equal times.
         return sorted(self._events, key=lambda e: e["t"])
 
     # -- samples --------------------------------------------------------------------------
@@ -144,7 +144,7 @@ class History:
 
 
 def objectives(**overrides: Any) -> dict:
-    """Resolved objectives as harness.objectives.resolve returns them, BCP defaults unless overridden."""
+    """Resolved objectives as harness.run.objectives.resolve returns them, BCP defaults unless overridden."""
     base = {"scenario": "database-failure", "rto_s": 900, "rpo_s": 300, "stability_s": 5, "timeout_s": 180,
             "probe": "api", "max_lost_writes": None, "critical_functions": ["ready", "optimize", "history"],
             "integrity_checks": ["amcheck", "models", "config"], "detection": None}

@@ -9,7 +9,7 @@ an older backup). `make_error_run` writes a run whose target was unhealthy befor
 
 The verdict is the real one: harness.checkers.verdict judges the synthetic history, so a report
 drawn from the history always agrees with its verdict and there is one verdict author. Every
-event is checked with harness.history.validate_event. Deterministic for a seed.
+event is checked with harness.records.history.validate_event. Deterministic for a seed.
 
 (tests/synthetic.py builds the short histories the checkers' own tests judge.)
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.checkers.verdict import verdict as judge
-from harness.history import validate_event
+from harness.records.history import validate_event
 from harness.report.rundir import iso
 
 __all__ = ["make_run", "make_error_run", "make_backup_record", "DEFAULT_OBJECTIVES"]
@@ -48,7 +48,7 @@ class _History:
         self.events.append(validate_event({"kind": kind, "t": round(t, 6), "wall": wall, **fields}))
 
     def write(self, run_dir: Path) -> list[dict]:
-        """history.jsonl, sorted by t as harness.history.read returns it; returns the sorted events."""
+        """history.jsonl, sorted by t as harness.records.history.read returns it; returns the sorted events."""
         self.events.sort(key=lambda e: e["t"])
         with open(run_dir / "history.jsonl", "w", encoding="utf-8") as f:
             for e in self.events:
@@ -163,7 +163,7 @@ def _dump(path: Path, data: Any) -> None:
 
 
 def _digest(key: str) -> str:
-    """Stands for harness.api_contract.stored_digest of the row a write stored."""
+    """Stands for harness.core.api_contract.stored_digest of the row a write stored."""
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

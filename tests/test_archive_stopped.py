@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import runner
-from harness.stack import supervisor
-from harness.stack.monitoring import RPO_WARNING_S
+from harness.run import runner
+from harness.targets.embedded import supervisor
+from harness.targets.embedded.monitoring import RPO_WARNING_S
 from probes.monitoring import rpo_exposure
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import objectives as objectives_mod
+from harness.run import objectives as objectives_mod
 from harness.checkers import verdict
 from synthetic import History, healthy_run, objectives
 

@@ -71,8 +71,8 @@ def test_bad_objectives_file(tmp_path):
 def test_experiment_without_control(tmp_path):
     src = (ROOT / "experiments/local/database-failure.yaml").read_text()
     bad = tmp_path / "nocontrol.yaml"
-    bad.write_text(src.replace("module: harness.control", "module: harness.nothing"))
-    one_line_error(gameday("run", str(bad)), "harness.control")
+    bad.write_text(src.replace("module: harness.run.control", "module: harness.nothing"))
+    one_line_error(gameday("run", str(bad)), "harness.run.control")
 
 
 def test_corrupt_home_is_refused(tmp_path):
@@ -90,8 +90,10 @@ def test_port_in_use_is_refused(tmp_path):
 
 
 def test_status_of_missing_stack_exits_nonzero(tmp_path):
-    r = gameday("target", "status", "--home", str(tmp_path))
-    assert r.returncode == 1 and "target up" in r.stdout
+    r = gameday("target", "status", "--home", str(tmp_path))  # a folder with no stack in it: not up
+    assert r.returncode == 1 and "target up" in r.stderr and r.stderr.count("\n") == 1 and "target up" not in r.stdout
+    r = gameday("target", "status", "--home", str(tmp_path / "absent"))  # no such folder: bad input
+    one_line_error(r, "absent", "no such stack home")
 
 
 @pytest.mark.integration

@@ -23,8 +23,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness import container_engine as engine
-from harness.containers import images
+from harness.targets.containers import engine
+from harness.targets.containers import images
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from chaoslib.experiment import ensure_experiment_is_valid
 
-from harness import checks, objectives
+from harness.run import checks, objectives
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINERS = ROOT / "experiments" / "containers"

@@ -7,10 +7,12 @@ import json
 import struct
 
 import pytest
+
+from harness import targets
 from chaoslib.exceptions import ActivityFailed
 
-from harness import cli
-from harness.containers import delay, images, target as containers
+from harness.cli import main as cli
+from harness.targets.containers import delay, images, stack as containers
 from harness.faults import containers as faults
 
 
@@ -48,8 +50,9 @@ def test_container_faults_refuse_another_kind(tmp_path, monkeypatch):
     path = tmp_path / "target.json"
     path.write_text(json.dumps({"kind": "local", "api_url": "http://127.0.0.1:1", "home": str(tmp_path)}))
     monkeypatch.setenv("GAMEDAY_TARGET", str(path))
-    assert not faults.is_container_target(None)
-    with pytest.raises(ActivityFailed, match=r"needs the container target \(kind containers\), target is 'local'"):
+    assert targets.load(None).fault_family == "processes"
+    with pytest.raises(ActivityFailed, match=r"needs the container target .*; target .* is the embedded reference "
+                                             r"stack \(kind 'local'\)"):
         faults.partition_database(duration_s=1)
 
 

@@ -8,7 +8,7 @@ import pytest
 from chaoslib.experiment import ensure_experiment_is_valid
 from chaoslib.loader import load_experiment
 
-from harness import checks, objectives
+from harness.run import checks, objectives
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / "experiments" / "local"
@@ -47,8 +47,8 @@ def test_chaos_toolkit_accepts_it(path):
 @pytest.mark.parametrize("path", FILES, ids=_id)
 def test_it_is_measured_against_a_bcp_scenario(path):
     experiment = _load(path)
-    assert any(c.get("provider", {}).get("module") == "harness.control" for c in experiment.get("controls") or []), \
-        f"{_id(path)}: no harness.control, nothing would be measured"
+    assert any(c.get("provider", {}).get("module") == "harness.run.control" for c in experiment.get("controls") or []), \
+        f"{_id(path)}: no harness.run.control, nothing would be measured"
     resolved = objectives.for_experiment(BCP, experiment)  # raises ObjectivesError naming the problem
     assert resolved["scenario"] in BCP.scenarios
     assert checks.unknown_names(resolved) == []

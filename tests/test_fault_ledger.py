@@ -6,10 +6,11 @@ import sys
 import time
 from pathlib import Path
 
-from harness import fault_ledger, procs
-from harness.heal import close_abandoned_run, heal
-from harness.stack import reaper
-from harness.stack.launchers import write_launchers
+from harness.records import fault_ledger
+from harness.core import procs
+from harness.run.heal import close_abandoned_run, heal
+from harness.targets import reaper
+from harness.targets.embedded.launchers import write_launchers
 
 
 def test_an_entry_is_durable_and_cleared_by_what(tmp_path):
@@ -130,8 +131,8 @@ def test_clearing_an_entry_ends_its_timer(tmp_path):
 
 
 def test_a_home_holding_only_the_harness_bookkeeping_can_still_become_a_stack(tmp_path):
-    from harness.stack.embedded import StackError, check_home
-    from harness.stack.layout import Layout
+    from harness.targets.embedded.stack import StackError, check_home
+    from harness.targets.embedded.layout import Layout
     (tmp_path / "runs" / "active").mkdir(parents=True)  # `gameday run` registers before `target up`
     fault_ledger.ledger_dir(tmp_path).mkdir()
     check_home(Layout(tmp_path, 23400))

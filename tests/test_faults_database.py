@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from harness import pgroles
+from harness.core import pgroles
 from harness.faults import database, pending, undo_all
 from harness.recovery import pitr
 from probes.database import check_amcheck

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from harness import cli
+from harness.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 VALID = yaml.safe_load((ROOT / "experiments" / "local" / "database-failure.yaml").read_text())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.guard import describe_plan, refusal
+from harness.run.guard import describe_plan, refusal
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "experiments" / "kubernetes"

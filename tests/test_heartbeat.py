@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness.heartbeat_ledger import ledger_file, read_window
+from harness.records.heartbeat_ledger import ledger_file, read_window
 
 
 def _write(folder, entries, torn=False):

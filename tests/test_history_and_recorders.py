@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from harness import history
-from harness.control import wait_until_stable
-from harness.history import History, HistoryError
+from harness.records import history
+from harness.run.control import wait_until_stable
+from harness.records.history import History, HistoryError
 from harness.recorders.load import classify
 from harness.recorders.sampler import Sampler
 
@@ -135,5 +135,5 @@ def test_sampler_rejects_unknown_probe(tmp_path):
 def test_an_optimize_answer_counts_only_when_it_did_the_work(body, ok):
     """The sampler's critical-path probe and the optimize check accept the same answers: a null
     or default SSIM is a service up in name only."""
-    from harness.api_contract import optimize_answer_ok
+    from harness.core.api_contract import optimize_answer_ok
     assert optimize_answer_ok(body) is ok

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness import history, runner
-from harness.stack import supervisor
+from harness.records import history
+from harness.run import runner
+from harness.targets.embedded import supervisor
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ through a generated kubeconfig, as they would a cluster; nothing of theirs is pa
 state met again after the fault; each negative twin must deviate, its workload not available
 after the method, and its rollbacks must leave the cluster as they found it.
 
-What does not run here, and why: the BCP measurement. harness.control samples the API over HTTP,
+What does not run here, and why: the BCP measurement. harness.run.control samples the API over HTTP,
 drives locust writes, reads every record back from PostgreSQL and checks it with amcheck, and the
 steady-state probes of probes.http / probes.database / probes.monitoring ask the service itself.
 None of that exists behind a fake API server, and faking the API, the database and Prometheus too

@@ -3,7 +3,7 @@
 back, the undo, waiting for a rollout), and that bad input fails with a sentence naming the value
 before anything is asked of the cluster. Fast, local: the fake's state is kubernetes client models
 that each test arranges exactly; an HTTP server on 127.0.0.1 (tests/fake_kube_api.py's handler)
-serves them, and the real `harness.k8s_client.make_apis` reaches it through a kubeconfig named in
+serves them, and the real `harness.targets.kubernetes.client.make_apis` reaches it through a kubeconfig named in
 the target description, so the official client's requests and responses are the real ones."""
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ from chaoslib.exceptions import ActivityFailed
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from harness import faults, k8s_client
+from harness import faults
+from harness.targets.kubernetes import client as k8s_client
 from harness.faults import kubernetes as k8s
+from harness import targets
+from harness.targets.kubernetes import rollout as k8s_rollout
 from probes import kubernetes as k8s_probes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -316,7 +319,7 @@ def test_bad_kill_api_arguments_name_the_value_and_call_nothing(cluster, target,
 def test_a_local_target_is_refused(cluster, tmp_path):
     path = tmp_path / "target.json"
     path.write_text(json.dumps({"kind": "local", "api_url": "http://127.0.0.1:1"}))
-    with pytest.raises(ActivityFailed, match=r"needs a Kubernetes target .* is 'local'"):
+    with pytest.raises(ActivityFailed, match=r"needs a Kubernetes target; target .* is the embedded reference stack \(kind 'local'\)"):
         k8s.kill_api_pods(count="all", target=str(path))
     assert cluster.factory_calls == 0
 
@@ -455,8 +458,8 @@ def test_rollout_restart_of_an_unknown_deployment(cluster, target):
 @pytest.fixture
 def fake_clock(monkeypatch):
     now = [0.0]
-    monkeypatch.setattr(k8s_probes, "_now", lambda: now[0])
-    monkeypatch.setattr(k8s_probes, "_sleep", lambda s: now.__setitem__(0, now[0] + s))
+    monkeypatch.setattr(k8s_rollout, "_now", lambda: now[0])
+    monkeypatch.setattr(k8s_rollout, "_sleep", lambda s: now.__setitem__(0, now[0] + s))
     return now
 
 
@@ -616,22 +619,28 @@ def test_scaling_a_database_the_target_runs_without_statefulsets_is_explained(cl
 # ---------------------------------------------------------------------------------------------
 # Which target, and which cluster
 
-def test_is_kubernetes_target(tmp_path, monkeypatch):
-    assert k8s_probes.is_kubernetes_target(EXAMPLE) is True
+def test_the_kind_is_decided_once_by_the_target_adapter(tmp_path, monkeypatch):
+    assert targets.load(EXAMPLE).kind == "kubernetes" and targets.load(EXAMPLE).fault_family == "cluster"
     local = tmp_path / "local.json"
     local.write_text(json.dumps({"kind": "local", "api_url": "http://127.0.0.1:1"}))
-    assert k8s_probes.is_kubernetes_target(local) is False
-    assert k8s_probes.is_kubernetes_target(tmp_path / "absent.json") is False
+    assert targets.load(local).kind == "local" and targets.load(local).owns_lifecycle
+    with pytest.raises(targets.TargetError, match="no target description"):
+        targets.load(tmp_path / "absent.json")
     (tmp_path / "broken.json").write_text("{")
-    assert k8s_probes.is_kubernetes_target(tmp_path / "broken.json") is False
+    with pytest.raises(targets.TargetError, match="unreadable"):
+        targets.load(tmp_path / "broken.json")
+    (tmp_path / "odd.json").write_text(json.dumps({"kind": "mainframe", "api_url": "http://127.0.0.1:1"}))
+    with pytest.raises(targets.TargetError, match="unknown target kind 'mainframe'"):
+        targets.load(tmp_path / "odd.json")
     home = tmp_path / "home"
     home.mkdir()
-    (home / "target.json").write_text(json.dumps({"kind": "kubernetes"}))  # incomplete still counts
-    assert k8s_probes.is_kubernetes_target(home) is True
+    (home / "target.json").write_text(json.dumps({"kind": "kubernetes", "api_url": "http://127.0.0.1:1"}))
+    assert targets.load(home).kind == "kubernetes"  # a home folder names its description
     monkeypatch.setenv("GAMEDAY_TARGET", str(EXAMPLE))
-    assert k8s_probes.is_kubernetes_target() is True
+    assert targets.selected().kind == "kubernetes"  # what `gameday run` acts on without --home
     monkeypatch.setenv("GAMEDAY_TARGET", str(local))
-    assert k8s_probes.is_kubernetes_target(None) is False
+    assert targets.selected().kind == "local"
+    assert targets.selected(home).kind == "kubernetes"  # --home wins over $GAMEDAY_TARGET
 
 
 KUBECONFIG = """apiVersion: v1

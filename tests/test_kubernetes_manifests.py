@@ -4,7 +4,7 @@ kubernetes-validate, offline); the API Deployment is the BCP's (3 replicas, live
 readiness /ready); Prometheus carries the embedded stack's alert rules; the example target
 description names what the manifests create; the game-day CronJob runs on the first Monday of the
 month only, with the least-privilege RBAC; every Kubernetes experiment is valid Chaos Toolkit,
-measured by harness.control against a scenario of bcp.yaml + bcp-kubernetes.yaml, calls only
+measured by harness.run.control against a scenario of bcp.yaml + bcp-kubernetes.yaml, calls only
 functions that exist (chaosk8s's and the harness's) with arguments they take, and has its negative
 twin. The experiments run against a fake cluster in test_kubernetes_chaosk8s.py."""
 from __future__ import annotations
@@ -19,11 +19,12 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+
+from harness import targets
 import yaml
 
-from harness import checks, objectives
-from probes import kubernetes as k8s_probes
-from harness.stack.monitoring import RULES
+from harness.run import checks, objectives
+from harness.targets.embedded.monitoring import RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy" / "kubernetes"
@@ -191,7 +192,7 @@ def test_prometheus_scrapes_the_api_under_the_job_the_alerts_and_probes_use():
 
 
 def test_the_example_target_names_what_the_manifests_create():
-    assert TARGET["kind"] == "kubernetes" and k8s_probes.is_kubernetes_target(DEPLOY / "target.example.json")
+    assert TARGET["kind"] == "kubernetes" and targets.load(DEPLOY / "target.example.json").kind == "kubernetes"
     api = _one("Deployment", TARGET["api_deployment"], TARGET["namespace"])
     assert _selects(TARGET["api_label_selector"], api["spec"]["template"]["metadata"]["labels"])
     assert TARGET["api_replicas"] == api["spec"]["replicas"]
@@ -407,7 +408,7 @@ def test_chaos_toolkit_accepts_it_and_harness_control_measures_it(path, bcp):
     configure_logger()  # chaosk8s-style extensions import logzero; configure before validating
     experiment = _load(path)
     ensure_experiment_is_valid(experiment)
-    assert any(c.get("provider", {}).get("module") == "harness.control" for c in experiment.get("controls") or [])
+    assert any(c.get("provider", {}).get("module") == "harness.run.control" for c in experiment.get("controls") or [])
     resolved = objectives.for_experiment(bcp, experiment)
     assert resolved["scenario"] == f"k8s-{path.stem}"
     assert checks.unknown_names(resolved) == []
@@ -506,7 +507,7 @@ def test_negative_twin_disables_restart_by_scaling_to_zero_and_scales_back(path)
 
 
 def test_the_production_guard_reads_chaosk8s_namespaces_from_the_configuration():
-    from harness.guard import EVERY_NAMESPACE, describe_plan, namespaces_named, refusal
+    from harness.run.guard import EVERY_NAMESPACE, describe_plan, namespaces_named, refusal
 
     allow = {**TARGET, "allowed_namespaces": ["svg-ai-prod", "monitoring"]}
     for path in POSITIVE:

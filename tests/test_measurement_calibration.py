@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import history, runner
+from harness.records import history
+from harness.run import runner
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent / "experiments"
 
 OUTAGE_S = 3.0
-# Upper bound from the sampler's own parameters (harness.objectives.RECORDER_DEFAULTS): a sample
+# Upper bound from the sampler's own parameters (harness.run.objectives.RECORDER_DEFAULTS): a sample
 # counts when its answer arrives, so the first success after SIGCONT lands within one interval
 # (0.1 s); a request sent during the freeze may still time out just after SIGCONT (timeout 1.0 s)
 # and restart the stability window. So D <= RTO <= D + timeout + interval. Measured here on a
@@ -107,7 +108,7 @@ REWIND_S = 10.0
 def _wait_for_dense_heartbeats(target: dict, seconds: float, timeout_s: float = 60.0) -> None:
     """The ground truth needs its reference signal: a heartbeat acknowledged every second for the
     last `seconds` (an earlier test may have kept the database down)."""
-    from harness.heartbeat_ledger import read_window
+    from harness.records.heartbeat_ledger import read_window
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         now = time.time()

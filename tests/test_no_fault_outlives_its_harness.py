@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness import fault_ledger
-from harness.api_contract import OPTIMIZE_PATH, optimize_body
+from harness.records import fault_ledger
+from harness.core.api_contract import OPTIMIZE_PATH, optimize_body
 from harness.faults._common import LEASE_MARGIN_S
 
 pytestmark = pytest.mark.integration

@@ -1,11 +1,11 @@
-"""bcp.yaml and harness.objectives: validation messages, resolution, the tightening rule."""
+"""bcp.yaml and harness.run.objectives: validation messages, resolution, the tightening rule."""
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from harness import objectives as obj
-from harness.objectives import ObjectivesError
+from harness.run import objectives as obj
+from harness.run.objectives import ObjectivesError
 
 BCP_YAML = Path(__file__).resolve().parent.parent / "bcp.yaml"
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 from chaoslib.exceptions import ActivityFailed
 
-from harness import target as target_mod
+from harness.targets import description as target_mod
 from harness.recovery import artifacts
 from probes.models import check_config, check_golden, check_models
 

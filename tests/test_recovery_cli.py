@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import target as target_mod
-from harness.cli import main
+from harness.targets import description as target_mod
+from harness.cli.main import main
 from harness.recovery import backup, database
 from harness.recovery.runbook import RecoveryInputError
-from harness.stack import supervisor
+from harness.targets.embedded import supervisor
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts" / "backup"

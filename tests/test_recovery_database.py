@@ -14,12 +14,12 @@ import psycopg
 import pytest
 import requests
 
-from harness import target as target_mod
-from harness.pgroles import server_role
+from harness.targets import description as target_mod
+from harness.core.pgroles import server_role
 from harness.recovery import backup, database, verify
-from harness.stack import postgres, supervisor
+from harness.targets.embedded import postgres, supervisor
 from probes.database import check_amcheck, check_standby_streaming
-from harness.api_contract import optimize_body
+from harness.core.api_contract import optimize_body
 
 pytestmark = pytest.mark.integration
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness import target as target_mod
-from harness.cli import main
-from harness.pgroles import server_role
+from harness.targets import description as target_mod
+from harness.cli.main import main
+from harness.core.pgroles import server_role
 from harness.recovery import failover
-from harness.stack import supervisor
+from harness.targets.embedded import supervisor
 from probes.database import check_standby_streaming, read_keys
-from harness.api_contract import optimize_body
+from harness.core.api_contract import optimize_body
 
 pytestmark = pytest.mark.integration
 

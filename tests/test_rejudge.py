@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.judge import rejudge
+from harness.run.judge import rejudge
 from synthetic_runs import make_run
 
 ROOT = Path(__file__).resolve().parents[1]

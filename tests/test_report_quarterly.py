@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
+from harness.cli import main as cli
 from harness.report.manifest import verify
 from harness.report.quarterly import build_quarterly, parse_quarter, percentile
 from harness.report.run import write_run_report

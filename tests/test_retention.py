@@ -45,8 +45,8 @@ def test_cleanup_prunes_only_old_harness_rows(healthy_stack):
 
 def test_the_pattern_matches_every_key_the_harness_writes():
     import re
-    from harness.heartbeat_ledger import KEY_PREFIX
-    from harness.session import new_run_id
+    from harness.records.heartbeat_ledger import KEY_PREFIX
+    from harness.run.session import new_run_id
     ours = [f"{KEY_PREFIX}1700000000000-12-3", f"{new_run_id('database-failure')}-w-5", "probe-history-1-2-3",
             "sample-a-1"]
     for key in ours:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import objectives as objectives_mod
+from harness.run import objectives as objectives_mod
 from harness.checkers import exposure_distribution, verdict
-from harness.stack import monitoring
-from harness.stack.rpo_exporter import archive_exposure_s, segment_end_lsn, standby_exposure_s
+from harness.targets.embedded import monitoring
+from harness.targets.embedded.rpo_exporter import archive_exposure_s, segment_end_lsn, standby_exposure_s
 from synthetic import healthy_run, objectives
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,7 +168,7 @@ class _Rows:
 
 
 def test_a_statistics_reset_never_moves_the_archives_point_backwards():
-    from harness.stack.rpo_exporter import Facts
+    from harness.targets.embedded.rpo_exporter import Facts
     f = Facts()
     f._read_primary(_Rows((5 * MB + 100, "000000010000000000000004", 1000.0, 0, MB)), now=1001.0)
     assert f.exposures(1010.0) == {"wal_archive": 10.0}
@@ -182,7 +182,7 @@ def test_a_statistics_reset_never_moves_the_archives_point_backwards():
 
 
 def test_after_an_idle_spell_the_first_write_is_not_an_hour_at_risk():
-    from harness.stack.rpo_exporter import Facts
+    from harness.targets.embedded.rpo_exporter import Facts
     f = Facts()
     # Idle for an hour: the last archival and the last replayed commit are an hour old, all caught up.
     f._read_primary(_Rows((6 * MB, "000000010000000000000005", 1000.0, 0, MB)), now=4600.0)

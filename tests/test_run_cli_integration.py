@@ -48,7 +48,7 @@ def test_run_writes_outputs_and_posts_notifications(healthy_stack, tmp_path):
     assert len(texts) == 2
     assert "CRITICAL" in texts[0] and "RESOLVED" in texts[1]
     # The stack was already up, so the run leaves it up.
-    from harness.stack import embedded
+    from harness.targets.embedded import stack as embedded
     assert embedded.status(healthy_stack["home"])["healthy"]
 
 
@@ -102,3 +102,42 @@ def test_secrets_stay_out_of_every_file_and_every_line_printed(healthy_stack, tm
             assert s not in text, f"{s} leaked into {p.relative_to(tmp_path)}"
     for s in secrets:
         assert s not in r.stdout + r.stderr, f"{s} printed"
+
+
+def test_stock_chaos_run_writes_the_same_evidence_redacted_and_exits_1_on_a_fail(healthy_stack, tmp_path):
+    """The same experiment format under stock `chaos run`: the one evidence writer leaves the same
+    files in the run folder (verdict.json, journal.json, report.html, junit.xml), secrets masked in
+    every file either Chaos Toolkit or the harness writes, and a FAIL makes `chaos run` exit 1."""
+    target_file = Path(healthy_stack["home"]) / "target.json"
+    original = target_file.read_text()
+    planted = "PLANTED-TOKEN-8f3a9c"
+    target_file.write_text(json.dumps({**json.loads(original), "secret_fields": ["ops_token"], "ops_token": planted}))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    reports = tmp_path / "reports"
+    chaos = str(Path(sys.executable).parent / "chaos")
+    try:
+        r = subprocess.run([chaos, "--no-version-check", "run", str(ROOT / "tests/experiments/stock-chaos-fail.yaml")],
+                           capture_output=True, text=True, cwd=cwd, timeout=300,
+                           env={**os.environ, "GAMEDAY_TARGET": str(target_file), "GAMEDAY_REPORTS_DIR": str(reports),
+                                "GAMEDAY_LEAK_FILE": healthy_stack["passfile"]})
+    finally:
+        target_file.write_text(original)
+    assert r.returncode == 1, r.stdout + r.stderr  # the verdict is FAIL: a CI job gating on chaos run stops
+    [run_dir] = [p for p in reports.iterdir() if p.is_dir()]
+    for name in ("verdict.json", "history.jsonl", "journal.json", "report.html", "junit.xml"):
+        assert (run_dir / name).exists(), name
+    verdict = json.loads((run_dir / "verdict.json").read_text())
+    assert verdict["status"] == "fail" and [c["name"] for c in verdict["criteria"] if not c["passed"]] == ["rto"]
+    chaos_journal = json.loads((cwd / "journal.json").read_text())  # Chaos Toolkit's own file
+    assert chaos_journal["status"] == "failed" and chaos_journal["bcp"]["status"] == "fail"
+    assert chaos_journal["bcp_run_dir"] == str(run_dir)
+    assert "<testcase" in (run_dir / "junit.xml").read_text() and 'name="rto"' in (run_dir / "junit.xml").read_text()
+    generated = [line.rsplit(":", 1)[1] for line in Path(healthy_stack["passfile"]).read_text().splitlines()]
+    secrets = (planted, "PLANTED-PW-77", *generated)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert "api token ***" in (cwd / "journal.json").read_text()  # the step's output is there, masked
+    for p in files:
+        text = p.read_bytes().decode("utf-8", "replace")
+        for s in secrets:
+            assert s not in text, f"{s} leaked into {p.relative_to(tmp_path)}"

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 import requests
 
-from harness.procs import children
-from harness.stack import embedded, supervisor
-from harness.api_contract import optimize_body
+from harness.core.procs import children
+from harness.targets.embedded import stack as embedded, supervisor
+from harness.core.api_contract import optimize_body
 from waiting import ready, wait_for
 
 pytestmark = pytest.mark.integration

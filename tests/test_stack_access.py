@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness.stack import supervisor
-from harness.stack.layout import PG_BIN
+from harness.targets.embedded import supervisor
+from harness.targets.embedded.layout import PG_BIN
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""Checkers: pure functions of a history (harness/history.py) that return plain data with evidence.
+"""Checkers: pure functions of a history (harness/records/history.py) that return plain data with evidence.
 
     availability(events, probe, stability_s, timeout_s)  TTD, RTO, downtime, flapping, stalls
     stable_since(samples, stability_s, end_t)            the one definition of "stable"
@@ -9,7 +9,7 @@
     rpo_warning / exposure_distribution (exposure.py)    RPO exposure warned in time; its distribution
     p95_latency(events, max_p95_s) (latency.py)         acknowledged optimize p95 while the fault is active
     verdict(events, objectives, run)                     the BCP judgement of one run
-    merge_shards(events, shards) / widen(...)            distributed load: shards on the run's clock
+    ledger_clock(events) / widen(...)                    distributed load: RTO/RPO widened by the clocks
 
 They never touch the network, the disk or the clock.
 """
@@ -21,7 +21,7 @@ from .integrity import detection, functions, integrity
 from .latency import p95_latency
 from .loss import loss
 from .phases import phases
-from .shards import ledger_clock, merge_shards, widen
+from .shards import ledger_clock, widen
 from .verdict import verdict
 
-__all__ = ["p95_latency", "merge_shards", "ledger_clock", "widen", "phases", "error_budget", "notification", "response", "rpo_warning", "exposure_distribution", "availability", "fault_window", "stable_since", "loss", "integrity", "functions", "detection", "verdict"]
+__all__ = ["p95_latency", "ledger_clock", "widen", "phases", "error_budget", "notification", "response", "rpo_warning", "exposure_distribution", "availability", "fault_window", "stable_since", "loss", "integrity", "functions", "detection", "verdict"]

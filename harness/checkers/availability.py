@@ -1,6 +1,6 @@
 """Availability during the incident: time to detect, RTO, downtime, error count, flapping.
 
-A pure function of the history (see harness/history.py): no I/O, no clock. Times are the history's
+A pure function of the history (see harness/records/history.py): no I/O, no clock. Times are the history's
 `t` (seconds since the run's start); durations are seconds, rounded to the microsecond the history
 keeps.
 

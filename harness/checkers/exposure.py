@@ -7,7 +7,7 @@ every checker.
     exposure_distribution(values, ...)    median, p95, max and time above the objective of a
                                           series of exposure samples (the quarter's evidence)
 
-The evidence is one `rpo_exposure` event (harness/control.py reads it from Prometheus's own
+The evidence is one `rpo_exposure` event (harness/run/control.py reads it from Prometheus's own
 samples): alert, fired, latency_s (after the fault), exposure_at_alert_s, max_exposure_s.
 """
 from __future__ import annotations

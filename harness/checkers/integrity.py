@@ -1,6 +1,6 @@
 """Data integrity verified, critical functions restored, and whether the monitoring noticed.
 
-Pure functions of the history (see harness/history.py): no I/O, no clock. The checks themselves
+Pure functions of the history (see harness/records/history.py): no I/O, no clock. The checks themselves
 (amcheck, model checksums, golden predictions, config checksum, ...) ran in probes and recorded
 their outcome as `integrity`, `function` and `detection` events; here they are only collected.
 """

@@ -1,6 +1,6 @@
 """Lost writes and RPO: Jepsen's set checker over the load generator's write operations.
 
-A pure function of the history (see harness/history.py): no I/O, no clock.
+A pure function of the history (see harness/records/history.py): no I/O, no clock.
 
 Every write carries a unique key. Its outcome is `ok` (took effect), `fail` (did not) or `info`
 (unknown: a timeout, a connection lost during commit); an invocation with no completion at all is

@@ -5,8 +5,8 @@
     (and, so that a PASS cannot hide a broken run: the recovery procedure completed, the
     steady-state hypothesis holds again, the monitoring detected the outage where required)
 
-A pure function of the history (see harness/history.py) and the scenario's resolved objectives
-(see harness/objectives.py): no I/O, no clock. Status is honest: a run whose target was unhealthy
+A pure function of the history (see harness/records/history.py) and the scenario's resolved objectives
+(see harness/run/objectives.py): no I/O, no clock. Status is honest: a run whose target was unhealthy
 before the fault, whose fault never happened, or which was interrupted proves nothing, so it is
 `error` or `interrupted`, never `pass`; its criteria are still computed as far as possible.
 """
@@ -34,7 +34,7 @@ _OBJECTIVE_DEFAULTS = {"stability_s": 5.0, "timeout_s": None, "max_lost_writes":
 
 
 def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> dict:
-    """Judge a history against resolved scenario objectives (harness.objectives.resolve).
+    """Judge a history against resolved scenario objectives (harness.run.objectives.resolve).
 
     `run` may carry run_id, experiment, title, started, ended, negative_control and expect_failure
     (copied as they are; a negative control is evidence about the harness, not the plan). Returns the
@@ -125,7 +125,7 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
 def _normalise(objectives: dict) -> dict:
     missing = [k for k in ("rto_s", "rpo_s") if objectives.get(k) is None]
     if missing:
-        raise ValueError(f"objectives lack {', '.join(missing)}: pass a dict from harness.objectives.resolve()")
+        raise ValueError(f"objectives lack {', '.join(missing)}: pass a dict from harness.run.objectives.resolve()")
     obj = {**_OBJECTIVE_DEFAULTS, "scenario": None, "probe": "api", **objectives}
     for k in ("stability_s", "probe"):  # explicit None means "the default"
         if obj[k] is None:

@@ -5,8 +5,8 @@ evidence of its effect.
 A fault that leaves something behind (a stopped process, a held restart, a moved volume) registers
 its undo here BEFORE it injects: in this process (a function: the rollback and `undo_all()`, the
 safety net the runner calls after every run, Ctrl-C, SIGTERM or an exception) and, with `spec`,
-durably in the stack home's fault ledger (harness/fault_ledger.py) with a deadline, so that the
-target side undoes it even if this process is SIGKILLed (harness/stack/reaper.py).
+durably in the stack home's fault ledger (harness/records/fault_ledger.py) with a deadline, so that the
+target side undoes it even if this process is SIGKILLed (harness/targets/reaper.py).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import atexit
 import threading
 from typing import Callable
 
-from harness import fault_ledger
+from harness.records import fault_ledger
 
 _pending: dict[str, tuple[Callable[[], object], str | None]] = {}  # key -> (undo, stack home of its ledger entry)
 _lock = threading.Lock()

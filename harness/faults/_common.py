@@ -1,11 +1,11 @@
-"""What the fault modules of the embedded stack share: the local-target check, a supervised
-program's pid, the database server in a role (asked of the servers now), argument checks, the
+"""What the fault modules share: the target they act on (asked of its adapter: which fault
+implementation applies), a program's pid, the database server in a role (asked of the servers now), argument checks, the
 timed SIGSTOP, and the evidence a fault returns of its effect.
 
 Every fault returns `effect: {observed, detail}`: proof that it did what it says (the killed
 processes are gone, the frozen ones were stopped, the damage is visible). The judge makes a run
 whose fault had no observable effect an error: nothing was tested. Private to harness.faults (experiments call
-the fault modules, never this one); generic process helpers live in harness.procs.
+the fault modules, never this one); generic process helpers live in harness.core.procs.
 """
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ import time
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness import fault_ledger, pgroles, procs, target as target_mod
-from harness import container_engine
+from harness import targets
+from harness.core import pgroles, procs
+from harness.core.run_context import run_context
 from harness.faults import DEFAULT_LEASE_S, clear_undo, register_undo
-from harness.stack import reaper, supervisor
+from harness.records import fault_ledger
+from harness.targets import reaper
 
-__all__ = ["lease", "LEASE_MARGIN_S", "PROGRAMS", "HOLDABLE", "local_target", "process_target", "check_program", "program_pid", "duration", "positive_int",
+__all__ = ["lease", "LEASE_MARGIN_S", "PROGRAMS", "HOLDABLE", "local_target", "process_target", "fault_family", "check_program", "program_pid", "duration", "positive_int",
            "stop_for", "freeze", "stopped_now", "server", "effect", "gone_effect"]
 
 PROGRAMS = ("postgres-primary", "postgres-standby", "api", "prometheus", "alertmanager", "alert-receiver", "liveness",
@@ -35,29 +37,28 @@ def lease(t: dict, configuration: dict | None) -> dict:
     """register_undo's ledger arguments for a fault of this run: the stack home, the lease (the
     scenario's timeout plus a margin, from the run session Chaos Toolkit passes in its
     configuration; DEFAULT_LEASE_S without one) and the run folder."""
-    session = (configuration or {}).get("gameday_session")  # harness.session.SESSION_KEY
-    timeout = (getattr(session, "objectives", None) or {}).get("timeout_s")
+    run = run_context(configuration)
+    timeout = run.objectives.get("timeout_s") if run is not None else None
     return {"home": t["home"], "lease_s": float(timeout) + LEASE_MARGIN_S if timeout else DEFAULT_LEASE_S,
-            "run_dir": str(session.run_dir) if session is not None else None}
+            "run_dir": str(run.run_dir) if run is not None else None}
 
 
 def local_target(target: str | None) -> dict:
-    """The target description, which must be the embedded stack's (kind local)."""
-    t = target_mod.load(target)
-    if t.get("kind") != "local":
-        raise ActivityFailed(f"this fault needs the embedded stack (kind local), target is {t.get('kind')!r}")
-    return t
+    """The description of the target, which must run its programs under supervision here (the
+    embedded stack): holds, supervisord, data folders."""
+    return targets.for_activity(target).require("processes", "this fault").data
 
 
 def process_target(target: str | None) -> dict:
-    """The target description of a target whose programs are processes on this machine: the
-    embedded stack's (kind local) or the container target's (kind containers, a program is a
-    container and its pid the container's main process)."""
-    t = target_mod.load(target)
-    if t.get("kind") not in ("local", "containers"):
-        raise ActivityFailed(f"this fault needs the embedded stack or the container target (kind local or "
-                             f"containers), target is {t.get('kind')!r}")
-    return t
+    """The description of a target whose programs are processes on this machine: the embedded
+    stack's, or the container target's (a program is a container and its pid the container's
+    main process). Its `fault_family` says which implementation applies."""
+    return targets.for_activity(target).require(("processes", "docker"), "this fault").data
+
+
+def fault_family(t: dict) -> str:
+    """Which fault implementation applies to the target this description belongs to."""
+    return targets.adapter(t.get("kind") or "local").fault_family
 
 
 def check_program(program: str) -> None:
@@ -66,24 +67,10 @@ def check_program(program: str) -> None:
 
 
 def program_pid(t: dict, program: str) -> int:
-    """The main pid of a supervised program, asked of supervisord (it must be RUNNING); on the
-    container target, the host pid of the program's container's main process."""
+    """The main pid of a program of the target this description belongs to (on the embedded stack
+    asked of supervisord, on the container target its container's main process)."""
     check_program(program)
-    if t.get("kind") == "containers":
-        name = (t.get("containers") or {}).get(program)
-        if not name:
-            raise ActivityFailed(f"the container target has no {program!r} container; it has: {', '.join(t.get('containers') or {})}")
-        try:
-            return container_engine.main_pid(container_engine.find(container_engine.client(), name))
-        except container_engine.EngineError as e:
-            raise ActivityFailed(str(e)) from None
-    try:
-        info = supervisor.process_info(t["supervisor_url"], program)
-    except Exception as e:
-        raise ActivityFailed(f"cannot ask supervisord about {program}: {e}") from None
-    if info["statename"] != "RUNNING" or not info["pid"]:
-        raise ActivityFailed(f"{program} is not running (supervisor state {info['statename']})")
-    return int(info["pid"])
+    return targets.load(t["home"]).program_pid(program)
 
 
 def server(t: dict, which: str) -> dict:

@@ -17,9 +17,9 @@ import time
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness import procs
+from harness.core import procs
 from harness.faults import clear_undo, containers
-from harness.faults._common import (duration, effect, freeze, gone_effect, lease, process_target, program_pid,
+from harness.faults._common import (duration, effect, fault_family, freeze, gone_effect, lease, process_target, program_pid,
                                     stop_for, stopped_now)
 
 __all__ = ["crash_api", "hang_api", "resume_api"]
@@ -72,7 +72,7 @@ def hang_api(duration_s: float | None = None, replicas: str | int = "all", targe
         duration_s = duration(duration_s)
     replicas = _replicas(replicas, ("all", "arbiter", "workers"))
     t = process_target(target)
-    if t["kind"] == containers.KIND and replicas == "all":
+    if fault_family(t) == "docker" and replicas == "all":
         return {"replicas": "all", **containers.pause_container("api", duration_s, target, configuration)}
     arbiter = program_pid(t, "api")
     if replicas == "all":
@@ -83,7 +83,7 @@ def hang_api(duration_s: float | None = None, replicas: str | int = "all", targe
         pids = _pick(_live_workers(arbiter, "hang"), replicas, arbiter)
     record = {"replicas": replicas, "arbiter": arbiter, "stopped": pids, "duration_s": duration_s, "at": time.time()}
     # The resume is in the fault ledger with a deadline before anything stops: a SIGKILLed harness
-    # leaves processes that a detached timer resumes (harness/stack/reaper.py).
+    # leaves processes that a detached timer resumes (harness/targets/reaper.py).
     if duration_s is not None:
         return {**record, **stop_for(pids, duration_s, UNDO_KEY, lease(t, configuration))}
     _hung.extend(p for p in pids if p not in _hung)
@@ -100,7 +100,7 @@ def resume_api(target: str | None = None) -> dict:
     pids, paused = list(_hung), None
     try:  # a rollback never fails for want of a target it can act on
         t = process_target(target)
-        if t["kind"] == containers.KIND:
+        if fault_family(t) == "docker":
             paused = containers.resume_container("api", target)["detail"]
         pids += procs.group_members(program_pid(t, "api"))
     except ActivityFailed:

@@ -10,28 +10,22 @@ from pathlib import Path
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
-from harness import target as target_mod
-from harness.ledger_shards import run_events
+from harness.core.run_context import run_context
+from harness.records.shards import run_events
+from harness.targets import description as target_mod
 
 __all__ = ["delete_acknowledged_rows", "delete_rows_acknowledged_after_the_fault"]
-
-# harness.session.SESSION_KEY: the run session sits above the faults, so its key is named here,
-# not imported. Chaos Toolkit hands the configuration to an activity that takes `configuration`.
-RUN_SESSION_KEY = "gameday_session"
 
 
 def delete_acknowledged_rows(count: int = 20, target: str | None = None, seed: int = 7,
                              configuration: dict | None = None) -> dict:
     """Delete `count` rows whose writes the API acknowledged in this run, behind the API's back
     (straight in the database). Returns the deleted keys: exactly what the loss checker must report
-    as lost, and nothing else. Needs the run's history: the run session that harness.control
+    as lost, and nothing else. Needs the run's history: the run session that harness.run.control
     keeps in the Chaos Toolkit configuration (`gameday run`, or `chaos run` with the control)."""
     if not isinstance(count, int) or count <= 0:
         raise ActivityFailed(f"count must be a positive whole number, got {count!r}")
-    run_dir = getattr((configuration or {}).get(RUN_SESSION_KEY), "run_dir", None)
-    if not run_dir:
-        raise ActivityFailed(f"no run session in the configuration ({RUN_SESSION_KEY}): run this experiment "
-                             f"with harness.control in its controls, through `gameday run`")
+    run_dir = _run_dir(configuration)
     # The history and, with distributed load, the workers' ledger shards.
     acked = [e["key"] for e in run_events(Path(run_dir) / "history.jsonl")
              if e["kind"] == "op" and e["type"] == "ok" and e.get("f") == "write"]
@@ -57,10 +51,7 @@ def delete_rows_acknowledged_after_the_fault(seconds: float = 5.0, target: str |
     acknowledged time they cover (the fault start to the last of them)."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 60:
         raise ActivityFailed(f"seconds must be above 0 and at most 60, got {seconds!r}")
-    run_dir = getattr((configuration or {}).get(RUN_SESSION_KEY), "run_dir", None)
-    if not run_dir:
-        raise ActivityFailed(f"no run session in the configuration ({RUN_SESSION_KEY}): run this experiment "
-                             f"with harness.control in its controls, through `gameday run`")
+    run_dir = _run_dir(configuration)
     time.sleep(seconds)
     events = run_events(Path(run_dir) / "history.jsonl")
     fault_t = max(e["t"] for e in events if e["kind"] == "fault" and e.get("phase") == "start")
@@ -78,3 +69,13 @@ def delete_rows_acknowledged_after_the_fault(seconds: float = 5.0, target: str |
     return {"deleted": len(keys), "span_s": round(span, 6),
             "effect": {"observed": len(keys) == len(acked),
                        "detail": f"{len(keys)} rows acknowledged in the {span:.3f} s after the fault deleted"}}
+
+
+# Internals ---------------------------------------------------------------------------------
+
+def _run_dir(configuration: dict | None) -> Path:
+    run = run_context(configuration)
+    if run is None:
+        raise ActivityFailed("no run session in the configuration: run this experiment with harness.run.control "
+                             "in its controls, through `gameday run` or `chaos run`")
+    return Path(run.run_dir)

@@ -15,7 +15,7 @@ The local experiments reach the first ones through the faults they already call 
 crash_api, hang_api, freeze_database, lose_primary …): those resolve the target's kind and come
 here for a container target. Every fault that leaves state registers its undo before injecting:
 in this process, and in the home's fault ledger with a deadline and a detached timer
-(harness/stack/reaper.py carries out the container undo kinds of harness/container_engine.py), so
+(harness/targets/reaper.py carries out the container undo kinds of harness/targets/containers/engine.py), so
 a harness that dies, even by SIGKILL, never leaves a container paused, stopped, cut off or slowed.
 """
 from __future__ import annotations
@@ -26,32 +26,25 @@ import time
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness import fault_ledger, target as target_mod
-from harness import container_engine as engine
-from harness.container_engine import EngineError
+from harness.records import fault_ledger
+from harness import targets
+from harness.targets.containers import engine
+from harness.targets.containers.engine import EngineError
 from harness.faults import clear_undo, register_undo
 from harness.faults._common import duration, effect, gone_effect, lease, positive_int, server
-from harness.stack import reaper
+from harness.targets import reaper
 
 __all__ = ["kill_container", "pause_container", "resume_container", "stop_container", "start_container",
            "partition_database", "rejoin_database", "delay_database_link", "clear_database_delay",
-           "is_container_target", "container_target", "lose_primary", "end_primary_loss", "KIND"]
+           "container_target", "lose_primary", "end_primary_loss", "KIND"]
 
 KIND = "containers"
 MAX_DELAY_MS = 60_000
 
 
-def is_container_target(target: str | None) -> bool:
-    """Whether the target description is a container target's (the other faults dispatch on it)."""
-    return target_mod.load(target).get("kind") == KIND
-
-
 def container_target(target: str | None) -> dict:
-    """The target description, which must be the container target's (kind containers)."""
-    t = target_mod.load(target)
-    if t.get("kind") != KIND:
-        raise ActivityFailed(f"this fault needs the container target (kind containers), target is {t.get('kind')!r}")
-    return t
+    """The description of the target, which must be the container target."""
+    return targets.for_activity(target).require("docker", "this fault").data
 
 
 def kill_container(component: str, target: str | None = None) -> dict:
@@ -169,7 +162,7 @@ def delay_database_link(delay_ms: int = 200, duration_s: float | None = None, co
                         target: str | None = None, configuration: dict = None) -> dict:
     """Add `delay_ms` milliseconds to every packet `component` (the API) sends on the database
     network (tc netem on its interface there, in its network namespace; on a kernel without
-    sch_netem an NFQUEUE delayer does the same, harness/containers/delay.py). With `duration_s` the
+    sch_netem an NFQUEUE delayer does the same, harness/targets/containers/delay.py). With `duration_s` the
     delay is removed after exactly that many seconds (the action returns then); without, it stays
     until `clear_database_delay`, the rollback, or the lease."""
     delay_ms = positive_int(delay_ms, "delay_ms")

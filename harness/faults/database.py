@@ -7,7 +7,7 @@ recover from:
   lose_primary          the primary is gone for good → failover to the standby
 
 Every fault returns a JSON-able record of exactly what it did. The bad statement also writes an
-incident record, `<home>/incidents/latest.json` (harness.target.incident_path), that the
+incident record, `<home>/incidents/latest.json` (harness.targets.description.incident_path), that the
 point-in-time recovery reads (harness.recovery.pitr.restore_before_incident).
 """
 from __future__ import annotations
@@ -24,12 +24,14 @@ from pathlib import Path
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
-from harness import pgroles, procs
-from harness.errors import first_line
+from harness import targets
+from harness.core import pgroles, procs
+from harness.core.errors import first_line
 from harness.faults import containers, register_undo
 from harness.faults._common import effect, gone_effect, lease, local_target, positive_int, program_pid, server
 from harness.faults.process import disable_restart, enable_restart
-from harness.target import incident_path
+from harness.targets.description import incident_path
+from harness.core.amcheck import amcheck
 
 __all__ = ["corrupt_table_pages", "bad_statement", "lose_primary", "end_primary_loss", "incident_record"]
 
@@ -175,7 +177,7 @@ def lose_primary(target: str | None = None, configuration: dict = None) -> dict:
     every backend are SIGKILLed, so it stays down. The recovery is the failover to the standby
     (harness.recovery.failover.failover); `end_primary_loss` is the rollback. On the container
     target the primary's container is stopped and stays down (harness.faults.containers)."""
-    if containers.is_container_target(target):
+    if targets.for_activity(target).fault_family == "docker":
         return containers.lose_primary(target, configuration)
     t = local_target(target)
     primary = server(t, "primary")
@@ -213,7 +215,7 @@ def end_primary_loss(target: str | None = None) -> dict:
     happened, the old primary comes back as the primary. But if another server was promoted while
     the old primary's folder is still a primary's (no standby.signal), starting it would make two
     primaries: then the hold stays and the answer says why (rebuild it as a standby first)."""
-    if containers.is_container_target(target):
+    if targets.for_activity(target).fault_family == "docker":
         return containers.end_primary_loss(target)
     t = local_target(target)
     path = _lost_primary_path(t)
@@ -308,13 +310,12 @@ def _corruption_evidence(admin_dsn: str, table: str) -> dict:
     found: dict = {"detected": False, "verify_heapam": None, "full_read": None}
     try:
         with psycopg.connect(admin_dsn, autocommit=True) as c:
-            c.execute("create extension if not exists amcheck")
-            rows = c.execute(f"select blkno, offnum, msg from verify_heapam('{table}') limit 1000").fetchall()
-            found["verify_heapam"] = [{"block": b, "item": o, "msg": m} for b, o, m in rows[:6]]
-            found["problems"] = len(rows)
-            found["damaged_blocks"] = sorted({b for b, _, _ in rows})
-            if rows:
-                found["detected"] = True
+            checked = amcheck(c, table)
+        if checked.problems:  # the heap's own damage; an index or key problem is not this fault's evidence
+            found.update(detected=True, verify_heapam=checked.problems[:6], problems=checked.problem_count,
+                         damaged_blocks=sorted({p["block"] for p in checked.problems}))
+        else:
+            found["verify_heapam"] = [] if checked.ok else f"error: {checked.detail}"
     except psycopg.Error as e:  # amcheck failing to run is no evidence of corruption
         found["verify_heapam"] = f"error: {first_line(e)}"
     if not found["detected"]:

@@ -16,7 +16,7 @@ process on the embedded stack. Scaling a workload to 0 replicas is the negative 
 "automatic restart disabled"; `restore_scale` is its rollback (and its registered undo).
 
 Workloads are named by component (api, monitoring, database-primary, database-standby), as
-harness.k8s_client resolves them, so an experiment never spells a cluster's names. The read-only
+harness.targets.kubernetes.client resolves them, so an experiment never spells a cluster's names. The read-only
 checks (is the workload rolled out, wait until it is) are probes: probes.kubernetes.
 
 Every action returns a JSON-able record of exactly what it did (the pods it deleted, with their
@@ -31,10 +31,9 @@ from datetime import datetime, timezone
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 
-from harness import k8s_client
+from harness.targets.kubernetes import client as k8s_client
 from harness.faults import clear_undo, pending as pending_undos, register_undo
-from harness.k8s_client import (Apis, as_int, call, database_namespace, field, load_target, namespace as k8s_namespace,
-                                read_workload, resolve_workload, why)
+from harness.targets.kubernetes.client import Apis, as_int, call, database_namespace, field, load_target, namespace as k8s_namespace, read_workload, resolve_workload, why
 
 __all__ = ["kill_api_pods", "kill_database_pod", "kill_monitoring_pod", "rollout_restart", "scale_deployment",
            "restore_scale", "guard_cordon", "clear_cordon_guard"]

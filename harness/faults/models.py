@@ -18,7 +18,7 @@ import requests
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness.api_contract import READY_PATH
+from harness.core.api_contract import READY_PATH
 from harness.faults._common import effect, local_target
 
 __all__ = ["corrupt_model", "drift_config"]

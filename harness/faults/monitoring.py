@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import requests
 from chaoslib.exceptions import ActivityFailed
 
-from harness import target as target_mod
+from harness.targets import description as target_mod
 from harness.faults import process, stack
 from harness.faults._common import local_target
 

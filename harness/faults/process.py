@@ -13,9 +13,9 @@ from pathlib import Path
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness import procs
+from harness.core import procs
 from harness.faults import clear_undo, containers, register_undo
-from harness.faults._common import (HOLDABLE, check_program, duration, gone_effect, lease, local_target, process_target,
+from harness.faults._common import (HOLDABLE, fault_family, check_program, duration, gone_effect, lease, local_target, process_target,
                                     program_pid, server, stop_for)
 
 __all__ = ["kill_database", "freeze_database", "kill_program", "disable_restart", "enable_restart",
@@ -56,7 +56,7 @@ def freeze_database(duration_s: float = 4.0, which: str = "primary", target: str
     server's container is paused (cgroup freezer) for `duration_s` seconds."""
     duration_s = duration(duration_s)
     t = process_target(target)
-    if t["kind"] == containers.KIND:
+    if fault_family(t) == "docker":
         program = server(t, which)["program"]
         return {"which": which, **containers.pause_container(program, duration_s, target, configuration)}
     data_dir = server(t, which)["data_dir"]

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness import procs
+from harness.core import procs
+from harness.records import fault_ledger
 from harness.faults import clear_undo, register_undo
 from harness.faults._common import check_program, effect, lease, local_target
-from harness.stack import embedded, supervisor
+from harness.targets.embedded import stack as embedded, supervisor
 
 __all__ = ["lose_whole_stack", "stop_program", "start_program"]
 
@@ -134,8 +135,12 @@ def start_program(program: str, target: str | None = None) -> dict:
 # Internals
 
 def _start_again(t: dict) -> None:
-    """The undo: bring the stack up again from its home through the stack layer (idempotent; it
-    clears the stale lock files a stack killed at once leaves, postgres.remove_stale_locks)."""
+    """The undo: bring the stack up again from its home through the stack layer, unless the
+    fault's ledger entry is gone: a cold start (the recovery, `target up`) brought the stack back
+    and closed it, or the stack was taken down on purpose since. `up` is idempotent and clears the
+    stale lock files a stack killed at once leaves (postgres.remove_stale_locks)."""
+    if not any(e.get("what") == "lose_whole_stack" for e in fault_ledger.entries(t["home"])):
+        return
     embedded.up(t["home"], int(t["port_base"]), log=lambda _line: None)
 
 

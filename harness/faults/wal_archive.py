@@ -1,6 +1,6 @@
 """The WAL archive stops: the archive destination goes away (an unmounted volume, a lost bucket),
 so every archive_command fails and the newest restorable point in the archive stops moving. The
-service goes on as if nothing happened; only the RPO exposure grows (harness/stack/rpo_exporter.py)
+service goes on as if nothing happened; only the RPO exposure grows (harness/targets/embedded/rpo_exporter.py)
 until SvgAiRpoAtRisk warns.
 
     stop_wal_archiving()     move the archive folder aside (ledger entry first: rename_back)

@@ -8,7 +8,7 @@ keeping its own ledger shard timed by its own host's clock.
 
 The master runs no users: it hands users out to the workers, gives each worker the run's settings
 (API address, key prefix, timeout) and writes what each worker sends into that worker's shard
-(harness/ledger_shards.py), as the worker recorded it. A worker needs only the master's address.
+(harness/records/shards.py), as the worker recorded it. A worker needs only the master's address.
 
 Clocks: a worker's host clock is not the master's. When it joins, and again when it stops, a
 worker asks the master for its wall clock a few times over locust's own message channel (custom
@@ -32,8 +32,8 @@ import socket
 import sys
 import time
 
-from harness.history import History
-from harness.ledger_shards import ShardWriter, safe_worker_id
+from harness.records.history import History
+from harness.records.shards import ShardWriter, safe_worker_id
 from harness.recorders.load import READY_FILE, add_load_arguments, pace, write_one
 
 __all__ = ["estimate_offset"]

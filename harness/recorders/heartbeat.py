@@ -6,7 +6,7 @@ went back an hour: the heartbeat's acknowledgements, older than any run, can. Th
 the ledger for a bounded window before the fault (harness.checkers.loss); the control reads those
 keys back with the run's own.
 
-The ledger's format and its reader are in harness/heartbeat_ledger.py. Each line is one
+The ledger's format and its reader are in harness/records/heartbeat_ledger.py. Each line is one
 O_APPEND write followed by fsync: an acknowledgement in the ledger survived whatever happened to
 the writer. Files older than RETENTION_DAYS are removed by the writer.
 
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import requests
 
-from harness.api_contract import OPTIMIZE_PATH, optimize_body, stored_digest
-from harness.heartbeat_ledger import KEY_PREFIX, ledger_file
+from harness.core.api_contract import OPTIMIZE_PATH, optimize_body, stored_digest
+from harness.records.heartbeat_ledger import KEY_PREFIX, ledger_file
 
 __all__ = ["RETENTION_DAYS", "main"]
 

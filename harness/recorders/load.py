@@ -24,9 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from harness.api_contract import OPTIMIZE_PATH, optimize_body, stored_digest
-from harness.history import History
-from harness.ledger_shards import safe_worker_id, shard_dir
+from harness.core.api_contract import OPTIMIZE_PATH, optimize_body, stored_digest
+from harness.records.history import History
+from harness.records.shards import safe_worker_id, shard_dir
 
 READY_FILE = "ready"  # the master creates it in the shard folder once every worker joined
 
@@ -38,7 +38,7 @@ class LoadGenerator:
     locust's distributed mode (harness/recorders/distributed.py), one master and N local worker
     processes, plus `remote_workers` started by hand on other hosts (README: the worker command
     line); the master binds `master_bind`:`master_port` and waits for all of them. Each worker's
-    writes land in its ledger shard (harness/ledger_shards.py), keys carrying its worker id."""
+    writes land in its ledger shard (harness/records/shards.py), keys carrying its worker id."""
 
     def __init__(self, api_url: str, history_path: str | os.PathLike, t0: float, users: int = 8,
                  log_path: str | os.PathLike | None = None, duration_s: float = 3600.0,

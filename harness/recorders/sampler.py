@@ -24,8 +24,8 @@ from typing import Callable
 import requests
 from requests.adapters import HTTPAdapter
 
-from harness.api_contract import HEALTH_PATH, OPTIMIZE_PATH, READY_PATH, optimize_answer_ok, optimize_body
-from harness.history import History
+from harness.core.api_contract import HEALTH_PATH, OPTIMIZE_PATH, READY_PATH, optimize_answer_ok, optimize_body
+from harness.records.history import History
 
 
 def _http_probe(method: str, url: str, timeout_s: float, body_fn: Callable[[], dict] | None = None,

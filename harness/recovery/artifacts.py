@@ -2,7 +2,7 @@
 --backup-id model_backup_latest` and `restore-config --backup-id latest`.
 
 A backup is a folder `<artifact_backup_dir>/<id>/` holding `models.tar.gz` and/or
-`config.tar.gz` and a `manifest.json` (the format: harness.stack.artifact_backup, which also
+`config.tar.gz` and a `manifest.json` (the format: harness.targets.embedded.artifact_backup, which also
 makes the stack's first backup when it is set up). Ids are `model_backup_<UTC stamp>`,
 `config_backup_…` or `all_backup_…`. Wherever an id is asked for, `latest` (and
 `model_backup_latest`, `config_backup_latest`, `all_backup_latest`) means the newest backup
@@ -29,8 +29,8 @@ import requests
 from chaoslib.exceptions import ActivityFailed
 
 from harness.recovery.runbook import RecoveryInputError, load_target
-from harness.stack import artifact_backup as store
-from harness.stack.artifact_backup import ARCHIVE, KINDS
+from harness.targets.embedded import artifact_backup as store
+from harness.targets.embedded.artifact_backup import ARCHIVE, KINDS
 from probes.models import verify_config_file, verify_model_dir
 
 __all__ = ["backup_artifacts", "list_artifact_backups", "verify_artifact_backup", "restore_model",

@@ -21,10 +21,10 @@ from pathlib import Path
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
-from harness.errors import first_line
-from harness.pgroles import admin_dsn, passfile_of, server_dsn
+from harness.core.errors import first_line
+from harness.core.pgroles import admin_dsn, passfile_of, server_dsn
 from harness.recovery.runbook import RecoveryInputError, exclusive, load_local, load_target, primary_roles
-from harness.stack import postgres
+from harness.targets.embedded import postgres
 
 __all__ = ["create_backup", "list_backups", "cleanup_backups", "switch_wal", "archive_status",
            "newest_restorable_point"]

@@ -4,8 +4,9 @@ the embedded stack `gameday target up`: idempotent, every component started in d
 and waited for until healthy.
 
 Bringing the stack back is the stack layer's `embedded.up` (it also clears the stale lock files a
-stack killed at once leaves behind); this runbook wraps it for experiments: it reports what it
-found and did, and clears the undo of the fault that took the stack down.
+stack killed at once leaves behind, and the fault ledger's cold-start entries: the stack is up
+again); this runbook wraps it for experiments and reports what it found and did. The fault's own
+undo finds the stack healthy afterwards and does nothing.
 """
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ from pathlib import Path
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness import target as target_mod
-from harness.faults import clear_undo
-from harness.stack import embedded, postgres
-from harness.stack.layout import Layout
+from harness import targets
+from harness.targets.embedded import stack as embedded, postgres
+from harness.targets.embedded.layout import Layout
 
 __all__ = ["cold_start", "ensure_healthy"]
 
@@ -25,12 +25,7 @@ __all__ = ["cold_start", "ensure_healthy"]
 def cold_start(target: str | None = None) -> dict:
     """Start the whole embedded stack again from its home (idempotent: a running stack is left
     as it is and only checked). Returns how long it took and the health of every component."""
-    try:
-        t = target_mod.load(target)
-    except target_mod.TargetError as e:
-        raise ActivityFailed(str(e)) from None
-    if t.get("kind") != "local":
-        raise ActivityFailed(f"cold start needs the embedded stack (kind local), target is {t.get('kind')!r}")
+    t = targets.for_activity(target).require("processes", "a cold start").data
     home, base = t["home"], int(t["port_base"])
     started = time.monotonic()
     # `up` clears them too; cleared here first to report them.
@@ -41,7 +36,6 @@ def cold_start(target: str | None = None) -> dict:
     except Exception as e:
         raise ActivityFailed(f"cold start of {home} failed: {e}") from None
     took = time.monotonic() - started
-    clear_undo("lose_whole_stack")
     status = embedded.status(home)
     return {"home": home, "took_s": round(took, 3), "api_url": new["api_url"], "primary": new["primary"]["program"],
             "stale_lock_files_removed": removed, "steps": log, "healthy": status["healthy"],
@@ -59,10 +53,7 @@ def ensure_healthy(timeout_s: float = 60.0, target: str | None = None) -> dict:
         raise ActivityFailed(f"timeout_s must be a number of seconds, got {timeout_s!r}") from None
     if not 0 <= timeout_s <= 3600:
         raise ActivityFailed(f"timeout_s must be between 0 and 3600 seconds, got {timeout_s!r}")
-    try:
-        t = target_mod.load(target)
-    except target_mod.TargetError as e:
-        raise ActivityFailed(str(e)) from None
+    t = targets.for_activity(target).require("processes", "waiting for a healthy stack").data
     started = time.monotonic()
     while True:
         status = embedded.status(t["home"])

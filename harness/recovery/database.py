@@ -21,13 +21,13 @@ from pathlib import Path
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
-from harness.pgroles import passfile_of, server_dsn, server_role
+from harness.core.pgroles import passfile_of, server_dsn, server_role
 from harness.recovery.backup import (ARCHIVE_WAIT_S, archive_history, choose_backup, create_backup, install_backup,
                                      scan_backups, switch_and_wait)
 from harness.recovery.runbook import RecoveryInputError, exclusive, load_local, primary_roles, wait_streaming
-from harness.stack import postgres, supervisor
-from harness.stack.launchers import hold, release
-from harness.stack.layout import Layout
+from harness.targets.embedded import postgres, supervisor
+from harness.targets.embedded.launchers import hold, release
+from harness.targets.embedded.layout import Layout
 
 __all__ = ["restore_database"]
 

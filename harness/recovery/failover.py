@@ -20,13 +20,13 @@ from pathlib import Path
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
-from harness import target as target_mod
-from harness.errors import first_line
-from harness.pgroles import PROGRAMS, server_dsn, server_role
+from harness.targets import description as target_mod
+from harness.core.errors import first_line
+from harness.core.pgroles import PROGRAMS, server_dsn, server_role
 from harness.recovery.runbook import RecoveryInputError, exclusive, load_local, wait_streaming
-from harness.stack import embedded, postgres, supervisor
-from harness.stack.launchers import hold, release
-from harness.stack.layout import Layout
+from harness.targets.embedded import stack as embedded, postgres, supervisor
+from harness.targets.embedded.launchers import hold, release
+from harness.targets.embedded.layout import Layout
 
 __all__ = ["failover", "promote_standby"]
 

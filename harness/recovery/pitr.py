@@ -16,9 +16,10 @@ from pathlib import Path
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
-from harness import target as target_mod
-from harness.errors import first_line
+from harness import targets
+from harness.core.errors import first_line
 from harness.recovery.database import restore_database
+from harness.core.amcheck import amcheck
 
 __all__ = ["restore_before_incident", "restore_if_damaged", "rewind_database"]
 
@@ -27,11 +28,8 @@ def restore_before_incident(target: str | None = None) -> dict:
     """Restore the database to the moment recorded just before the latest incident
     (`<home>/incidents/latest.json`), then count how many of the rows the incident deleted are
     present again. Raises ActivityFailed if there is no incident record or the restore fails."""
-    try:
-        t = target_mod.load(target)
-    except target_mod.TargetError as e:
-        raise ActivityFailed(str(e)) from None
-    path = target_mod.incident_path(t)
+    t = targets.for_activity(target).data
+    path = targets.incident_path(t)
     try:
         incident = json.loads(path.read_text())
         target_time = incident["started_at"]
@@ -74,10 +72,7 @@ def restore_if_damaged(table: str = "optimization_results", target: str | None =
     """Rollback for the corruption experiments: if amcheck (verify_heapam and every B-tree index of
     `table`) finds damage on the current primary, restore the database from the latest backup and
     the WAL archive; otherwise do nothing. Returns what amcheck said and whether it restored."""
-    try:
-        t = target_mod.load(target)
-    except target_mod.TargetError as e:
-        raise ActivityFailed(str(e)) from None
+    t = targets.for_activity(target).data
     clean, detail = _amcheck(t, table)
     if clean is None:  # unreachable is not damaged: a restore now could lose unarchived WAL
         return {"damaged": None, "restored": False, "amcheck": detail}
@@ -104,19 +99,9 @@ def _amcheck(t: dict, table: str, connect_wait_s: float = 30.0) -> tuple[bool | 
             if time.monotonic() > deadline:
                 return None, f"primary on port {t['primary']['port']} unreachable: {str(e).strip()[:200]}"
             time.sleep(0.5)
-    try:
-        with conn as c:
-            c.execute("create extension if not exists amcheck")
-            bad = c.execute("select count(*) from verify_heapam(%s::regclass)", (table,)).fetchone()[0]
-            if bad:
-                return False, f"verify_heapam: {bad} problem(s) in {table}"
-            indexes = [r[0] for r in c.execute("select indexrelid::regclass::text from pg_index "
-                                               "where indrelid = %s::regclass", (table,)).fetchall()]
-            for idx in indexes:
-                c.execute("select bt_index_check(%s::regclass, heapallindexed => true)", (idx,))
-        return True, f"{table} and {len(indexes)} index(es) clean"
-    except psycopg.Error as e:
-        return False, f"amcheck on {table}: {first_line(e)}"
+    with conn as c:
+        result = amcheck(c, table)
+    return result.ok, result.detail
 
 
 def _deleted_keys(incident: dict) -> list[str]:

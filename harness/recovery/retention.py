@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import psycopg
 
-from harness.heartbeat_ledger import KEY_PREFIX as HEARTBEAT_PREFIX
-from harness.pgroles import admin_dsn
+from harness.records.heartbeat_ledger import KEY_PREFIX as HEARTBEAT_PREFIX
+from harness.core.pgroles import admin_dsn
 from harness.recovery.runbook import RecoveryInputError, load_target
 
 __all__ = ["HARNESS_KEY_PATTERN", "prune_harness_rows"]

@@ -16,11 +16,11 @@ from pathlib import Path
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
-from harness import pgroles
-from harness import target as target_mod
-from harness.errors import first_line
-from harness.stack import postgres
-from harness.stack.layout import Layout
+from harness.core import pgroles
+from harness import targets
+from harness.core.errors import first_line
+from harness.targets.embedded import postgres
+from harness.targets.embedded.layout import Layout
 
 __all__ = ["RecoveryInputError"]
 
@@ -32,18 +32,21 @@ class RecoveryInputError(ActivityFailed):
 def load_target(target: str | None) -> dict:
     """The target description; a missing or unreadable one is bad input."""
     try:
-        return target_mod.load(target)
-    except target_mod.TargetError as e:
+        return targets.load(target).data
+    except targets.TargetError as e:
         raise RecoveryInputError(str(e)) from None
 
 
 def load_local(target: str | None) -> tuple[dict, Layout]:
     """The target description and the embedded stack's layout; bad input if it is not one."""
-    t = load_target(target)
-    if t.get("kind") != "local":
-        raise RecoveryInputError(f"database recovery automates the embedded stack (kind 'local'); this target is "
-                                 f"kind {t.get('kind')!r}")
-    return t, Layout(Path(t["home"]), int(t["port_base"]))
+    try:
+        t = targets.load(target)
+    except targets.TargetError as e:
+        raise RecoveryInputError(str(e)) from None
+    if t.fault_family != "processes":
+        raise RecoveryInputError(f"database recovery automates the embedded stack; this target is {t.label} "
+                                 f"(kind {t.kind!r})")
+    return t.data, Layout(Path(t.data["home"]), int(t.data["port_base"]))
 
 
 @contextlib.contextmanager

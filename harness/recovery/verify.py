@@ -23,13 +23,13 @@ from pathlib import Path
 import psycopg
 from chaoslib.exceptions import ActivityFailed
 
-from harness import target as target_mod
-from harness.errors import first_line
-from harness.pgroles import passfile_of, server_dsn, server_role
+from harness.targets import description as target_mod
+from harness.core.errors import first_line
+from harness.core.pgroles import passfile_of, server_dsn, server_role
 from harness.recovery.backup import choose_backup, install_backup, mtime, scan_backups
 from harness.recovery.runbook import RecoveryInputError, load_target
-from harness.stack import postgres
-from probes.database import amcheck
+from harness.targets.embedded import postgres
+from harness.core.amcheck import amcheck
 from probes.monitoring import rpo_exposure
 
 __all__ = ["verify_backup"]
@@ -152,7 +152,8 @@ def _scratch_restore(t: dict, backup: dict, port: int, timeout_s: float) -> dict
             ts, replay_lsn, seg_size = c.execute(
                 "select pg_last_xact_replay_timestamp(), pg_last_wal_replay_lsn() - '0/0'::pg_lsn, "
                 "setting::bigint from pg_settings where name = 'wal_segment_size'").fetchone()
-            ok, detail, rows, newest_row = amcheck(c)
+            checked = amcheck(c)
+            ok, detail, rows, newest_row = checked.ok, checked.detail, checked.rows, checked.newest
         # The last segment replayed was complete when it was archived: that state is restorable
         # even if nothing committed for a while (an idle database is not a stale archive).
         archived_at = _archived_at(Path(t["archive_dir"]), int(replay_lsn), int(seg_size)) if replay_lsn else None

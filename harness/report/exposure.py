@@ -10,7 +10,7 @@ Range queries go through prometheus-api-client (probes.monitoring.query_range). 
 points per series: the exposure is sampled every `step_s` for median and p95; the maximum is
 max_over_time over each step (no spike between samples is missed) and the time above the
 objective is the share of evaluations of the recording rule svg_ai:rpo_exposure_above_objective:bool
-(harness/stack/monitoring.py) per step, so it is exact to the rule's 1 s interval. Prometheus
+(harness/targets/embedded/monitoring.py) per step, so it is exact to the rule's 1 s interval. Prometheus
 unreachable, or no data: said in `error`, never shown as zero exposure.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 from datetime import datetime, timezone
 
 from harness.checkers import exposure_distribution
-from harness.errors import first_line
-from harness.stack.monitoring import RPO_OBJECTIVE_S
+from harness.core.errors import first_line
+from harness.targets.embedded.monitoring import RPO_OBJECTIVE_S
 from probes.monitoring import query, query_range
 
 __all__ = ["quarter_exposure", "MAX_POINTS"]

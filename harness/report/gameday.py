@@ -68,7 +68,7 @@ def write_gameday_summary(gameday_dir: str | os.PathLike, run_dirs: list[str | o
                           calibration: dict | None = None) -> dict:
     """Write summary.json, index.html and junit.xml into gameday_dir; returns the summary.
     A run whose report.html is missing gets one rendered, so every link works. `calibration`
-    is the day's instrument check (harness.runner.calibrate): an untrustworthy instrument makes
+    is the day's instrument check (harness.run.runner.calibrate): an untrustworthy instrument makes
     the whole game day an error."""
     gameday_dir = Path(gameday_dir)
     gameday_dir.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from harness.checksums import sha256_file
+from harness.core.checksums import sha256_file
 from harness.report.rundir import (
     RUN_FILES, VERDICT, find_run_dirs, iso, load_backup_records, parse_quarter,
     parse_time, read_json,

@@ -18,7 +18,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from harness.redact import redact, secrets_of
+from harness.core.redact import redact, secrets_of
 from harness.report.page import fmt_s, is_number
 
 __all__ = ["render_messages", "post_webhook"]

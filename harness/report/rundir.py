@@ -13,9 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness import history as _history
-from harness.checkers.shards import merge_shards
-from harness.ledger_shards import SHARD_DIR, read_shards
+from harness.records import history as _history
+from harness.records.shards import run_events
 
 VERDICT, HISTORY, JOURNAL = "verdict.json", "history.jsonl", "journal.json"
 REPORT_HTML, JUNIT_XML = "report.html", "junit.xml"
@@ -75,32 +74,22 @@ def load_journal(run_dir: Path) -> tuple[dict | None, str | None]:
 
 
 def load_history(run_dir: Path) -> tuple[list[dict], list[str]]:
-    """Events sorted by t, and warnings. A history with bad lines (a run killed mid-write leaves a
-    torn last line) is read line by line, skipping what does not parse, and says so."""
+    """Events sorted by t (ledger shards merged), and warnings. A history with bad lines (a run
+    killed mid-write leaves a torn last line) is read in the history's tolerant mode, which skips
+    what does not parse, and says so."""
     path = run_dir / HISTORY
     if not path.exists():
         return [], [f"{HISTORY} is missing: no timeline can be drawn"]
     try:
-        return _with_shards(run_dir, _history.read(path)), []
+        events = run_events(path, tolerant=True)
     except _history.HistoryError as e:
-        first = e
-    events, skipped = [], 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                events.append(_history.validate_event(json.loads(line), f"{HISTORY}:{n}"))
-            except (ValueError, _history.HistoryError):
-                skipped += 1
-    events.sort(key=lambda e: e["t"])
-    msg = str(first).replace(str(path), HISTORY)
-    return _with_shards(run_dir, events), [f"{HISTORY}: skipped {skipped} unreadable line(s); first: {msg}"]
-
-
-def _with_shards(run_dir: Path, events: list[dict]) -> list[dict]:
-    """Distributed load keeps its writes in ledger shards beside the history: drawn with it."""
-    return merge_shards(events, read_shards(run_dir / SHARD_DIR))
+        return [], [f"{HISTORY}: {e}".replace(str(path), HISTORY)]
+    skipped = [e for e in events if e["kind"] == "marker" and e.get("name") == _history.UNREADABLE_MARKER]
+    if not skipped:
+        return events, []
+    events = [e for e in events if e not in skipped]
+    first = str(skipped[0].get("detail")).replace(str(path), HISTORY)
+    return events, [f"{HISTORY}: skipped {skipped[0]['count']} unreadable line(s); first: {first}"]
 
 
 def parse_time(value: Any) -> datetime | None:

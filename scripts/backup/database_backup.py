@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness.errors import UsageError  # noqa: E402  (the project root is on the path only now)
-from harness.recovery import backup, cli, database  # noqa: E402
+from harness.core.errors import UsageError  # noqa: E402  (the project root is on the path only now)
+from harness.recovery import backup, database  # noqa: E402
+from harness.cli import recovery as cli  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness.errors import UsageError  # noqa: E402  (the project root is on the path only now)
-from harness.recovery import artifacts, cli  # noqa: E402
+from harness.core.errors import UsageError  # noqa: E402  (the project root is on the path only now)
+from harness.recovery import artifacts  # noqa: E402
+from harness.cli import recovery as cli  # noqa: E402
 from probes import models  # noqa: E402
 
 COMMANDS = ("backup-models", "backup-configs", "backup-all", "restore-model", "restore-config", "status", "cleanup")

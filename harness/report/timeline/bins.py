@@ -61,7 +61,7 @@ class Timeline:
 
 
 def build_timeline(events: list[dict], verdict: dict | None = None, columns: int = MAX_COLUMNS) -> Timeline:
-    """Bin a history (sorted by t, as harness.history.read returns it) for drawing."""
+    """Bin a history (sorted by t, as harness.records.history.read returns it) for drawing."""
     verdict = verdict or {}
     m, o, loss = (_section(verdict, name) for name in ("measured", "objectives", "loss"))
     tl, sample_bins = _empty_timeline(events, m, columns)

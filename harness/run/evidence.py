@@ -1,0 +1,80 @@
+"""The one evidence writer: every file of a run, from its one verdict, whichever runner ran it.
+
+`gameday run` (harness/run/runner.py) and stock `chaos run` (harness/run/control.py, when it owns
+the session) both end a run here, so both leave the same files in the same run folder:
+
+    verdict.json    the verdict (status, criteria with their evidence)
+    journal.json    Chaos Toolkit's journal with the verdict under `bcp`
+    report.html     the run's page (timeline, phases, criteria)
+    junit.xml       one testcase per criterion
+    history.jsonl, session.json, chaostoolkit.log, load.log, ledger-shards/   what the run recorded
+
+Secrets are masked in every one of them, always: the target's passwords (its passfile), the
+values of its `secret_fields`, credentials and tokens in URLs (harness.core.redact).
+
+    write_evidence(run_dir, verdict, journal, secrets)   all of the above; returns the verdict as written
+    journal_status(verdict)                              the journal status that makes `chaos run`
+                                                         exit 1 unless the verdict is PASS
+    redact_in_place(value, secrets)                      a JSON-able structure with its secrets masked
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.core.redact import redact, redact_file
+from harness.records.shards import SHARD_DIR
+from harness.report.run import write_run_report
+
+__all__ = ["write_evidence", "journal_status", "redact_in_place", "RECORDED_FILES"]
+
+# Written while the run goes, by the recorders, chaoslib and the session: masked afterwards.
+RECORDED_FILES = ("history.jsonl", "session.json", "chaostoolkit.log", "load.log")
+
+
+def write_evidence(run_dir: str | Path, verdict: dict, journal: dict | None, secrets: list[str] = ()) -> dict:
+    """Write verdict.json, journal.json (the verdict under `bcp`), report.html and junit.xml into
+    `run_dir`, after masking `secrets` in what the run recorded. Returns the verdict as written
+    (masked). A report that cannot be rendered leaves report-error.txt saying why: the verdict
+    stands without its pictures."""
+    run_dir = Path(run_dir)
+    secrets = list(secrets)
+    for name in RECORDED_FILES:
+        redact_file(run_dir / name, secrets)
+    for shard in sorted((run_dir / SHARD_DIR).glob("*.jsonl")):
+        redact_file(shard, secrets)
+    clean = redact_in_place(json.loads(json.dumps(verdict, default=str)), secrets)
+    (run_dir / "verdict.json").write_text(json.dumps(clean, indent=2) + "\n")
+    whole = redact_in_place(json.loads(json.dumps({**(journal or {}), "bcp": clean}, default=str)), secrets)
+    (run_dir / "journal.json").write_text(json.dumps(whole, indent=2) + "\n")
+    try:
+        write_run_report(run_dir)
+    except Exception as e:  # the verdict stands without its pictures; say why they are missing
+        (run_dir / "report-error.txt").write_text(redact(f"report not rendered: {type(e).__name__}: {e}\n", secrets))
+    return clean
+
+
+def journal_status(verdict: dict) -> str:
+    """What Chaos Toolkit's journal must say for `chaos run` to exit as the verdict does: it exits
+    0 only on "completed", so a FAIL or an ERROR is "failed", an interrupted run "interrupted"."""
+    status = verdict.get("status")
+    if status == "pass":
+        return "completed"
+    return "interrupted" if status == "interrupted" else "failed"
+
+
+def redact_in_place(value: Any, secrets: list[str] = ()) -> Any:
+    """`value` (dicts, lists, strings…) with every string masked; dicts and lists are changed in
+    place, so a journal Chaos Toolkit is about to write is masked before it writes it."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        for k in list(value):
+            value[k] = redact_in_place(value[k], secrets)
+        return value
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            value[i] = redact_in_place(item, secrets)
+        return value
+    return value

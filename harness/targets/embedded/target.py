@@ -1,0 +1,51 @@
+"""The embedded reference stack as a Target (kind "local"): programs supervised by supervisord on
+this machine (harness/targets/embedded/stack.py brings them up and down)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from chaoslib.exceptions import ActivityFailed
+
+from harness.targets.base import Target
+from harness.targets.embedded import stack, supervisor
+from harness.targets.description import TargetError
+from harness.targets.embedded.layout import LayoutError, port_base_from_env
+
+__all__ = ["EmbeddedTarget"]
+
+
+class EmbeddedTarget(Target):
+    kind = "local"
+    label = "the embedded reference stack"
+    fault_family = "processes"
+    runs_here = True
+    owns_lifecycle = True
+
+    def parse_port_base(self, raw: str | int | None) -> int | None:
+        if raw is None:
+            return None
+        try:
+            return port_base_from_env(raw)
+        except LayoutError as e:
+            raise TargetError(f"--port-base: {e}") from None
+
+    def status(self) -> dict:
+        return stack.status(self.home)
+
+    lifecycle_errors = (stack.StackError, LayoutError)
+
+    def _up(self, port_base: int | None, log: Callable[[str], None]) -> dict:
+        return stack.up(self.home, port_base, log=log)
+
+    def _down(self, port_base: int | None, log: Callable[[str], None]) -> None:
+        stack.down(self.home, port_base, log=log)
+
+    def program_pid(self, program: str) -> int:
+        """The main pid of a supervised program, asked of supervisord (it must be RUNNING)."""
+        try:
+            info = supervisor.process_info(self.data["supervisor_url"], program)
+        except Exception as e:
+            raise ActivityFailed(f"cannot ask supervisord about {program}: {e}") from None
+        if info["statename"] != "RUNNING" or not info["pid"]:
+            raise ActivityFailed(f"{program} is not running (supervisor state {info['statename']})")
+        return int(info["pid"])
