@@ -6,7 +6,7 @@ import time
 import psycopg
 
 from harness.targets import description as target_mod
-from harness.core.api_contract import DIGEST_FIELDS, stored_digest
+from harness.core.api_contract import ROW_SQL, SESSION_OPTIONS, stored_digest
 from harness.core.amcheck import amcheck
 from harness.core.errors import first_line
 from harness.core.pgroles import admin_dsn, passfile_of, server_dsn, server_role
@@ -117,23 +117,24 @@ def read_keys(keys: list[str], target: str | None = None, timeout_s: float = 60.
 def read_back(keys: list[str], prefixes: list[str], target: str | None = None,
               timeout_s: float = 60.0) -> tuple[bool, dict[str, str], str]:
     """The final read: every row whose key is in `keys` or starts with one of `prefixes` (a run's
-    whole key space, so writes nobody attempted show up too), with the digest of what it holds
-    (harness.core.api_contract.stored_digest), from whichever server accepts writes; retried until the
-    database answers or timeout_s passes. Returns (ok, {key: digest}, detail)."""
+    whole key space, so writes nobody attempted show up too), with the digest of the whole row as
+    it is stored (every column, rendered as the API renders it: harness.core.api_contract), from
+    whichever server accepts writes; retried until the database answers or timeout_s passes.
+    Returns (ok, {key: digest}, detail)."""
     t = target_mod.load(target)
-    columns = ", ".join(("request_id", *DIGEST_FIELDS))
     patterns = [p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for p in prefixes]
     deadline = time.monotonic() + timeout_s
     last = ""
     while True:
         try:
-            with psycopg.connect(t["app_dsn"]) as c:
+            with psycopg.connect(t["app_dsn"], options=SESSION_OPTIONS) as c:
                 found: dict[str, str] = {}
                 for i in range(0, max(len(keys), 1), 20000):
-                    rows = c.execute(f"select {columns} from {APP_TABLE} where request_id = any(%s) "
-                                     f"or request_id like any(%s)", (keys[i:i + 20000], patterns if i == 0 else []))
-                    for row in rows.fetchall():
-                        found[row[0]] = stored_digest(dict(zip(DIGEST_FIELDS, row[1:])))
+                    rows = c.execute(f"select request_id, {ROW_SQL.format(alias='r')} from {APP_TABLE} r "
+                                     f"where request_id = any(%s) or request_id like any(%s)",
+                                     (keys[i:i + 20000], patterns if i == 0 else []))
+                    for key, row in rows.fetchall():
+                        found[key] = stored_digest(row)
                 return True, found, (f"read {len(keys)} keys and {len(prefixes)} key prefixes from port "
                                      f"{c.info.port}: {len(found)} rows present")
         except psycopg.Error as e:

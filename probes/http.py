@@ -8,7 +8,7 @@ import time
 import requests
 
 from harness.targets import description as target_mod
-from harness.core.api_contract import HISTORY_PATH, OPTIMIZE_PATH, READY_PATH, optimize_answer_ok, optimize_body
+from harness.core.api_contract import HISTORY_PATH, OPTIMIZE_PATH, READY_PATH, answer_digest, optimize_answer_ok, optimize_body
 
 __all__ = ["api_ready", "optimize_works", "history_readable", "check_api_ready", "check_optimize",
            "check_history"]
@@ -62,9 +62,10 @@ def check_history(target: str | None = None, timeout_s: float = 2.0) -> tuple[bo
         return False, f"history: {type(e).__name__}"
     if r.status_code != 200:
         return False, f"history: {_short(r)}"
-    if r.json().get("parameters") != w.json().get("parameters"):
-        return False, "history row differs from what optimize returned"
-    return True, "history row read back intact"
+    written, read = answer_digest(w.json()), answer_digest(r.json())
+    if written is None or written != read:
+        return False, "history row differs from what optimize returned (the whole row is compared)"
+    return True, "history row read back intact, every column"
 
 
 def api_ready(target: str | None = None, timeout_s: float = 2.0) -> bool:

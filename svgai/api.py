@@ -305,7 +305,7 @@ def _dsn_with_defaults(dsn: str, timeout_s: float) -> str:
     params = conninfo_to_dict(dsn)
     params.setdefault("connect_timeout", str(CONNECT_TIMEOUT_S))
     params.setdefault("application_name", "svgai-api")
-    stmt = f"-c statement_timeout={int(timeout_s * 1000)}"
+    stmt = f"-c statement_timeout={int(timeout_s * 1000)} {_db.SERVER_SESSION_OPTIONS}"
     params["options"] = f"{params['options']} {stmt}" if params.get("options") else stmt
     return make_conninfo("", **params)
 
@@ -595,12 +595,17 @@ def create_app() -> FastAPI:
         if unavailable:
             return unavailable
         _m().optimizations.inc()
+        row = stored["stored"]
         return JSONResponse(
             {
-                "request_id": stored["request_id"],
-                "parameters": stored["parameters"],
-                "predicted_ssim": stored["predicted_ssim"],
-                "model_version": stored["model_version"],
+                "request_id": row["request_id"],
+                "parameters": row["parameters"],
+                "predicted_ssim": row["predicted_ssim"],
+                "model_version": row["model_version"],
+                # The whole row as stored (every column) and the server that took it: a client can
+                # keep what was acknowledged, and know on which server and timeline.
+                "stored": row,
+                "server": stored["server"],
             }
         )
 
@@ -612,7 +617,7 @@ def create_app() -> FastAPI:
             return unavailable
         if stored is None:
             return JSONResponse({"detail": f"request_id {request_id} not found"}, status_code=404)
-        return JSONResponse(stored)
+        return JSONResponse({**stored["stored"], "stored": stored["stored"], "server": stored["server"]})
 
     @app.get("/health")
     async def health() -> dict:

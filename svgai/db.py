@@ -6,14 +6,13 @@ reports is durable (as durable as the server's commit settings make it).
 
 from __future__ import annotations
 
-import datetime as _dt
 from typing import Any, Mapping
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-__all__ = ["SCHEMA", "TABLE", "ensure_schema", "insert_result", "get_result", "ping_writable"]
+__all__ = ["SCHEMA", "TABLE", "ensure_schema", "insert_result", "get_result", "ping_writable", "SERVER_SESSION_OPTIONS"]
 
 TABLE = "optimization_results"
 
@@ -30,15 +29,24 @@ CREATE TABLE IF NOT EXISTS optimization_results (
 CREATE INDEX IF NOT EXISTS optimization_results_created_at_idx ON optimization_results (created_at);
 """
 
-_COLUMNS = "request_id, image_features, target_quality, parameters, predicted_ssim, model_version, created_at"
+# A row is returned as PostgreSQL renders the whole of it (every column, whatever columns the table
+# has: to_jsonb), so a client can keep exactly what was stored and compare it later. Timestamps
+# are rendered in UTC (the session's TimeZone is set by SERVER_SESSION_OPTIONS).
+_ROW = "to_jsonb(optimization_results.*) AS stored"
+# Which server took the write: its system identifier and the timeline it was on. After a
+# failover a write acknowledged by the old primary carries the old server's timeline.
+_SERVER = ("(SELECT system_identifier::text FROM pg_control_system()) AS system_id, "
+           "('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int AS timeline, "
+           "inet_server_port() AS port")
 
 _INSERT = (
     "INSERT INTO optimization_results "
     "(request_id, image_features, target_quality, parameters, predicted_ssim, model_version) "
     "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING "
-    f"RETURNING {_COLUMNS}"
+    f"RETURNING {_ROW}, {_SERVER}"
 )
-_SELECT = f"SELECT {_COLUMNS} FROM optimization_results WHERE request_id = %s"
+_SELECT = f"SELECT {_ROW}, {_SERVER} FROM optimization_results WHERE request_id = %s"
+SERVER_SESSION_OPTIONS = "-c TimeZone=UTC"  # rows rendered in UTC, whatever the server's default
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
@@ -48,7 +56,8 @@ def ensure_schema(conn: psycopg.Connection) -> None:
 
 
 def insert_result(conn: psycopg.Connection, row: Mapping[str, Any]) -> dict:
-    """Store one optimization result keyed by ``row["request_id"]`` and return the stored row.
+    """Store one optimization result keyed by ``row["request_id"]`` and return
+    ``{"stored": <the whole row as stored>, "server": {system_id, timeline, port}}``.
 
     Idempotent: when the request id is already stored, nothing is written and the originally stored
     row is returned (never a duplicate, never an overwrite). Committed before returning.
@@ -72,16 +81,16 @@ def insert_result(conn: psycopg.Connection, row: Mapping[str, Any]) -> dict:
                 stored = cur.fetchone()
     if stored is None:
         raise psycopg.errors.DataError(f"row {row['request_id']!r} neither inserted nor found")
-    return _plain(stored)
+    return _answer(stored)
 
 
 def get_result(conn: psycopg.Connection, request_id: str) -> dict | None:
-    """Return the stored row for ``request_id`` as a JSON-able dict, or None if absent."""
+    """Return ``{"stored", "server"}`` for ``request_id`` (as insert_result), or None if absent."""
     with _transaction(conn):
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(_SELECT, (request_id,))
             stored = cur.fetchone()
-    return _plain(stored) if stored is not None else None
+    return _answer(stored) if stored is not None else None
 
 
 def ping_writable(conn: psycopg.Connection) -> bool:
@@ -116,9 +125,6 @@ class _transaction:
                 pass
 
 
-def _plain(row: Mapping[str, Any]) -> dict:
-    out = dict(row)
-    created = out.get("created_at")
-    if isinstance(created, _dt.datetime):
-        out["created_at"] = created.isoformat()
-    return out
+def _answer(found: Mapping[str, Any]) -> dict:
+    return {"stored": dict(found["stored"]),
+            "server": {"system_id": found["system_id"], "timeline": found["timeline"], "port": found["port"]}}

@@ -1,6 +1,8 @@
-"""The SVG AI API as every client of the harness calls it (sampler, load, probes): paths and the
-optimize request body. One definition, so the critical path the sampler measures is the one the
-probes and the load exercise. The bottom layer: imports nothing of ours.
+"""The SVG AI API as every client of the harness calls it (sampler, load, probes): paths, the
+optimize request body, what an answer must hold, and the digest of a stored row. One definition,
+so the critical path the sampler measures is the one the probes and the load exercise, and the
+row the load acknowledged is compared with the row the final read finds the same way.
+The bottom layer: imports nothing of ours.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import json
 from typing import Any
 
 __all__ = ["OPTIMIZE_PATH", "HISTORY_PATH", "READY_PATH", "HEALTH_PATH", "SAMPLE_FEATURES", "optimize_body",
-           "stored_digest", "DIGEST_FIELDS", "optimize_answer_ok"]
+           "stored_digest", "answer_digest", "answer_server", "ROW_SQL", "SESSION_OPTIONS", "optimize_answer_ok"]
 
 OPTIMIZE_PATH = "/api/v1/optimization/optimize"
 HISTORY_PATH = "/api/v1/optimization/history"  # + "/{request_id}"
@@ -35,13 +37,30 @@ def optimize_answer_ok(body: Any) -> bool:
     return isinstance(ssim, (int, float)) and not isinstance(ssim, bool) and 0 < ssim < 1
 
 
-# What an optimize write stores that a later reader can compare: the API answers with the stored
-# row's values, and the final read selects the same columns.
-DIGEST_FIELDS = ("parameters", "predicted_ssim", "model_version")
+# What an optimize write stored: the API answers with the whole row as PostgreSQL renders it
+# (`stored`: to_jsonb of every column, timestamps in UTC), and the final read renders the rows the
+# same way from the table itself. Equal digests mean the row still holds, in every column, what
+# was acknowledged; a column added to the table later is covered without anyone listing it.
+ROW_SQL = "to_jsonb({alias})"  # the rendering of a whole row, for a table alias, with TimeZone=UTC
+SESSION_OPTIONS = "-c TimeZone=UTC"
 
 
 def stored_digest(row: dict[str, Any]) -> str:
-    """A short digest of what one write stored (DIGEST_FIELDS of the API's answer or of the table
-    row): equal digests mean the row still holds what was acknowledged."""
-    canonical = json.dumps({k: row.get(k) for k in DIGEST_FIELDS}, sort_keys=True, separators=(",", ":"))
+    """A short digest of a whole stored row (a dict of every column, as to_jsonb renders it)."""
+    canonical = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def answer_digest(answer: Any) -> str | None:
+    """The digest of what an optimize (or history) answer says was stored; None when the answer
+    does not carry the whole row (content cannot be compared, which the verdict says)."""
+    stored = answer.get("stored") if isinstance(answer, dict) else None
+    return stored_digest(stored) if isinstance(stored, dict) and stored else None
+
+
+def answer_server(answer: Any) -> dict | None:
+    """Which server took a write: {system_id, timeline, port}, as the answer says; None if it does not."""
+    server = answer.get("server") if isinstance(answer, dict) else None
+    if not isinstance(server, dict) or not isinstance(server.get("system_id"), str):
+        return None
+    return {"system_id": server["system_id"], "timeline": server.get("timeline"), "port": server.get("port")}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-from harness.core.api_contract import OPTIMIZE_PATH, optimize_body, stored_digest
+from harness.core.api_contract import OPTIMIZE_PATH, answer_digest, answer_server, optimize_body
 from harness.records.heartbeat_ledger import KEY_PREFIX, ledger_file
 
 __all__ = ["RETENTION_DAYS", "main"]
@@ -85,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             r = session.post(url, json=optimize_body(key), timeout=args.timeout)
             if r.status_code == 200:
+                answer = r.json()
                 _append(ledger_dir, {"key": key, "wall": round(time.time(), 6), "sent": round(sent, 6),
-                                     "digest": stored_digest(r.json())})
+                                     "digest": answer_digest(answer), "server": answer_server(answer)})
         except (requests.RequestException, ValueError):  # down, restarting, or a broken answer
             session.close()  # the target is down or restarting: a fresh connection next beat
             session = requests.Session()

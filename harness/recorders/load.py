@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.core.api_contract import OPTIMIZE_PATH, optimize_body, stored_digest
+from harness.core.api_contract import OPTIMIZE_PATH, answer_digest, answer_server, optimize_body
 from harness.records.history import History
 from harness.records.shards import safe_worker_id, shard_dir
 
@@ -193,10 +193,14 @@ def write_one(client, key: str, record) -> str:
     outcome = classify(resp.status_code or 0, None if resp.status_code else resp.error)
     fields = {"type": outcome, "f": "write", "key": key}
     if outcome == "ok":
-        try:  # what the API says it stored: the final read compares the row with it
-            fields["digest"] = stored_digest(resp.json())
+        try:  # what the API says it stored (the whole row) and where: the final read compares the row
+            answer = resp.json()
         except ValueError:
-            fields["digest"] = None
+            answer = None
+        fields["digest"] = answer_digest(answer)
+        server = answer_server(answer)
+        if server:
+            fields["server"] = server
     else:
         fields["error"] = (type(resp.error).__name__ if resp.error else f"HTTP {resp.status_code}")
     record(**fields)
