@@ -115,6 +115,56 @@ class History:
         self.add("final_read", t, **fields)
         return self
 
+    # -- steps, the table's fingerprint, after the rollbacks ---------------------------------
+    def step(self, start: float, end: float | None, name: str, section: str = "method", type: str = "action",
+             provider: str = "python", tags: Iterable[str] = (), ok: bool = True, detail: Any = None,
+             index: int | None = None) -> "History":
+        """One step of the experiment, start to end (end None: it never finished)."""
+        index = index if index is not None else len([e for e in self._events if e["kind"] == "step"]) + 1
+        self.add("step", start, phase="start", name=name, section=section, index=index, type=type,
+                 provider=provider, tags=list(tags))
+        if end is not None:
+            self.add("step", end, phase="end", name=name, section=section, index=index, ok=ok, detail=detail)
+        return self
+
+    def fingerprint(self, t: float, phase: str, rows: int = 100, ok: bool = True, lost: Iterable[tuple[str, float]] = (),
+                    changed: Iterable[str] = (), error: str | None = None, taken_t: float | None = None) -> "History":
+        """The table's fingerprint: `before` (rows, taken at taken_t), or a comparison `after` with
+        `lost` (key, created t on the run's clock) and `changed` keys. Epochs are the run's t + 1e9."""
+        if not ok:
+            self.add("fingerprint", t, phase=phase, ok=False, error=error or "could not be read")
+            return self
+        if phase == "before":
+            at = t if taken_t is None else taken_t
+            self.add("fingerprint", t, phase=phase, ok=True, rows=rows, taken_t=at, taken_epoch=at + 1e9)
+            return self
+        lost, changed = sorted(lost, key=lambda kv: kv[1]), list(changed)
+        self.add("fingerprint", t, phase=phase, ok=True, rows_before=rows, rows_now=rows - len(lost),
+                 lost=len(lost), lost_sample=[k for k, _ in lost[:20]], lost_created_epoch=[c + 1e9 for _, c in lost],
+                 lost_created_complete=True, changed=len(changed), changed_sample=changed[:20])
+        return self
+
+    def after_rollbacks(self, t: float, met: bool = True, digests: dict | None = None, read_ok: bool = True,
+                        lost: int = 0, changed: int = 0) -> "History":
+        """The check once every rollback ran: steady state, the final read's rows read again
+        (`digests`: default, the last final read's, unchanged), the table since recovery."""
+        if digests is None:
+            last = next((e for e in reversed(self.events()) if e["kind"] == "final_read"), None)
+            digests = dict(last["digests"]) if last else {}
+        self.add("after_rollbacks", t, steady_state={"met": met, "detail": "synthetic"},
+                 read={"ok": read_ok, "digests": digests} if read_ok else {"ok": False, "error": "refused"},
+                 fingerprint={"ok": True, "lost": lost, "changed": changed, "lost_sample": [], "changed_sample": []})
+        return self
+
+    def looked_everywhere(self, fault_t: float, end: float, fault_name: str = "kill-primary") -> "History":
+        """What every real run records beside its own story: the fault as a step, the table's
+        fingerprint before the fault and after recovery (nothing lost), and the check after the
+        rollbacks (all well). Call it after the final read."""
+        self.step(fault_t, fault_t + 1.0, fault_name, tags=["fault"])
+        self.fingerprint(fault_t - 0.1, "before", taken_t=fault_t - 0.2)
+        self.fingerprint(end + 0.6, "after")
+        return self.after_rollbacks(end + 3)
+
     # -- after recovery --------------------------------------------------------------------
     def integrity(self, t: float, check: str, ok: bool = True, detail: Any = "clean") -> "History":
         self.add("integrity", t, check=check, ok=ok, detail=detail)
@@ -161,6 +211,8 @@ def healthy_run(outage: tuple[float, float] | None = (10.0, 14.2), end: float = 
         h.up(0, outage[0]).down(*outage).up(outage[1], end)
     else:
         h.up(0, end)
+    h.fingerprint(9.9, "before", rows=100, taken_t=9.8)
+    h.step(10.0, 11.0, "kill-primary", tags=["fault"])
     h.fault(10.0, 11.0)
     for i in range(5):
         h.write(f"k{i}", 2 + i)
@@ -168,7 +220,9 @@ def healthy_run(outage: tuple[float, float] | None = (10.0, 14.2), end: float = 
     beats = [(f"hb-{i}", float(i)) for i in range(-60, int(end))]  # one a second, long before the run
     h.heartbeats(end + 0.4, beats)
     h.final_read(end + 0.5, [f"k{i}" for i in range(5)] + ["k-late"] + [k for k, _ in beats])
+    h.fingerprint(end + 0.6, "after", rows=100)
     h.checks_after_recovery(end + 1)
     h.marker(end, "observe_end")
     h.steady_state(end + 2, True, phase="after")
+    h.after_rollbacks(end + 3)
     return h

@@ -90,14 +90,26 @@ def make_run(run_dir: str | Path, *, scenario: str = "database-failure", started
     unexpected_keys = [f"{key_prefix}ghost-{i:03d}" for i in range(unexpected)]
     h.add("marker", end_t - 1.5, name="observe_end")
     kept = [k for k, _ in keys_ok if k not in lost_set]
+    h.add("fingerprint", fault_at_s - 0.1, phase="before", ok=True, rows=400, taken_t=fault_at_s - 0.2,
+          taken_epoch=started.timestamp() + fault_at_s - 0.2)
+    # The heartbeat ledger: one acknowledged write a second, from a minute before the fault (the
+    # witnesses every real run has, whenever its own load began).
+    beats = [(f"hb-{i:04d}", round(fault_at_s - 60 + i, 3)) for i in range(int(end_t - fault_at_s + 58))]
+    h.add("heartbeat", end_t - 1.1, acked=[[k, at, _digest(k)] for k, at in beats], window_s=600.0, ok=True)
+    kept += [k for k, _ in beats]
     h.add("final_read", end_t - 1.0, keys=kept + recovered + unexpected_keys, ok=True,
           digests={k: _digest(k) for k in kept})
+    h.add("fingerprint", end_t - 0.9, phase="after", ok=True, rows_before=400, rows_now=400 + len(kept), lost=0,
+          lost_sample=[], lost_created_epoch=[], lost_created_complete=True, changed=0, changed_sample=[])
     _checks_after_recovery(h, end_t, obj, functions_ok, integrity_ok)
     if detection_latency_s is not None:
         h.add("detection", fault_at_s + detection_latency_s, alert=obj["detection"]["alert"], fired=True,
               latency_s=detection_latency_s, resolved=not never)
     h.add("marker", end_t - 0.3, name="steady_state", met=not never, phase="after")
     h.add("marker", end_t - 0.2, name="run_end")
+    h.add("after_rollbacks", end_t - 0.1, steady_state={"met": not never, "detail": "synthetic"},
+          read={"ok": True, "digests": {k: _digest(k) for k in kept}},
+          fingerprint={"ok": True, "lost": 0, "changed": 0, "lost_sample": [], "changed_sample": []})
     events = h.write(run_dir)
 
     run = {"run_id": run_dir.name, "experiment": f"experiments/local/{scenario}.yaml",
@@ -169,15 +181,23 @@ def _digest(key: str) -> str:
 
 def _fault_and_recovery(h: _History, scenario: str, fault_name: str, recovery_name: str | None, fault_at_s: float,
                         fault_len_s: float, outage_s: float | None, outage_end: float) -> None:
+    h.add("step", fault_at_s, phase="start", name=fault_name, section="method", index=1, type="action",
+          provider="python", tags=["fault"])
     h.add("fault", fault_at_s, phase="start", name=fault_name, detail=f"{scenario}: injected by the experiment")
+    h.add("step", fault_at_s + fault_len_s, phase="end", name=fault_name, section="method", index=1, ok=True)
     h.add("fault", fault_at_s + fault_len_s, phase="end", name=fault_name, ok=True)
-    if recovery_name and outage_s is not None:
-        rs = fault_at_s + min(5.0, outage_s / 3)
+    if recovery_name:
+        if outage_s is None:  # the restore fails: never recovered
+            rs, re, ok = fault_at_s + 5, fault_at_s + 65, False
+        else:
+            rs, ok = fault_at_s + min(5.0, outage_s / 3), True
+            re = max(rs + 0.5, outage_end - 1.0)
+        h.add("step", rs, phase="start", name=recovery_name, section="method", index=2, type="action",
+              provider="python", tags=["recovery"])
         h.add("recovery", rs, phase="start", name=recovery_name)
-        h.add("recovery", max(rs + 0.5, outage_end - 1.0), phase="end", name=recovery_name, ok=True)
-    elif recovery_name:  # the restore fails: never recovered
-        h.add("recovery", fault_at_s + 5, phase="start", name=recovery_name)
-        h.add("recovery", fault_at_s + 65, phase="end", name=recovery_name, ok=False)
+        h.add("step", re, phase="end", name=recovery_name, section="method", index=2, ok=ok,
+              **({} if ok else {"detail": "ActivityFailed: the restore did not complete"}))
+        h.add("recovery", re, phase="end", name=recovery_name, ok=ok)
 
 
 def _samples(h: _History, rnd: random.Random, probes: tuple[str, ...], interval_s: float, duration_s: float,

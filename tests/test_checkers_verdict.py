@@ -8,12 +8,13 @@ from synthetic import History, healthy_run, objectives
 
 TOP_KEYS = {"scenario", "status", "reason", "run_id", "experiment", "title", "started", "ended", "objectives",
             "measured", "criteria", "loss", "integrity", "functions", "flags",
-            "negative_control", "expect_failure", "calibration"}
+            "negative_control", "expect_failure", "calibration", "existing_rows", "steps"}
 MEASURED_KEYS = {"rto_s", "ttd_s", "rpo_s", "downtime_s", "error_count", "availability_pct", "acked_writes",
                  "lost_writes", "unexpected_writes", "recovered_writes", "duplicate_writes", "failed_writes",
                  "in_doubt_writes", "detection_latency_s", "fault_start_t", "fault_end_t", "recovered_at_t",
                  "heartbeat_acked", "heartbeat_lost", "rpo_at_least", "corrupted_writes", "phases",
-                 "clock_uncertainty_s"}
+                 "clock_uncertainty_s", "service_rto_s", "data_loss_s", "lost_after_fault", "loss_after_fault_s",
+                 "existing_rows", "existing_rows_lost", "existing_rows_changed", "witnesses", "heartbeat_set_aside"}
 
 
 def criterion(v, name):
@@ -34,8 +35,9 @@ def test_pass_and_schema():
     assert v["status"] == "pass", v["reason"]
     assert v["scenario"] == "database-failure"
     assert v["run_id"] == "r1" and v["title"] == "db kill" and v["ended"] == "2025-01-01T00:01:00Z"
-    assert [c["name"] for c in v["criteria"]] == ["rto", "rpo", "corrupted_writes", "critical_functions",
-                                                  "data_integrity", "recovery_procedure", "steady_state_restored"]
+    assert [c["name"] for c in v["criteria"]] == ["rto", "rpo", "corrupted_writes", "existing_rows", "critical_functions",
+                                                  "data_integrity", "recovery_procedure", "every_step",
+                                                  "steady_state_restored", "after_rollbacks"]
     assert all(c["passed"] for c in v["criteria"])
     assert set(v["criteria"][0]) == {"name", "passed", "measured", "objective", "detail"}
     assert v["measured"]["rto_s"] == 4.2
@@ -107,13 +109,15 @@ def test_no_final_read_fails_rpo_as_unknown():
 
 def test_rpo_value_and_objective():
     h = History().steady_state(0, True).up(0, 30).fault(100, 101)
-    h.write("kept", 10).write("lost", 40, latency_s=0.5).final_read(120, ["kept"]).checks_after_recovery(121)
+    h.write("kept", 10).write("lost", 40, latency_s=0.5)
+    beats = [(f"hb-{i}", float(i)) for i in range(70, 101)]  # witnesses: the last 30 s before the fault
+    h.heartbeats(119, beats).final_read(120, ["kept"] + [k for k, _ in beats]).checks_after_recovery(121)
     h.up(30, 130)
     v = verdict(h.events(), objectives())
     assert v["measured"]["rpo_s"] == 59.5
     c = criterion(v, "rpo")
     assert c["passed"] is True and c["measured"] == 59.5
-    assert "1 of 2 acknowledged writes lost" in c["detail"] and "59.5 s before the fault" in c["detail"]
+    assert "1 of 33 acknowledged writes lost" in c["detail"] and "59.5 s before the fault" in c["detail"]
     assert v["loss"]["lost_keys"] == ["lost"]
     assert v["loss"]["loss_window"]["earliest_t"] == -59.5
     assert criterion(verdict(h.events(), objectives(rpo_s=30)), "rpo")["passed"] is False
@@ -261,7 +265,7 @@ def test_steady_state_not_met_is_error_with_criteria_still_computed():
     v = verdict(h.events(), objectives())
     assert v["status"] == "error"
     assert v["reason"].startswith("target not healthy before fault")
-    assert len(v["criteria"]) == 7
+    assert len(v["criteria"]) == 10
 
 
 def test_no_fault_is_error():
@@ -297,8 +301,9 @@ def test_fail_reason_names_each_failed_criterion():
     h = History().steady_state(0, True).up(0, 10).fault(10, 11).down(10, 30)
     v = verdict(h.events(), objectives())
     assert v["status"] == "fail"
-    assert v["reason"].startswith("6 of 7 criteria failed")
-    for name in ("rto", "rpo", "corrupted_writes", "critical_functions", "data_integrity", "steady_state_restored"):
+    assert v["reason"].startswith("9 of 10 criteria failed")
+    for name in ("rto", "rpo", "corrupted_writes", "existing_rows", "critical_functions", "data_integrity", "every_step",
+                 "steady_state_restored", "after_rollbacks"):
         assert f"{name}:" in v["reason"]
 
 
@@ -493,7 +498,7 @@ def _quiet_run(effect):
     beats = [(f"hb-{i}", float(i)) for i in range(-60, 40)]
     h.heartbeats(40.4, beats).final_read(40.5, [f"k{i}" for i in range(5)] + [k for k, _ in beats])
     h.checks_after_recovery(41).marker(40, "observe_end").steady_state(42, True, phase="after")
-    return h
+    return h.looked_everywhere(10, 40)
 
 
 def test_a_fault_whose_evidence_says_no_effect_is_an_error():

@@ -61,7 +61,7 @@ def run_without_writes(outage=(10.0, 14.2), end=30.0, read_also=()) -> History:
     h.checks_after_recovery(end + 1)
     h.marker(end, "observe_end")
     h.steady_state(end + 2, True, phase="after")
-    return h
+    return h.looked_everywhere(10.0, end)
 
 
 # -- merge ----------------------------------------------------------------------------------------

@@ -42,8 +42,8 @@ class _Api(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _Api.seen.append(body["request_id"])
         self.send_response(_Api.status)
-        answer = json.dumps({"request_id": body["request_id"], "parameters": {"x": 1}, "predicted_ssim": 0.9,
-                             "model_version": "m1"}).encode()
+        row = {"request_id": body["request_id"], "parameters": {"x": 1}, "predicted_ssim": 0.9, "model_version": "m1"}
+        answer = json.dumps({**row, "stored": row, "server": {"system_id": "7", "timeline": 1, "port": 1}}).encode()
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from harness.records import history
-from harness.run.control import wait_until_stable
+from harness.run.measure import wait_until_stable
 from harness.records.history import History, HistoryError
 from harness.recorders.load import classify
 from harness.recorders.sampler import Sampler

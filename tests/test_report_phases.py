@@ -75,6 +75,10 @@ def test_the_quarter_gives_each_phase_median_and_p95(tmp_path):
     reports = tmp_path / "reports"
     reports.mkdir()
     shutil.copytree(FIXTURES / PASS_RUN.parent, reports / PASS_RUN.parent)
+    copied = reports / PASS_RUN / "verdict.json"  # only the five runs below have phases
+    v = json.loads(copied.read_text())
+    v["measured"]["phases"] = {k: None for k in ("detect_s", "notify_s", "respond_s", "restore_s")}
+    copied.write_text(json.dumps(v))
     for i, detect in enumerate([1.0, 2.0, 3.0, 4.0, 30.0]):
         _with_phases(reports, Path(f"gameday-2026-12-0{i + 1}") / "01-database-failure",
                      {"detect_s": detect, "notify_s": round(0.1 * (i + 1), 3), "respond_s": None, "restore_s": 10.0 + i},

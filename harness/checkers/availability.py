@@ -16,16 +16,29 @@ __all__ = ["availability", "fault_window", "observation_end", "stable_since"]
 
 
 def fault_window(events: list[dict]) -> tuple[float | None, float | None]:
-    """(t of the first `fault` start, t of the last `fault` end); None where absent."""
-    start = end = None
+    """(the incident's start, t of the last `fault` end); None where absent.
+
+    The incident starts at the first step of the method that could do harm: the first fault, from
+    the moment it reports it landed (`landed_t` on its end event: the SIGSTOP sent, the process
+    killed, the statement committed; else when the step began), or any earlier step of the method
+    that is not a fault (an untagged or setup step can cause an outage or a loss too, and it counts)."""
+    fault_start = end = landed = other = None
     for e in events:
-        if e["kind"] != "fault":
-            continue
-        if e.get("phase") == "start" and start is None:
-            start = e["t"]
-        elif e.get("phase") == "end":
-            end = e["t"]
-    return start, end
+        kind = e["kind"]
+        if kind == "fault":
+            if e.get("phase") == "start" and fault_start is None:
+                fault_start = e["t"]
+            elif e.get("phase") == "end":
+                end = e["t"]
+                if landed is None and isinstance(e.get("landed_t"), (int, float)):
+                    landed = e["landed_t"]
+        elif kind == "step" and e.get("phase") == "start" and other is None and e.get("section", "method") == "method" \
+                and "fault" not in (e.get("tags") or []):
+            other = e["t"]
+    if fault_start is None:
+        return None, end
+    origin = landed if landed is not None and landed >= fault_start else fault_start
+    return (min(origin, other) if other is not None else origin), end
 
 
 def observation_end(events: list[dict], samples: list[dict]) -> float | None:

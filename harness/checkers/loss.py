@@ -40,9 +40,23 @@ from typing import Any, Iterable
 
 from .availability import fault_window
 
-__all__ = ["loss", "CLOCK_STEP_S"]
+__all__ = ["loss", "witnesses", "witness_window_s", "CLOCK_STEP_S", "WITNESS_GAP_S"]
 
 CLOCK_STEP_S = 0.05  # a smaller wall-clock drift over a run is within the sampler's own resolution
+# Enough witnesses for a recovery point: over the last rpo_s / 10 before the fault (at most 10 s,
+# at least 4 s), no stretch of more than 2 s without an acknowledged write (the heartbeat alone
+# gives one a second; 2 s leaves it room for scheduling jitter). A rewind whose cut falls in a
+# silent stretch just before the fault could not be dated: the run would read "RPO 0". Further
+# back, dating is what the heartbeat's rpo_upper_s bounds conservatively, and every committed row
+# a rewind takes is seen by the table's fingerprint (existing.py) whatever the witnesses.
+WITNESS_GAP_S = 2.0
+WITNESS_WINDOW_FRACTION = 0.1
+WITNESS_WINDOW_MAX_S = 10.0
+
+
+def witness_window_s(rpo_s: float, max_gap_s: float = WITNESS_GAP_S) -> float:
+    """The window before the fault that must be witnessed densely (see above)."""
+    return max(min(float(rpo_s) * WITNESS_WINDOW_FRACTION, WITNESS_WINDOW_MAX_S), 2 * max_gap_s)
 
 
 def loss(events: list[dict]) -> dict:
@@ -192,6 +206,35 @@ def loss(events: list[dict]) -> dict:
         if result["rpo_upper_s"] is not None:
             result["rpo_upper_s"] = _r(result["rpo_upper_s"] + clock_step)
     return result
+
+
+def witnesses(events: list[dict], rpo_s: float, max_gap_s: float = WITNESS_GAP_S) -> dict:
+    """Whether the recovery point rests on enough acknowledged writes: over the witness window
+    before the fault start (witness_window_s), the acknowledgements of the run's writes and of
+    the heartbeat ledger leave no gap longer than `max_gap_s`, counting from the window's start
+    and up to the fault. Returns {ok, window_s, count, largest_gap_s, gap_from_t, max_gap_s, detail}."""
+    t_fault, _ = fault_window(events)
+    window = witness_window_s(rpo_s, max_gap_s)
+    out = {"ok": True, "window_s": round(window, 3), "max_gap_s": max_gap_s, "count": 0, "largest_gap_s": None,
+           "gap_from_t": None, "detail": "no fault: nothing to witness"}
+    if t_fault is None:
+        return out
+    acks = []
+    for e in events:
+        if e["kind"] == "op" and e.get("f") == "write" and e.get("type") == "ok":
+            acks.append(e["t"])
+        elif e["kind"] == "heartbeat":
+            acks += [entry[1] for entry in e.get("acked") or [] if isinstance(entry[1], (int, float))]
+    start = t_fault - window
+    inside = sorted(t for t in acks if start <= t <= t_fault)
+    points = [start, *inside, t_fault]
+    gap, at = max(((b - a, a) for a, b in zip(points, points[1:])), key=lambda g: g[0])
+    ok = gap <= max_gap_s
+    out.update(ok=ok, count=len(inside), largest_gap_s=round(gap, 3), gap_from_t=round(at - t_fault, 3),
+               detail=(f"{len(inside)} acknowledged writes in the {window:g} s before the fault, the largest gap "
+                       f"{gap:.1f} s (at most {max_gap_s:g} s allowed)"
+                       + ("" if ok else f", starting {t_fault - at:.1f} s before the fault")))
+    return out
 
 
 # Internals ---------------------------------------------------------------------------------

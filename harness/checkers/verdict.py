@@ -2,8 +2,12 @@
 
     RTO < 15 minutes achieved · RPO < 5 minutes maintained ·
     All critical functions restored · Data integrity verified
-    (and, so that a PASS cannot hide a broken run: the recovery procedure completed, the
-    steady-state hypothesis holds again, the monitoring detected the outage where required)
+    (and, so that a PASS cannot hide a broken run or a harm where nobody looked: the recovery
+    procedure completed, every step of the method did what it says whatever its provider, the
+    service itself recovered within the RTO whatever component the scenario names, the rows that
+    existed before the fault are all still there and unchanged, the steady-state hypothesis holds
+    again, nothing was undone or damaged by the rollbacks, the monitoring detected the outage where
+    required)
 
 A pure function of the history (see harness/records/history.py) and the scenario's resolved objectives
 (see harness/run/objectives.py): no I/O, no clock. Status is honest: a run whose target was unhealthy
@@ -16,12 +20,17 @@ from typing import Any
 
 from .availability import availability, fault_window
 from .escalation import notification, response
+from .existing import existing_rows
 from .exposure import rpo_warning
 from .integrity import detection, functions, integrity
 from .latency import p95_latency
-from .loss import CLOCK_STEP_S, loss
+from .loss import CLOCK_STEP_S, loss, witnesses
 from .phases import phases
+from .rollbacks import after_rollbacks
 from .shards import ledger_clock, widen
+from .steps import steps
+
+SERVICE_PROBE = "api"  # the service's own critical path (optimize end to end), judged in every scenario
 
 __all__ = ["verdict", "KEYS_SHOWN"]
 
@@ -52,17 +61,30 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
     integ = integrity(events, since_t=t_fault)
     funcs = functions(events, since_t=t_fault)
     det = detection(events, obj["detection"]["alert"]) if obj["detection"] else None
+    st = steps(events)
+    wit = witnesses(events, obj["rpo_s"])
+    existing = existing_rows(events, _recovery_point_t(lost, t_fault))
+    # The service is measured in every scenario: an API outage during "monitoring-failure" is an
+    # outage of the service, judged against the same RTO as the component the scenario names.
+    service = None
+    if obj["probe"] != SERVICE_PROBE:
+        service, _ = widen(availability(events, probe=SERVICE_PROBE, stability_s=obj["stability_s"],
+                                        timeout_s=obj["timeout_s"]), lost, ledger_clock(events))
 
     criteria = [
         _rto(avail, obj),
-        _rpo(lost, obj),
+        *([_rto(service, obj, name="service_rto")] if service is not None else []),
+        _rpo(lost, obj, wit),
         _corrupted_writes(lost),
+        _existing_rows(existing),
         _required("critical_functions", funcs, obj["critical_functions"],
                   "critical functions restored", "critical functions not restored"),
         _required("data_integrity", integ, obj["integrity_checks"],
                   "integrity checks passed", "data integrity not verified"),
-        _recovery_procedure(events, obj["recovery"]),
+        _recovery_procedure(events, obj["recovery"], st),
+        _every_step(st),
         _steady_state_restored(events),
+        _after_rollbacks(after_rollbacks(events, st["failed"]["rollbacks"]), t_fault),
     ]
     if det is not None:
         criteria.append(_detection(det, obj["detection"], avail))
@@ -76,7 +98,7 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
     if obj["max_p95_latency_s"] is not None:  # a slow dependency: users' wait, not only the outage
         criteria.append(p95_latency(events, obj["max_p95_latency_s"]))
 
-    status, reason = _status(events, criteria, avail, lost)
+    status, reason = _status(events, criteria, avail, lost, st, wit)
     return {
         "scenario": obj["scenario"],
         "status": status,
@@ -103,6 +125,13 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
             "clock_uncertainty_s": lost.get("clock_uncertainty_s"),
             "fault_start_t": t_fault, "fault_end_t": t_fault_end, "recovered_at_t": avail["recovered_at_t"],
             "phases": phases(events, avail["recovered_at_t"]),
+            "service_rto_s": service["rto_s"] if service is not None else avail["rto_s"],
+            "data_loss_s": _data_loss_s(lost),
+            "lost_after_fault": lost.get("lost_after_fault"), "loss_after_fault_s": lost.get("loss_after_fault_s"),
+            "existing_rows": existing.get("rows_before"), "existing_rows_lost": existing.get("lost"),
+            "existing_rows_changed": existing.get("changed"),
+            "witnesses": {k: wit[k] for k in ("ok", "window_s", "count", "largest_gap_s", "max_gap_s")},
+            "heartbeat_set_aside": lost.get("heartbeat_set_aside") or 0,
             **_exposure(events),
         },
         "criteria": criteria,
@@ -116,6 +145,8 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
         },
         "integrity": integ,
         "functions": funcs,
+        "existing_rows": existing,
+        "steps": [{k: x[k] for k in ("name", "section", "type", "provider", "tags", "ok", "detail")} for x in st["steps"]],
         "flags": _flags(events, avail, lost, t_fault, t_fault_end),
     }
 
@@ -139,16 +170,16 @@ def _criterion(name: str, passed: bool, measured: Any, objective: Any, detail: s
     return {"name": name, "passed": bool(passed), "measured": measured, "objective": objective, "detail": detail}
 
 
-def _rto(a: dict, obj: dict) -> dict:
+def _rto(a: dict, obj: dict, name: str = "rto") -> dict:
     goal, stab, timeout = obj["rto_s"], obj["stability_s"], obj["timeout_s"]
     probe = a["probe"]
     if a["error"]:
-        return _criterion("rto", False, None, goal, f"cannot measure RTO: {a['error']}")
+        return _criterion(name, False, None, goal, f"cannot measure RTO: {a['error']}")
     if not a["recovered"]:
         within = f" within the {_n(timeout)} s timeout" if timeout is not None else " before observation ended"
         late = f"; it settled only {_n(a['stable_from_t'] - a['fault_start_t'])} s after the fault" \
             if a["stable_from_t"] is not None and a["fault_start_t"] is not None else ""
-        return _criterion("rto", False, None, goal,
+        return _criterion(name, False, None, goal,
                           f"never stable within timeout: probe '{probe}' had no {_n(stab)} s run of continuous "
                           f"success free of later failures{within}{late} ({a['error_count']} failed samples, "
                           f"{_n(a['observed_s'])} s observed after the fault)")
@@ -159,17 +190,29 @@ def _rto(a: dict, obj: dict) -> dict:
         what = (f"probe '{probe}' stable again {_n(rto)} s after the fault ({a['error_count']} failed samples, "
                 f"{_n(a['downtime_s'])} s down, first failure {_n(a['ttd_s'])} s after the fault)")
     if rto >= goal:
-        return _criterion("rto", False, rto, goal, f"{what}, not under the {_n(goal)} s objective")
+        return _criterion(name, False, rto, goal, f"{what}, not under the {_n(goal)} s objective")
     if not a["trustworthy"]:
         worst = max((float(s.get("gap_s") or 0) for s in a["stalls"]), default=0.0)
         why = f"a recorder stalled for {_n(worst)} s" if worst > stab / 2 else "its samples were too sparse"
-        return _criterion("rto", False, rto, goal,
+        return _criterion(name, False, rto, goal,
                           f"{what}, but {why} (more than half the {_n(stab)} s stability window), "
                           f"so the sampler cannot prove the service was up")
-    return _criterion("rto", True, rto, goal, f"{what}; objective under {_n(goal)} s")
+    return _criterion(name, True, rto, goal, f"{what}; objective under {_n(goal)} s")
 
 
-def _rpo(lost: dict, obj: dict) -> dict:
+def _rpo(lost: dict, obj: dict, wit: dict | None = None) -> dict:
+    """The RPO judged from the loss (_rpo_from_loss), and never passed on too few witnesses: a
+    recovery point that rests on sparse acknowledgements before the fault is unproven."""
+    c = _rpo_from_loss(lost, obj)
+    if wit is None or wit["ok"] or not lost["known"]:
+        return c
+    if c["passed"]:
+        return _criterion("rpo", False, None, obj["rpo_s"], f"RPO unproven: too few witnesses before the fault: "
+                                                             f"{wit['detail']}")
+    return {**c, "detail": f"{c['detail']}; and too few witnesses before the fault: {wit['detail']}"}
+
+
+def _rpo_from_loss(lost: dict, obj: dict) -> dict:
     goal, max_lost = obj["rpo_s"], obj["max_lost_writes"]
     if not lost["known"]:
         return _criterion("rpo", False, None, goal, f"{lost['error']}: loss unknown")
@@ -227,6 +270,12 @@ def _corrupted_writes(lost: dict) -> dict:
         return _criterion("corrupted_writes", False, lost["corrupted_writes"], 0,
                           f"content not verified: {lost['content_error']}")
     n, checked = lost["corrupted_writes"], lost["content_checked"]
+    phantom = lost.get("unexpected_writes") or 0
+    if phantom:
+        shown = ", ".join(str(k) for k in lost["unexpected_keys"][:3])
+        return _criterion("corrupted_writes", False, n, 0,
+                          f"{phantom} rows in the run's key space were never written by anyone it knows (e.g. {shown})"
+                          + (f"; {n} of {checked} acknowledged writes present but changed" if n else ""))
     if n:
         shown = ", ".join(str(k) for k in lost["corrupted_keys"][:3])
         return _criterion("corrupted_writes", False, n, 0,
@@ -253,7 +302,7 @@ def _required(name: str, collected: dict, required: list[str], ok_words: str, ba
     return _criterion(name, True, measured, required, f"all {len(required)} {ok_words}: {', '.join(required)}")
 
 
-def _recovery_procedure(events: list[dict], kind: str | None = None) -> dict:
+def _recovery_procedure(events: list[dict], kind: str | None = None, st: dict | None = None) -> dict:
     """Every recovery action the plan prescribes (tagged `recovery`) ran to its end without raising.
     `kind` is the scenario's `recovery` in bcp.yaml: where it is manual, a run in which no recovery
     action ran fails (an experiment that lost or mis-tagged its procedure proves nothing)."""
@@ -276,6 +325,9 @@ def _recovery_procedure(events: list[dict], kind: str | None = None) -> dict:
         elif end.get("ok") is False:
             detail = end.get("detail")
             problems.append(f"{name} failed" + (f" ({_short(detail)})" if detail not in (None, "") else ""))
+    for step in (st or {}).get("failed", {}).get("recovery", []):  # whatever its provider (process, http, python)
+        if not any(step["name"] and step["name"] in p for p in problems):
+            problems.append(f"{step['name']} failed" + (f" ({_short(step['detail'])})" if step.get("detail") else ""))
     measured = {name: (name in ended and ended[name].get("ok") is not False) for name in started}
     if problems:
         return _criterion("recovery_procedure", False, measured, started,
@@ -330,7 +382,72 @@ def _detection(det: dict, goal: dict, a: dict) -> dict:
                       f"and resolved after recovery")
 
 
-def _status(events: list[dict], criteria: list[dict], a: dict, lost: dict) -> tuple[str, str]:
+def _every_step(st: dict) -> dict:
+    """Every step of the method did what it says, whatever its provider: a probe of the method that
+    failed (raised, a process that exited non-zero, an HTTP answer outside its expectation) is a
+    harm observed. (A failed fault or other action is an error: the run did not do what it says.)"""
+    if not st["recorded"]:
+        return _criterion("every_step", False, None, True,
+                          "no step of the experiment was recorded: a failed step would go unseen")
+    failed = st["failed"]["probes"]
+    n = len([s for s in st["steps"] if s["section"] == "method"])
+    if failed:
+        return _criterion("every_step", False, [s["name"] for s in failed], True,
+                          "; ".join(f"step {s['name']} ({s['provider'] or 'python'} {s['type']}) failed: "
+                                    f"{_short(s.get('detail'))}" for s in failed))
+    return _criterion("every_step", True, [], True, f"all {n} steps of the method did what they say")
+
+
+def _existing_rows(ex: dict) -> dict:
+    """The rows that existed before the fault (any writer, any age) are there after recovery and
+    unchanged, except those created after the recovery point (gone with a rewind the RPO judges)."""
+    if not ex["known"]:
+        return _criterion("existing_rows", False, None, 0, ex["error"])
+    n, lost, early, changed = ex["rows_before"], ex["lost"], ex["lost_before_recovery_point"], ex["changed"]
+    problems = []
+    if early:
+        problems.append(f"{'at least ' if ex['lost_at_least'] else ''}{early} of the {n} rows that existed before the "
+                        f"fault are gone though created before the recovery point "
+                        f"(e.g. {', '.join(map(str, ex['lost_sample'][:3]))})")
+    if changed:
+        problems.append(f"{changed} of the {n} rows that existed before the fault changed "
+                        f"(e.g. {', '.join(map(str, ex['changed_sample'][:3]))})")
+    if problems:
+        return _criterion("existing_rows", False, {"lost": lost, "changed": changed}, 0, "; ".join(problems))
+    later = f"; {lost} created after the recovery point went with the rewind (judged by rpo)" if lost else ""
+    return _criterion("existing_rows", True, {"lost": lost, "changed": 0}, 0,
+                      f"all {n} rows that existed before the fault are there and unchanged{later}")
+
+
+def _after_rollbacks(rb: dict, t_fault: float | None) -> dict:
+    if t_fault is None and not rb["checked"]:
+        return _criterion("after_rollbacks", False, None, True, "no fault was injected: nothing was rolled back")
+    if rb["problems"]:
+        return _criterion("after_rollbacks", False, False, True, "; ".join(rb["problems"]))
+    return _criterion("after_rollbacks", True, True, True,
+                      "after the rollbacks the steady state holds, every row read at the final read is there "
+                      "unchanged, and the table is as it was after recovery")
+
+
+def _recovery_point_t(lost: dict, t_fault: float | None) -> float | None:
+    """The earliest instant the recovery point can be at, on the run's clock: the fault start when
+    no acknowledged write was lost; None when the loss is unknown (then nothing may be lost)."""
+    if t_fault is None or not lost.get("known") or lost.get("rpo_s") is None:
+        return None
+    return t_fault - max(float(lost["rpo_s"]), float(lost.get("rpo_upper_s") or 0.0))
+
+
+def _data_loss_s(lost: dict) -> float | None:
+    """The span of acknowledged data lost that the RPO criterion judged: the recovery point's far
+    end plus the span lost after the fault started."""
+    if not lost.get("known") or lost.get("rpo_s") is None:
+        return None
+    worst = max(float(lost["rpo_s"]), float(lost.get("rpo_upper_s") or 0.0)) if lost.get("lost_writes") else float(lost["rpo_s"])
+    return round(worst + float(lost.get("loss_after_fault_s") or 0.0), 6)
+
+
+def _status(events: list[dict], criteria: list[dict], a: dict, lost: dict, st: dict | None = None,
+            wit: dict | None = None) -> tuple[str, str]:
     markers = [e for e in events if e["kind"] == "marker"]
     interrupted = [m for m in markers if m.get("name") == "interrupted"]
     if interrupted:
@@ -351,6 +468,14 @@ def _status(events: list[dict], criteria: list[dict], a: dict, lost: dict) -> tu
         f = broken[0]
         detail = f": {_short(f['detail'])}" if f.get("detail") not in (None, "") else ""
         return "error", f"fault action failed: {f['name']}{detail}; nothing was tested"
+    failed_steps = (st or {}).get("failed", {})
+    if failed_steps.get("faults"):
+        f = failed_steps["faults"][0]
+        return "error", f"fault step {f['name']} failed: {_short(f.get('detail'))}; nothing was tested"
+    if failed_steps.get("actions"):
+        f = failed_steps["actions"][0]
+        return "error", (f"step {f['name']} of the method failed ({_short(f.get('detail'))}): the method did not run "
+                         f"as written, so it proves nothing")
     failed_instruments = [m for m in markers if m.get("name") == "instrument_failed"]
     if failed_instruments:
         m = failed_instruments[0]
@@ -360,17 +485,24 @@ def _status(events: list[dict], criteria: list[dict], a: dict, lost: dict) -> tu
     if no_effect:
         return "error", f"the fault had no observable effect: nothing was tested ({no_effect})"
     failed = [c for c in criteria if not c["passed"]]
+    # Too few witnesses leave the RPO unproven: never a PASS. A run that failed other criteria is
+    # a FAIL all the same (the harm it shows is real); one that would otherwise pass proves nothing.
+    if wit is not None and not wit["ok"] and lost.get("known") and all(c["name"] == "rpo" for c in failed):
+        return "error", f"the RPO is unproven: too few witnesses before the fault ({wit['detail']})"
     if failed:
         return "fail", (f"{len(failed)} of {len(criteria)} criteria failed: "
                         + "; ".join(f"{c['name']}: {c['detail']}" for c in failed))
     by = {c["name"]: c for c in criteria}
     parts = [f"RTO {_n(by['rto']['measured'])} s under {_n(by['rto']['objective'])} s",
+             *([f"the service's own RTO {_n(by['service_rto']['measured'])} s"] if "service_rto" in by else []),
              f"RPO {_n(by['rpo']['measured'])} s under {_n(by['rpo']['objective'])} s",
              "no acknowledged write changed",
+             "every row that existed before the fault intact",
              f"{len(by['critical_functions']['objective'])} critical functions restored",
              f"{len(by['data_integrity']['objective'])} integrity checks passed",
              "recovery procedure completed" if by["recovery_procedure"]["objective"] else "automatic recovery",
-             "steady state restored"]
+             "every step did what it says",
+             "steady state restored", "nothing undone by the rollbacks"]
     if "detection" in by:
         alert = by['detection']['objective']['alert']
         parts.append(f"alert {alert} fired after {_n(by['detection']['measured'])} s"
@@ -397,10 +529,10 @@ def _fault_without_effect(faults: list[dict], criteria: list[dict], a: dict, los
     seen = []
     if a.get("error_count"):
         seen.append("failed samples")
-    if lost.get("lost_writes") or lost.get("corrupted_writes"):
-        seen.append("lost or changed writes")
-    if any(not c["passed"] for c in criteria if c["name"] in ("critical_functions", "data_integrity")):
-        seen.append("a failed check after recovery")
+    if lost.get("lost_writes") or lost.get("corrupted_writes") or lost.get("unexpected_writes"):
+        seen.append("lost, changed or phantom writes")
+    # Any criterion that failed is a harm observed: the fault did something.
+    seen += [f"criterion {c['name']} failed" for c in criteria if not c["passed"]]
     if seen:
         return None
     names = ", ".join(dict.fromkeys(f["name"] for f in faults)) or "the fault"

@@ -124,7 +124,7 @@ def stop_for(pids: list[int], duration_s: float, key: str, ledger: dict | None =
     undo under `key` is the safety net should this process be interrupted; with `ledger` (see
     lease()) a detached timer resumes them at the deadline even if this process is SIGKILLed.
     Returns the seconds held and the evidence: how many of the pids were seen stopped."""
-    freeze(pids, key, ledger, lease_s=duration_s + 1.0)
+    landed_at = freeze(pids, key, ledger, lease_s=duration_s + 1.0)
     stopped_at = time.monotonic()
     try:
         seen = stopped_now(pids)
@@ -133,13 +133,14 @@ def stop_for(pids: list[int], duration_s: float, key: str, ledger: dict | None =
         procs.signal_all(pids, signal.SIGCONT)
         clear_undo(key)
     held = round(time.monotonic() - stopped_at, 4)
-    return {"stopped_s": held, "effect": effect(bool(seen), f"{len(seen)} of {len(pids)} processes seen stopped, "
+    return {"stopped_s": held, "landed_at": landed_at, "effect": effect(bool(seen), f"{len(seen)} of {len(pids)} processes seen stopped, "
                                                               f"held {held:g} s")}
 
 
-def freeze(pids: list[int], key: str, ledger: dict | None, lease_s: float | None = None) -> None:
+def freeze(pids: list[int], key: str, ledger: dict | None, lease_s: float | None = None) -> float:
     """SIGSTOP `pids` after registering their resume: in this process, and (with `ledger`) in the
-    fault ledger with a detached timer that resumes them at the deadline whatever happens here."""
+    fault ledger with a detached timer that resumes them at the deadline whatever happens here.
+    Returns when the signals were sent (epoch seconds): when the fault landed."""
     spec = {"kind": "sigcont", "pids": [[p, procs.start_time(p)] for p in pids]}
     if ledger:
         ledger = {**ledger, "lease_s": lease_s or ledger["lease_s"]}
@@ -149,6 +150,7 @@ def freeze(pids: list[int], key: str, ledger: dict | None, lease_s: float | None
     else:
         register_undo(key, lambda: procs.signal_all(pids, signal.SIGCONT))
     procs.signal_all(pids, signal.SIGSTOP)
+    return time.time()
 
 
 def stopped_now(pids: list[int], timeout_s: float = 1.0) -> list[int]:

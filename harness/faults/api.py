@@ -44,12 +44,15 @@ def crash_api(replicas: str | int = "all", target: str | None = None) -> dict:
     if replicas == "all":
         members = procs.group_members(arbiter)
         os.killpg(arbiter, signal.SIGKILL)
-        return {"replicas": "all", "arbiter": arbiter, "killed": members, "at": time.time(),
+        landed = time.time()
+        return {"replicas": "all", "arbiter": arbiter, "killed": members, "at": landed, "landed_at": landed,
                 "effect": gone_effect(members, "the API's arbiter and workers")}
     workers = _live_workers(arbiter, "crash")
     chosen = _pick(workers, replicas, arbiter)
     procs.signal_all(chosen, signal.SIGKILL)
-    return {"replicas": replicas, "arbiter": arbiter, "killed": chosen, "workers_before": workers, "at": time.time(),
+    landed = time.time()
+    return {"replicas": replicas, "arbiter": arbiter, "killed": chosen, "workers_before": workers, "at": landed,
+            "landed_at": landed,
             "effect": gone_effect(chosen, "API workers")}
 
 
@@ -87,9 +90,9 @@ def hang_api(duration_s: float | None = None, replicas: str | int = "all", targe
     if duration_s is not None:
         return {**record, **stop_for(pids, duration_s, UNDO_KEY, lease(t, configuration))}
     _hung.extend(p for p in pids if p not in _hung)
-    freeze(list(_hung), UNDO_KEY, lease(t, configuration))
+    landed = freeze(list(_hung), UNDO_KEY, lease(t, configuration))
     seen = stopped_now(pids)
-    return {**record, "stopped_s": None,
+    return {**record, "stopped_s": None, "landed_at": landed,
             "effect": effect(bool(seen), f"{len(seen)} of {len(pids)} API processes seen stopped")}
 
 

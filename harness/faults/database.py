@@ -103,7 +103,8 @@ def corrupt_table_pages(table: str = "optimization_results", blocks: int = 4, nb
                              f"verify_heapam and a full read found nothing ({evidence['detail']})")
     return {"table": table, "file": str(datafile), "pages_in_table": nblocks,
             "damaged": damaged, "postmaster_killed": postmaster, "leftovers_killed": leftovers,
-            "killed_at": killed_at, "accepting_again_after_s": round(ready_s, 3), "evidence": evidence,
+            "killed_at": killed_at, "landed_at": killed_at, "accepting_again_after_s": round(ready_s, 3),
+            "evidence": evidence,
             "effect": effect(True, evidence["detail"])}
 
 
@@ -168,7 +169,7 @@ def bad_statement(sql: str | None = None, fraction: float = 0.5, target: str | N
         "deleted_keys_count": len(deleted_keys) if deleted_keys else affected,
     }
     _write_incident(t, record, deleted_keys)
-    return {**record, "effect": effect(bool(affected and affected > 0),
+    return {**record, "landed_at": committed.timestamp(), "effect": effect(bool(affected and affected > 0),
                                        f"the statement changed {affected} of {rows_before} rows")}
 
 
@@ -189,9 +190,10 @@ def lose_primary(target: str | None = None, configuration: dict = None) -> dict:
         enable_restart(program, target=target)
         raise
     os.kill(pid, signal.SIGKILL)
+    landed = time.time()
     leftovers = _end_processes_in(Path(primary["data_dir"]))
     record = {"program": program, "port": primary["port"], "data_dir": primary["data_dir"], "pid": pid,
-              "leftovers_killed": leftovers, "hold": hold["hold"], "at": time.time()}
+              "leftovers_killed": leftovers, "hold": hold["hold"], "at": time.time(), "landed_at": landed}
     gone = gone_effect([pid], f"the primary's postmaster ({program})")
     still = procs.pids_in(primary["data_dir"])
     evidence = gone if not still else effect(False, f"{len(still)} processes still run in {primary['data_dir']}")

@@ -34,7 +34,8 @@ def kill_program(program: str, sig: str = "SIGKILL", whole_group: bool = False, 
         os.killpg(pid, signum)
     else:
         os.kill(pid, signum)
-    record = {"program": program, "pid": pid, "signal": sig, "whole_group": whole_group, "at": time.time()}
+    landed = time.time()
+    record = {"program": program, "pid": pid, "signal": sig, "whole_group": whole_group, "at": landed, "landed_at": landed}
     if signum == signal.SIGKILL:
         record["effect"] = gone_effect(members, program)
     return record

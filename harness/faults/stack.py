@@ -83,7 +83,8 @@ def lose_whole_stack(target: str | None = None, configuration: dict = None) -> d
         time.sleep(0.1)
         listening = _listening(t)
     return {"supervisord": sup_pid, "programs": groups, "processes": members,
-            "postgres_processes": pg_pids, "late_strays": sorted(set(late)), "killed": len(everything) + len(set(late)), "killed_at": killed_at,
+            "postgres_processes": pg_pids, "late_strays": sorted(set(late)), "killed": len(everything) + len(set(late)),
+            "killed_at": killed_at, "landed_at": killed_at,
             "survivors": survivors, "still_listening": listening,
             "effect": effect(not survivors and not listening,
                              f"{len(everything) + len(set(late))} processes killed; survivors {survivors[:5] or 'none'}; "

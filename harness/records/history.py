@@ -18,6 +18,12 @@ Kinds and their fields:
   rpo_exposure alert, fired, latency_s?, exposure_at_alert_s?, max_exposure_s?   the RPO exposure
                                                       when the warning fired (Prometheus's own samples)
   stall       recorder, gap_s, expected_s             a recorder could not keep its schedule
+  step        phase (start|end), name, section (method|rollback), index, type (action|probe),
+              provider (python|process|http), tags, ok?, detail?   every step, whatever its provider
+  fingerprint phase (before|after), ok, rows?, taken_epoch?, taken_t?, lost?, changed?, samples…
+                                                      the whole table before the fault and after recovery
+  after_rollbacks steady_state {met, detail}, read {ok, digests}, fingerprint {lost, changed, …}
+                                                      the system checked again once every rollback ran
   marker      name, detail?                           anything else worth a line on the timeline;
                                                       names the verdict reads: steady_state {met, phase
                                                       before|after}, interrupted {signal}, observe_end
@@ -33,7 +39,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 KINDS = ("sample", "op", "fault", "recovery", "heartbeat", "final_read", "integrity", "function", "detection",
-         "rpo_exposure", "stall", "marker")
+         "rpo_exposure", "stall", "marker", "step", "fingerprint", "after_rollbacks")
 REQUIRED = {
     "sample": ("probe", "ok"),
     "op": ("type", "f", "key"),
@@ -47,6 +53,9 @@ REQUIRED = {
     "rpo_exposure": ("alert", "fired"),
     "stall": ("recorder", "gap_s"),
     "marker": ("name",),
+    "step": ("phase", "name"),
+    "fingerprint": ("phase",),
+    "after_rollbacks": ("steady_state",),
 }
 OP_TYPES = ("invoke", "ok", "fail", "info")
 UNREADABLE_MARKER = "unreadable_lines"  # tolerant reading: how many lines were skipped

@@ -17,7 +17,6 @@ import psycopg
 from chaoslib.exceptions import ActivityFailed
 
 from harness import targets
-from harness.core.errors import first_line
 from harness.recovery.database import restore_database
 from harness.core.amcheck import amcheck
 

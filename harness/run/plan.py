@@ -29,6 +29,7 @@ class RunPlan:
     expect_failure: tuple[str, ...] = ()  # a negative control's criteria that must fail
     stop_conditions: tuple[dict, ...] = ()  # when one trips, the run stops and rolls back at once
     calibration: bool = False  # the day's instrument check (tag `calibration`), not evidence about the plan
+    experiment: dict | None = None  # the experiment itself (its steady state is asked again after the rollbacks)
 
 
 def plan(experiment: dict, path: str | os.PathLike | None = None, objectives_file: str | None = None) -> RunPlan:
@@ -47,4 +48,4 @@ def plan(experiment: dict, path: str | os.PathLike | None = None, objectives_fil
                    negative_control=bool(ext.get("negative_control")),
                    expect_failure=tuple(objectives_mod.expected_failures(experiment, resolved)),
                    stop_conditions=tuple(objectives_mod.stop_conditions(experiment)),
-                   calibration="calibration" in (experiment.get("tags") or []))
+                   calibration="calibration" in (experiment.get("tags") or []), experiment=experiment)

@@ -26,7 +26,7 @@ from harness import faults
 from harness.core.errors import first_line
 from harness.core.paths import PROJECT_ROOT
 from harness.core.redact import secrets_of
-from harness.run import active_runs, judge as judge_mod, steady_state
+from harness.run import active_runs, judge as judge_mod, measure, steady_state
 from harness.run.evidence import write_evidence
 from harness.run.objectives import ObjectivesError
 from harness.run.plan import RunPlan, plan as plan_run
@@ -166,6 +166,8 @@ def run_one(p: Planned, reports_dir: Path, target_file: Path, signals: _Signals,
             if undone:
                 log(f"  safety net rolled back: {', '.join(undone)}")
             session.stop_instruments()
+        # Harm done by a rollback, or seen only after the final read, is judged too (after_rollbacks).
+        measure.check_after_rollbacks(session, steady_state_s=5.0 if signals.received or signals.aborted() else None)
         if signals.aborted() or signals.received:
             session.history.append("marker", name="interrupted", signal=signals.received,
                                    detail=f"interrupted by {signals.received}; faults were rolled back",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets as _secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -59,6 +59,12 @@ class RunSession:
     fault_start_epoch: float | None = None
     self_aborted: bool = False   # the control stopped the run itself (no acknowledged writes): an error
     observation_ended: bool = False
+    in_hypothesis: bool = False   # Chaos Toolkit is asking the steady-state hypothesis (its probes are no steps)
+    in_rollbacks: bool = False    # the rollbacks run: their steps are judged by after_rollbacks
+    step_index: int = 0           # steps stamped so far (method and rollbacks)
+    final_digests: dict | None = None   # what the final read found, read again after the rollbacks
+    after_rollbacks_checked: bool = False
+    fingerprints: dict = field(default_factory=dict)  # phase -> the fingerprint file taken then
     stop_reason: str | None = None  # set when a stop condition trips: the run ends as interrupted
     # Heartbeats intact in the database just before the fault (and when that was checked).
     heartbeat_baseline: set | None = None
@@ -118,3 +124,5 @@ class RunSession:
     def close(self) -> None:
         self.stop_instruments()
         self.history.close()
+        for path in self.fingerprints.values():  # per-row files: their comparison is in the history
+            Path(path).unlink(missing_ok=True)
