@@ -48,6 +48,7 @@ def cmd_console(args) -> int:
         sock.bind(("127.0.0.1", args.port))
     except OSError as e:
         raise UsageError(f"port {args.port} on 127.0.0.1 cannot be used ({e.strerror}): choose another with --port") from None
+    sock.listen(128)  # listening before the URL is printed: a browser opened at once is queued, not refused
     console = Console(home=home, reports_dir=reports, token=new_token(), port=sock.getsockname()[1])
     print(f"gameday console for {home} (reports: {reports})", flush=True)
     print(f"open: {console.url()}", flush=True)

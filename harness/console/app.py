@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import jinja2
 from starlette.applications import Starlette
@@ -235,8 +235,10 @@ def create_app(console: Console):
         return FileResponse(path, headers=_headers())
 
     async def abort(request: Request) -> Response:
-        form = await request.form()
-        given = str(form.get("csrf") or request.headers.get("x-csrf-token") or "")
+        # The page's form, URL-encoded (parsed here: Starlette's form parser needs a package we do not use).
+        body = (await request.body())[:4096].decode("utf-8", "replace")
+        form = parse_qs(body) if "urlencoded" in request.headers.get("content-type", "") else {}
+        given = str((form.get("csrf") or [""])[0] or request.headers.get("x-csrf-token") or "")
         origin = request.headers.get("origin")
         if not hmac.compare_digest(given.encode(), console.csrf.encode()) or \
                 (origin is not None and origin not in _own_origins(console.port)):

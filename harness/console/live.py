@@ -85,7 +85,7 @@ class RunView:
             self.sent_run = True
             out.append(("run", self.describe()))
         self.polls += 1
-        changed_steps, windows_changed = [], False
+        changed_steps, windows_changed, cause = [], False, {}
         lines = self.tail.lines()
         catching_up = self.polls == 1 or self.tail.behind  # the past, read in one go (its lag means nothing)
         for line in lines:
@@ -109,14 +109,16 @@ class RunView:
             elif kind not in ("sample", "op", "heartbeat", "final_read") and not (
                     kind == "marker" and event.get("name") in LOGGED_MARKERS_SKIPPED):
                 out.append(("log", _log_entry(event)))
-            changed_steps += self.phases.feed(event)
+            changed = self.phases.feed(event)
+            if changed:
+                changed_steps += changed
+                cause = event  # the history event behind the newest phase change (its lag is measured)
         self._read_shards(now)
         if changed_steps:
-            newest = changed_steps[-1]
             # `live`: read as it was written (not caught up from the past): its lag means something.
             out.append(("steps", {"steps": [s.as_dict() for s in self.phases.steps],
                                   "news": [s.news() for s in changed_steps if s.news()],
-                                  "wall": newest.wall, "t": newest.t, "live": not catching_up}))
+                                  "wall": cause.get("wall"), "t": cause.get("t"), "live": not catching_up}))
         if windows_changed:
             out.append(("windows", {"windows": self.windows}))
         if self.changed:

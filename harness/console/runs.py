@@ -18,7 +18,8 @@ from pathlib import Path
 from harness.checkers import error_budget
 from harness.report.gameday import budget_line
 from harness.report.page import fmt_s, status_of
-from harness.report.rundir import HISTORY, REPORT_HTML, VERDICT, find_run_dirs, load_verdict, measured, read_json
+from harness.report.rundir import (HISTORY, REPORT_HTML, VERDICT, find_run_dirs, load_verdict, measured, parse_time,
+                                   read_json)
 from harness.run import active_runs
 
 __all__ = ["Roots", "live_run", "gameday_progress", "list_gamedays", "list_runs", "list_quarterly", "SESSION"]
@@ -122,8 +123,11 @@ def gameday_progress(folder: Path, entry: dict | None, roots: Roots, now: float 
     done = [r for r in rows if r["finished"]]
     cal_dirs = sorted(_child_runs(folder / CALIBRATION_DIR), key=_started_key)
     calibration = calibration_words(cal_dirs[-1]) if cal_dirs else None
-    started = float(entry["started"]) if entry and entry.get("started") else _folder_epoch(folder)
-    elapsed = max(0.0, now - started) if started else None
+    if entry is None and summary and _epoch_of(summary.get("started")) and _epoch_of(summary.get("ended")):
+        elapsed = max(0.0, _epoch_of(summary["ended"]) - _epoch_of(summary["started"]))
+    else:
+        started = float(entry["started"]) if entry and entry.get("started") else _folder_epoch(folder)
+        elapsed = max(0.0, now - started) if started else None
     left = None
     if entry and done and elapsed is not None and total > len(done):
         left = elapsed / len(done) * (total - len(done))
@@ -147,6 +151,11 @@ def _started_key(folder: Path) -> tuple:
     data, _ = read_json(folder / SESSION)
     started = data.get("started") if isinstance(data, dict) else None
     return (str(started or ""), folder.name)
+
+
+def _epoch_of(value) -> float | None:
+    dt = parse_time(value) if isinstance(value, str) else None
+    return dt.timestamp() if dt else None
 
 
 def _folder_epoch(folder: Path) -> float | None:

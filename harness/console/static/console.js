@@ -233,7 +233,8 @@
     e.preventDefault();
     $("abort-state").textContent = "sending the abort…";
     try {
-      const r = await fetch("/abort", { method: "POST", body: new FormData(form), headers: { Accept: "application/json" },
+      const r = await fetch("/abort", { method: "POST", body: new URLSearchParams(new FormData(form)),
+                                       headers: { Accept: "application/json" },
                                        credentials: "same-origin" });
       const d = await r.json().catch(() => ({ words: "HTTP " + r.status }));
       $("abort-state").textContent = d.words || ("HTTP " + r.status);
