@@ -167,11 +167,13 @@
     let tMax = 20;
     for (const k of bins.keys()) tMax = Math.max(tMax, k + 1);
     for (const w of windows) tMax = Math.max(tMax, (w.end || w.start) + 1);
+    let tData = 0;  // where the data ends: a window still open is drawn up to there
+    for (const k of bins.keys()) tData = Math.max(tData, k + 1);
     const x = (t) => ML + Math.max(0, Math.min(t, tMax)) / tMax * PW;
     const bw = Math.max(1, PW / tMax - 1);
     const parts = [];
     for (const w of windows) {
-      const x0 = x(w.start), x1 = w.end == null ? x(tMax) : Math.max(x(w.end), x0 + 2);
+      const x0 = x(w.start), x1 = w.end == null ? Math.max(x(tData), x0 + 2) : Math.max(x(w.end), x0 + 2);
       parts.push('<rect x="' + x0 + '" y="22" width="' + (x1 - x0) + '" height="280" fill="' + COLOURS[w.kind] + '" opacity=".28"/>');
       parts.push('<text x="' + (x0 + 3) + '" y="16">' + esc(w.kind + ": " + w.name) + "</text>");
     }
