@@ -11,8 +11,10 @@ missing=()
 [ -f /usr/share/postgresql/15/extension/amcheck.control ] || missing+=(postgresql-15)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
-# Headless Chromium opens the HTML reports in the tests (rendering and console-error check).
+# Headless Chromium opens the HTML reports in the tests (rendering and console-error check);
+# chromedriver lets Selenium drive it for the console's browser test (no driver is downloaded).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   if [ "$(id -u)" != 0 ]; then

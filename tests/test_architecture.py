@@ -11,7 +11,8 @@ Parts, bottom to top; a module imports only from its own part and from parts bel
     4  harness.faults, harness.recovery   (siblings: a runbook never reaches into a fault)
     5  harness.report
     6  harness.run
-    7  harness.cli
+    7  harness.console     the live page: reads run folders, may start an abort (as the command line)
+    8  harness.cli
     -  svgai               the system under test: reached only as a real target is (HTTP, SQL, files)
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = {"harness.core": 0, "harness.records": 1, "harness.checkers": 2, "harness.targets": 2, "probes": 3,
          "harness.recorders": 3, "harness.faults": 4, "harness.recovery": 4, "harness.report": 5, "harness.run": 6,
-         "harness.cli": 7}
+         "harness.console": 7, "harness.cli": 8}
 # Imports deliberately inside a function: locust (gevent) monkey-patches, so it is imported only in
 # the load generator's own processes (one process, or the distributed master and workers).
 DEFERRED = {("harness/recorders/load.py", "_main"), ("harness/recorders/distributed.py", "_locust")}

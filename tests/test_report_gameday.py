@@ -33,7 +33,7 @@ def test_summary_index_and_junit(tmp_path):
     first, second = summary["runs"][0], summary["runs"][1]
     assert set(first) == {"run_id", "scenario", "status", "reason", "rto_s", "rto_objective_s", "rpo_s",
                           "rpo_objective_s", "lost_writes", "acked_writes", "detection_latency_s", "report",
-                          "downtime_s", "negative_control", "phases"}
+                          "downtime_s", "negative_control", "phases", "criteria"}
     assert first["rto_s"] == 24.0 and first["rto_objective_s"] == 900
     assert second["rto_s"] is None and second["lost_writes"] == 9
     assert json.loads((gd / "summary.json").read_text()) == summary
@@ -44,6 +44,10 @@ def test_summary_index_and_junit(tmp_path):
     for r in summary["runs"]:
         assert f'href="{r["report"]}"' in index
     assert "badge-pass" in index and "badge-fail" in index and "badge-error" in index
+    # A mark per criterion, named for screen readers; the reason sentence on demand, not a column.
+    failed = [c["name"] for c in second["criteria"] if not c["passed"]]
+    assert failed and all(f'<span class="sr">{name} failed</span>' in index for name in failed)
+    assert index.count('<details class="why">') == 3 and "<th>Reason</th>" not in index
     root = ET.parse(gd / "junit.xml").getroot()
     assert root.tag == "testsuites" and len(root.findall("testsuite")) == 3
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from harness import __version__
-from harness.cli import abort as abort_cli, heartbeat as heartbeat_cli, recovery as recovery_cli
+from harness.cli import abort as abort_cli, console as console_cli, heartbeat as heartbeat_cli, recovery as recovery_cli
 from harness.cli import report as report_cli, run as runner_cli, target as target_cli
 from harness.core.errors import UsageError
 from harness.targets import TargetError
@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     abort_cli,      # abort: the emergency stop
     recovery_cli,   # backup ..., failover
     report_cli,     # report ...
+    console_cli,    # console: the live page for the game-day room
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2

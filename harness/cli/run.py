@@ -15,6 +15,7 @@ from harness.core.paths import PROJECT_ROOT
 from harness.core.redact import redact, secrets_of
 from harness.report.gameday import LiveView, calibration_line, format_table, write_gameday_summary
 from harness.report.notify import post_webhook, render_messages
+from harness.report.phase_line import fault_places
 from harness.run import active_runs, control, guard, runner
 from harness.run.heal import heal
 
@@ -92,6 +93,9 @@ def cmd_run(args) -> int:
     started_here = False
     secrets = secrets_of(described, args.notify_webhook)  # masked in every file and line of output
     view = LiveView(sys.stdout, total=len(planned))
+
+    def follow(session, experiment):  # the terminal shows the run's phases as its history grows
+        view.watch(session.history.path, session.objectives, fault_places(experiment))
     with runner._Signals(target.home) as signals:
         try:
             active_runs.register(target.home, {"experiments": [str(p.path) for p in planned], "reports": str(base_dir)})
@@ -109,7 +113,7 @@ def cmd_run(args) -> int:
                 view.start("calibration", counted=False)
                 calibration = runner.calibrate(base_dir / "calibration", target_file, signals, args.calibration_s,
                                                args.calibration_bound_s, log=lambda m: view.update(m.strip()),
-                                               secrets=secrets)
+                                               secrets=secrets, on_session=follow)
                 view.finish("calibration", "pass" if calibration["trustworthy"] else "error")
                 print(calibration_line(calibration))
                 if not calibration["trustworthy"]:
@@ -122,7 +126,7 @@ def cmd_run(args) -> int:
                 view.start(p.scenario)
                 view.update("running")
                 verdict = runner.run_one(p, base_dir, target_file, signals, log=lambda m: view.update(m.strip()),
-                                         secrets=secrets)
+                                         secrets=secrets, on_session=follow)
                 view.finish(p.scenario, verdict["status"])
                 verdicts.append(verdict)
                 if args.notify_webhook:

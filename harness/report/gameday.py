@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.checkers import error_budget
+from harness.records.tail import JsonlTail
 from harness.report import junit
 from harness.report.page import fmt_int, fmt_s, fmt_when, is_number, render, status_of
+from harness.report.phase_line import PhaseLine, run_clock_epoch
 from harness.report.rundir import REPORT_HTML, iso, load_verdict, measured, objectives
 from harness.report.run import write_run_report
 
@@ -59,6 +62,9 @@ def _run_row(run_dir: Path, base: Path) -> tuple[dict, dict]:
         "phases": m.get("phases") if isinstance(m.get("phases"), dict) else None,
         "negative_control": bool(verdict.get("negative_control")),
         "report": Path(os.path.relpath(report, base)).as_posix(),
+        # A mark per criterion in the index (the reason sentence is there on demand).
+        "criteria": [{"name": str(c.get("name")), "passed": c.get("passed")} for c in verdict.get("criteria") or []
+                     if isinstance(c, dict)],
     }
     return row, verdict
 
@@ -122,6 +128,7 @@ def render_index(summary: dict) -> str:
     for r in runs:
         rto_none, rpo_none = _none_words(r)
         rows.append({**{k: r[k] for k in ("scenario", "run_id", "status", "reason", "report")},
+                     "criteria": [c for c in r.get("criteria") or [] if isinstance(c, dict)],
                      "rto": _vs(r["rto_s"], r["rto_objective_s"], rto_none),
                      "rpo": _vs(r["rpo_s"], r["rpo_objective_s"], rpo_none),
                      "lost": _lost(r), "detection": fmt_s(r["detection_latency_s"]),
@@ -212,12 +219,15 @@ def format_table(summary: dict, color: bool = False) -> str:
 class LiveView:
     """Progress of a game day, one line per event:
 
-        [2/5] database-failure: injecting fault (+0:12)
+        [2/5] database-failure: fault injected (kill-primary: kill_postgres_primary) (+0:12)
+        [2/5] database-failure: service DOWN (first failed api sample 0.4 s after the fault) (+0:12)
         [2/5] database-failure: PASS in 1:07
 
-    On a TTY a status line under the log is redrawn every second with the elapsed time (from a
-    background thread); elsewhere (CI logs, files) only the plain lines are written. All methods
-    are thread-safe; close() (or leaving a `with` block) stops the ticker and ends the line.
+    watch(history) follows the run's history (harness/report/phase_line.py, the console's phase
+    line): one line per phase event. On a TTY a status line under the log is redrawn every second
+    with the phase line and the elapsed time (from a background thread); elsewhere (CI logs,
+    files) only the plain lines are written. All methods are thread-safe; close() (or leaving a
+    `with` block) stops the ticker and ends the line.
     """
 
     def __init__(self, stream: TextIO | None = None, total: int = 0, tick_s: float = 1.0):
@@ -237,6 +247,11 @@ class LiveView:
         self._state = ""
         self._t_start = 0.0
         self._status_shown = False
+        self._phases: PhaseLine | None = None
+        self._tail: JsonlTail | None = None
+        self._epoch: float | None = None  # the watched run's t=0, in Unix time
+        self._watcher: threading.Thread | None = None
+        self._watch_stop = threading.Event()
 
     # public ------------------------------------------------------------------------------------
     def start(self, scenario: str, counted: bool = True) -> None:
@@ -259,7 +274,21 @@ class LiveView:
             scenario = self._scenario or "game day"
             self._emit(f"{self._prefix()} {scenario}: {self._state} (+{self._elapsed()})")
 
+    def watch(self, history_path: str | os.PathLike, objectives: dict | None = None,
+              places: dict | None = None, poll_s: float = 0.25) -> None:
+        """Follow a run's history until finish(): each phase event becomes a line; on a TTY the
+        status line shows the phase line. `objectives` name the scenario's probe and stability
+        window; `places` where each fault acts (phase_line.fault_places)."""
+        self._unwatch()
+        with self._lock:
+            self._phases = PhaseLine(dict(objectives or {}), dict(places or {}))
+            self._tail, self._epoch = JsonlTail(history_path), None
+        self._watch_stop.clear()
+        self._watcher = threading.Thread(target=self._follow, args=(poll_s,), name="liveview-history", daemon=True)
+        self._watcher.start()
+
     def finish(self, scenario: str, status: str) -> None:
+        self._unwatch()
         with self._lock:
             elapsed = self._elapsed() if self._scenario else "0:00"
             label = str(status).upper()
@@ -272,6 +301,7 @@ class LiveView:
             self.close()
 
     def close(self) -> None:
+        self._unwatch()
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
@@ -313,8 +343,51 @@ class LiveView:
 
     def _draw_status(self) -> None:
         if self.tty and self._scenario:
-            self._write(f"\r\x1b[K{self._prefix()} {self._scenario} · {self._state} · {self._elapsed()}")
+            state = self._state
+            if self._phases is not None and self._phases.steps:
+                now = time.time() - self._epoch if self._epoch is not None else None
+                state = self._phases.words(now)
+            head, tail = f"{self._prefix()} {self._scenario} · ", f" · {self._elapsed()}"
+            room = shutil.get_terminal_size((120, 24)).columns - len(head) - len(tail) - 1
+            if len(state) > room > 10:  # the newest phases matter most: cut from the left
+                state = "…" + state[len(state) - room + 1:]
+            self._write(f"\r\x1b[K{head}{state}{tail}")
             self._status_shown = True
+
+    def _follow(self, poll_s: float) -> None:
+        while True:
+            stopping = self._watch_stop.wait(poll_s)
+            self._drain()
+            if stopping:
+                return
+
+    def _drain(self) -> None:
+        """Read what the history gained: the load's writes (hundreds a second) are skipped unparsed."""
+        with self._lock:
+            tail, phases = self._tail, self._phases
+            if tail is None or phases is None:
+                return
+            for line in tail.lines():
+                if line.startswith(b'{"kind":"op"'):
+                    continue
+                event = tail.parse(line)
+                if event is None:
+                    continue
+                if self._epoch is None:
+                    self._epoch = run_clock_epoch(event)
+                for step in phases.feed(event):
+                    news = step.news()
+                    if news:
+                        self.update(news)
+
+    def _unwatch(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            self._watch_stop.set()
+            if watcher is not threading.current_thread():
+                watcher.join(timeout=5)
+        with self._lock:
+            self._phases, self._tail = None, None
 
     def _emit(self, line: str) -> None:
         self._clear_status()

@@ -143,11 +143,14 @@ class _Signals:
 
 
 def run_one(p: Planned, reports_dir: Path, target_file: Path, signals: _Signals, log=print,
-            secrets: list[str] = ()) -> dict:
+            secrets: list[str] = (), on_session=None) -> dict:
     """Run one planned experiment in a session of its own; judge it once; write its evidence,
     with `secrets` (and every password or token the patterns of harness.core.redact find) masked.
-    Returns the verdict (with `_run_dir`, where its files are)."""
+    `on_session(session, experiment)` is told of the run folder as soon as it exists (the
+    terminal's progress follows its history). Returns the verdict (with `_run_dir`, where its files are)."""
     session = RunSession.open(p.plan, target_path=target_file, reports_dir=reports_dir, owned_by_runner=True)
+    if on_session is not None:
+        on_session(session, p.experiment)
     _quiet_chaoslib(session.run_dir / "chaostoolkit.log")
     # Activities find the target as they do under stock `chaos run`: through $GAMEDAY_TARGET.
     os.environ[TARGET_ENV] = str(target_file)
@@ -181,13 +184,13 @@ def run_one(p: Planned, reports_dir: Path, target_file: Path, signals: _Signals,
 
 
 def calibrate(reports_dir: Path, target_file: Path, signals: _Signals, freeze_s: float = 3.0,
-              bound_s: float = 1.0, log=print, secrets: list[str] = ()) -> dict:
+              bound_s: float = 1.0, log=print, secrets: list[str] = (), on_session=None) -> dict:
     """The day's instrument check: freeze the whole API for exactly `freeze_s` seconds and measure
     it like any outage. Measured RTO - freeze_s is the instrument error of the day; beyond
     `bound_s` the machine is too loaded to produce evidence."""
     [p] = plan([CALIBRATION_EXPERIMENT])
     set_calibration(p, freeze_s)
-    v = run_one(p, reports_dir, target_file, signals, log=log, secrets=secrets)
+    v = run_one(p, reports_dir, target_file, signals, log=log, secrets=secrets, on_session=on_session)
     rto = v["measured"].get("rto_s")
     result = {"freeze_s": freeze_s, "bound_s": bound_s, "measured_rto_s": rto, "run_id": v.get("run_id"),
               "run_dir": v["_run_dir"]}
