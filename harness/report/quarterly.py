@@ -28,9 +28,10 @@ from harness.report import manifest as _manifest
 from harness.report.page import BCP_CRITERIA, STATUS_COLOURS, STATUSES, esc, fmt_s, is_number, render, status_of
 from harness.checkers import error_budget
 from harness.report.exposure import quarter_exposure
+from harness.report.seal import SEAL, SEAL_SIG, read_seal
 from harness.report.timeline.phases_bar import PHASES
 from harness.report.rundir import (
-    REPORT_HTML, RUN_FILES, VERDICT, criteria_of, find_run_dirs, iso,
+    REPORT_HTML, RUN_FILES, VERDICT, criteria_of, dump_json, find_run_dirs, iso, rel_path,
     load_backup_records, load_verdict, measured, objectives, parse_quarter, parse_time,
 )
 
@@ -40,22 +41,23 @@ BREAKING_LINKS_SHOWN = 10
 
 
 def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str | os.PathLike | None = None,
-                    prometheus_url: str | None = None) -> Path:
+                    prometheus_url: str | None = None, key: str | os.PathLike | None = None) -> Path:
     """Build the quarter's evidence; returns the path of its index.html. With `prometheus_url`, the
-    standing RPO exposure of the quarter is read from it (harness/report/exposure.py).
+    standing RPO exposure of the quarter is read from it (harness/report/exposure.py). With `key`,
+    the manifest is signed (harness/core/signing.py).
     ValueError for a bad quarter; FileNotFoundError for a reports dir that does not exist."""
     start, end = parse_quarter(quarter)
     quarter = quarter.strip().upper()
-    reports_dir = Path(reports_dir)
-    if not reports_dir.is_dir():
+    if not Path(reports_dir).is_dir():
         raise FileNotFoundError(f"{reports_dir}: no such reports directory")
+    reports_dir = Path(os.path.abspath(reports_dir))  # absolute once: the manifest joins 60,000 paths to it
     out = Path(out_dir) if out_dir else reports_dir / f"quarterly-{quarter}"
     out.mkdir(parents=True, exist_ok=True)
 
     runs, unreadable, negatives, calibrations = [], [], [], []
     for d in find_run_dirs(reports_dir):
         verdict, problem = load_verdict(d)
-        rel = Path(os.path.relpath(d, reports_dir)).as_posix()
+        rel = rel_path(d, reports_dir)
         started = parse_time(verdict.get("started"))
         if problem or started is None:
             unreadable.append({"run": rel, "problem": problem or f"{VERDICT} has no readable 'started' time"})
@@ -89,18 +91,32 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
         evidence["rpo_exposure"] = quarter_exposure(prometheus_url, start, end)
     else:
         evidence["rpo_exposure"] = {"ways": {}, "error": "not read: no Prometheus was given"}
-    (out / "evidence.json").write_text(json.dumps(evidence, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "evidence.json").write_text(dump_json(evidence), encoding="utf-8")
     index = out / "index.html"
     index.write_text(_render(evidence), encoding="utf-8")
 
-    files: list[Path] = []
-    for r in runs:
-        d = reports_dir / r["path"]
-        files.extend(d / name for name in RUN_FILES)
+    files, known = _run_files(reports_dir, runs)
     files.extend(p for p, _ in backups)
     files.extend([index, out / "evidence.json"])
-    _manifest.write_manifest(out, reports_dir, files, scope={"quarter": quarter})
+    _manifest.write_manifest(out, reports_dir, files, scope={"quarter": quarter}, known=known, key=key)
     return index
+
+
+def _run_files(reports_dir: Path, runs: list[dict]) -> tuple[list[str], dict[str, str]]:
+    """Every evidence file of the runs, and the hashes their seals hold (hashed when each run was
+    written, so the manifest does not hash them again). An unsealed run lists its RUN_FILES."""
+    files, known = [], {}
+    for r in runs:
+        d = f"{reports_dir}/{r['path']}"  # strings: pathlib costs more than the rest of the build
+        sealed, problem = read_seal(d)
+        if problem:
+            files.extend(f"{d}/{name}" for name in RUN_FILES)
+            continue
+        for rel, digest in sealed.items():
+            known[f"{d}/{rel}"] = digest
+            files.append(f"{d}/{rel}")
+        files.extend([f"{d}/{SEAL}", f"{d}/{SEAL_SIG}"])
+    return files, known
 
 
 # Numbers --------------------------------------------------------------------------------------
@@ -117,7 +133,7 @@ def _run_record(d: Path, rel: str, verdict: dict, started: datetime, out: Path) 
         "started": iso(started),
         "month": f"{started:%Y-%m}",
         "path": rel,
-        "report": Path(os.path.relpath(link_target, out)).as_posix(),
+        "report": rel_path(link_target, out),
         "had_fault": is_number(m.get("fault_start_t")) or is_number(m.get("rto_s")),
         "rto_s": m.get("rto_s") if is_number(m.get("rto_s")) else None,
         "downtime_s": m.get("downtime_s") if is_number(m.get("downtime_s")) else None,
