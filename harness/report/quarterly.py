@@ -10,7 +10,10 @@ depth: game days hold run dirs) whose `started` falls in the quarter (UTC) and w
                  (median, p95, max) against objectives and a monthly trend chart, backup
                  verification records, failures with links to their reports;
   evidence.json  the same numbers, for tools;
-  manifest.json  SHA-256 hash chain over every file the page rests on (see manifest.py).
+  manifest.json  SHA-256 hash chain over every file the page rests on (see manifest.py), signed.
+The page also lists the quarter's findings (opened, closed with their retest, still open with
+their age: findings.py), the game days' approved plans beside their results (plan_results.py),
+and which part of it answers which control (controls.py).
 Only verdicts are read (not histories), so a quarter of a thousand runs builds in about a second.
 """
 from __future__ import annotations
@@ -25,13 +28,17 @@ from pathlib import Path
 from markupsafe import Markup
 
 from harness.report import manifest as _manifest
-from harness.report.page import BCP_CRITERIA, STATUS_COLOURS, STATUSES, esc, fmt_s, is_number, render, status_of
+from harness.report.page import (BCP_CRITERIA, STATUS_COLOURS, STATUSES, esc, fmt_criterion_value, fmt_s, is_number,
+                                 render, status_of)
 from harness.checkers import error_budget
+from harness.report import controls
 from harness.report.exposure import quarter_exposure
+from harness.report.findings import ACTIONS, FINDINGS_DIR, findings_of, load_actions, quarter_findings, run_facts
+from harness.report.plan_results import plan_vs_results
 from harness.report.seal import SEAL, SEAL_SIG, read_seal
 from harness.report.timeline.phases_bar import PHASES
 from harness.report.rundir import (
-    REPORT_HTML, RUN_FILES, VERDICT, criteria_of, dump_json, find_run_dirs, iso, rel_path,
+    REPORT_HTML, RUN_FILES, VERDICT, criteria_of, dump_json, find_run_dirs, iso, read_json, rel_path,
     load_backup_records, load_verdict, measured, objectives, parse_quarter, parse_time,
 )
 
@@ -54,7 +61,7 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
     out = Path(out_dir) if out_dir else reports_dir / f"quarterly-{quarter}"
     out.mkdir(parents=True, exist_ok=True)
 
-    runs, unreadable, negatives, calibrations = [], [], [], []
+    runs, unreadable, negatives, calibrations, facts = [], [], [], [], []
     for d in find_run_dirs(reports_dir):
         verdict, problem = load_verdict(d)
         rel = rel_path(d, reports_dir)
@@ -62,6 +69,8 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
         if problem or started is None:
             unreadable.append({"run": rel, "problem": problem or f"{VERDICT} has no readable 'started' time"})
             continue
+        if started < end:  # findings opened earlier may still be open, or close, in this quarter
+            facts.append(run_facts(verdict, rel))
         if start <= started < end:
             if verdict.get("calibration"):
                 # The day's instrument check: its error is evidence about the harness, not the plan.
@@ -87,6 +96,19 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
     evidence["calibration_runs"] = len(calibrations)
     evidence["error_budget"] = error_budget([r.get("downtime_s") for r in runs], months=3)
     evidence["phases"] = _phases(runs)
+    now = datetime.now(timezone.utc)
+    actions = [a for a in load_actions(reports_dir) if (parse_time(a.get("wall")) or end) < end]
+    evidence["findings"] = quarter_findings(findings_of(facts, actions, now), start, end, now)
+    for group in ("opened", "closed", "still_open"):
+        for f in evidence["findings"][group]:
+            f["opened_report"] = rel_path(reports_dir / f["opened_by"]["path"] / REPORT_HTML, out)
+            f["measured_text"] = fmt_criterion_value(f["criterion"], f["measured"])
+            f["objective_text"] = fmt_criterion_value(f["criterion"], f["objective"], "objective")
+            if f.get("retest"):
+                f["retest_report"] = rel_path(reports_dir / f["retest"]["path"] / REPORT_HTML, out)
+    plans, plan_files = _plans(reports_dir, runs, out)
+    evidence["plans"] = plans
+    evidence["controls"] = {"note": controls.NOTE, "rows": list(controls.CONTROLS)}
     if prometheus_url:
         evidence["rpo_exposure"] = quarter_exposure(prometheus_url, start, end)
     else:
@@ -96,10 +118,32 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
     index.write_text(_render(evidence), encoding="utf-8")
 
     files, known = _run_files(reports_dir, runs)
+    files.extend(plan_files)
+    files.extend(reports_dir / FINDINGS_DIR / name for name in (ACTIONS, ACTIONS + ".sig"))
     files.extend(p for p, _ in backups)
     files.extend([index, out / "evidence.json"])
     _manifest.write_manifest(out, reports_dir, files, scope={"quarter": quarter}, known=known, key=key)
     return index
+
+
+def _plans(reports_dir: Path, runs: list[dict], out: Path) -> tuple[list[dict], list[Path]]:
+    """Each game day of the quarter that ran under an approved plan: the plan beside its results,
+    and the plan's files (plan.json and its signature) for the manifest."""
+    by_folder: dict[str, list[dict]] = {}
+    for r in runs:
+        by_folder.setdefault(r["path"].rpartition("/")[0], []).append(r)
+    plans, files = [], []
+    for folder, rows in sorted(by_folder.items()):
+        plan, problem = read_json(reports_dir / folder / "plan.json") if folder else (None, "none")
+        if problem or not isinstance(plan, dict):
+            continue
+        side = plan_vs_results(plan, rows)
+        plans.append({**{k: side[k] for k in ("id", "approver", "window", "not_run", "unplanned")},
+                      "gameday": folder, "index": rel_path(reports_dir / folder / "index.html", out),
+                      "planned": len(plan.get("scenarios") or []), "ran": len(rows),
+                      "passed": sum(1 for r in rows if r["status"] == "pass")})
+        files += [reports_dir / folder / "plan.json", reports_dir / folder / "plan.json.sig"]
+    return plans, files
 
 
 def _run_files(reports_dir: Path, runs: list[dict]) -> tuple[list[str], dict[str, str]]:
