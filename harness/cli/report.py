@@ -6,6 +6,8 @@
   gameday report verify PATH [--allowed-signers F]  a quarter's manifest, or the runs under PATH:
                                                   every file, hash and signature; exit 0 intact,
                                                   1 with each problem listed; names the signers
+  gameday report pdf DIR [--out FILE]             the quarterly evidence or a game day's index as
+                                                  a PDF (headless Chromium), signed beside it
   gameday report rejudge RUN_DIR                  the verdict recomputed from the stored history;
                                                   exit 0 the same, 1 with each difference listed
 """
@@ -26,6 +28,7 @@ from harness.records.history import HistoryError
 from harness.run.judge import rejudge
 from harness.report.gameday import format_table, write_gameday_summary
 from harness.report.manifest import KIND as MANIFEST_KIND, MANIFEST, check
+from harness.report.pdf import PdfError, print_pdf
 from harness.report.quarterly import build_quarterly
 from harness.report.run import write_run_report
 from harness.report.rundir import find_run_dirs, read_json
@@ -67,6 +70,13 @@ def register(subparsers) -> None:
     p.add_argument("--unsigned", action="store_true",
                    help="check files and hash chain only, not the signatures (evidence from before signatures)")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("pdf", help="print the quarterly evidence or a game day's index to PDF, signed")
+    p.add_argument("dir", metavar="DIR", help="a quarterly folder or a game-day folder (holding index.html)")
+    p.add_argument("--out", default=None, metavar="FILE", help="the PDF (default: DIR/<DIR's name>.pdf)")
+    add_home_options(p)
+    add_signing_options(p)
+    p.set_defaults(func=cmd_pdf)
 
     p = sub.add_parser("rejudge", help="recompute a run's verdict from its stored history and objectives")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -168,8 +178,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print("signatures NOT checked (--unsigned)")
         return 0
     runs = "; ".join(f"{n} run{'s' if n != 1 else ''} sealed by {s}" for s, n in checked.run_signers.items())
+    documents = [f"{name} by {s}" for name, s in checked.document_signers.items()]
+    folder = (path if path.is_dir() else path.parent)
+    for sig in sorted(folder.glob(f"*.pdf{signing.SIG_SUFFIX}")):  # printed after the manifest was written
+        doc = sig.with_name(sig.name[:-len(signing.SIG_SUFFIX)])
+        try:
+            documents.append(f"{doc.name} by {signing.check(doc, allowed)}")
+        except signing.SignatureProblem as e:
+            return _problems([str(e)], "a document beside the manifest does not match its signature")
     print(f"signed: {MANIFEST} by {checked.manifest_signer}" + (f"; {runs}" if runs else "")
-          + "".join(f"; {name} by {s}" for name, s in checked.document_signers.items()))
+          + "".join(f"; {d}" for d in documents))
     print(f"allowed signers: {allowed.path}")
     return 0
 
@@ -210,6 +228,21 @@ def _problems(problems: list[str], summary: str) -> int:
         print(p)
     print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}: {summary}", file=sys.stderr)
     return 1
+
+
+def cmd_pdf(args: argparse.Namespace) -> int:
+    folder = Path(args.dir)
+    if not (folder / "index.html").is_file():
+        raise UsageError(f"report pdf: {folder} holds no index.html (give a quarterly or game-day folder)")
+    out = Path(args.out) if args.out else folder / f"{folder.resolve().name}.pdf"
+    key = signing_key_of(args)
+    try:
+        pdf = print_pdf(folder / "index.html", out)
+        signing.sign(pdf, key)
+    except (PdfError, signing.SigningError) as e:
+        raise UsageError(f"report pdf: {e}") from None
+    print(pdf)
+    return 0
 
 
 def cmd_rejudge(args: argparse.Namespace) -> int:
