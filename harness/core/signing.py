@@ -49,7 +49,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = ["NAMESPACE", "KEY_NAME", "ALLOWED_SIGNERS_NAME", "SIG_SUFFIX", "SigningError", "SignatureProblem",
-           "Signer", "AllowedSigners", "home_key", "given_key", "sign", "check", "fingerprint_of_key",
+           "Signer", "AllowedSigners", "home_key", "given_key", "sign", "check", "check_data", "fingerprint_of_key",
            "principal_of_key"]
 
 NAMESPACE = "gameday-evidence@svgai"
@@ -222,7 +222,7 @@ class AllowedSigners:
         return cls(path, entries, plain)
 
     def who(self, blob: bytes) -> list[_Allowed]:
-        return [e for e in self.entries if e.blob == blob]
+        return [e for e in self.entries if e.blob == blob]  # a handful of entries: no index needed
 
 
 def check(path: str | os.PathLike, allowed: AllowedSigners, sig: str | os.PathLike | None = None,
@@ -230,31 +230,42 @@ def check(path: str | os.PathLike, allowed: AllowedSigners, sig: str | os.PathLi
     """Who signed `path` (its signature PATH.sig, or `sig`), if the signature is good, in our
     namespace, by a key `allowed` names for it. SignatureProblem naming what is wrong otherwise.
     `data`: the file's content when the caller has read it already."""
-    path = Path(path)
-    sig = Path(sig) if sig else Path(f"{path}{SIG_SUFFIX}")
+    path = os.fspath(path)
+    name = os.path.basename(path)
+    sig = os.fspath(sig) if sig else f"{path}{SIG_SUFFIX}"
     try:
-        armored = sig.read_text(encoding="ascii")
+        with open(sig, encoding="ascii") as f:
+            armored = f.read()
     except FileNotFoundError:
-        raise SignatureProblem(f"{path.name}: not signed (no {sig.name})") from None
+        raise SignatureProblem(f"{name}: not signed (no {os.path.basename(sig)})") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SignatureProblem(f"{sig.name}: cannot be read ({e})") from None
-    parsed = _parse(armored, sig.name)
-    key_type, namespace, hash_alg, signature, blob = parsed
+        raise SignatureProblem(f"{os.path.basename(sig)}: cannot be read ({e})") from None
+    if data is None:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise SignatureProblem(f"{name}: cannot be read ({e.strerror or e})") from None
+    return check_data(data, armored, allowed, name, Path(path), Path(sig))
+
+
+def check_data(data: bytes, armored: str, allowed: AllowedSigners, name: str, path: Path | None = None,
+               sig: Path | None = None) -> Signer:
+    """check() on contents already read: `data` signed by `armored` (PATH and SIG are needed only
+    for a key type ssh-keygen must check itself)."""
+    key_type, namespace, hash_alg, signature, blob = _parse(armored, f"{name}{SIG_SUFFIX}")
     if namespace != NAMESPACE:
-        raise SignatureProblem(f"{path.name}: signed for namespace {namespace!r}, not {NAMESPACE!r}")
+        raise SignatureProblem(f"{name}: signed for namespace {namespace!r}, not {NAMESPACE!r}")
     fp = _fingerprint(blob)
     matches = [e for e in allowed.who(blob) if e.namespaces is None or NAMESPACE in e.namespaces]
     if not matches:
-        raise SignatureProblem(f"{path.name}: signed by a key not in the allowed signers {allowed.path.name} "
+        raise SignatureProblem(f"{name}: signed by a key not in the allowed signers {allowed.path.name} "
                                f"({key_type} {fp}): refused")
     principal = matches[0].principals[0]
-    if data is None:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise SignatureProblem(f"{path.name}: cannot be read ({e.strerror or e})") from None
     if key_type == "ssh-ed25519" and allowed.plain:
-        _check_ed25519(blob, namespace, hash_alg, signature, data, path.name)
+        _check_ed25519(blob, namespace, hash_alg, signature, data, name)
+    elif path is None or sig is None:
+        raise SignatureProblem(f"{name}: a {key_type} signature needs ssh-keygen, which needs the files")
     else:
         _check_with_ssh_keygen(path, sig, allowed.path, principal, data)
     return Signer(principal, fp, _short_type(key_type))

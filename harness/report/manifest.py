@@ -47,7 +47,7 @@ from harness.report.rundir import (
     RUN_FILES, VERDICT, find_run_dirs, iso, load_backup_records, parse_quarter,
     parse_time, read_json, rel_path,
 )
-from harness.report.seal import SEAL, SEAL_SIG, check_run, read_seal
+from harness.report.seal import SEAL, SEAL_SIG, check_seal
 
 __all__ = ["MANIFEST", "MANIFEST_SIG", "build_manifest", "write_manifest", "verify", "check", "Checked",
            "sha256_file"]
@@ -71,12 +71,31 @@ def _entry_hash(e: dict) -> str:
 _string = json.encoder.encode_basestring  # json.dumps of one str with ensure_ascii=False
 
 
+def _entry_line(e: dict) -> str:
+    """json.dumps(e) for an entry as build_manifest makes it, written out by hand (70,000 lines)."""
+    cache = f', "mtime_ns": {int(e["mtime_ns"])}' if "mtime_ns" in e else ""
+    return (f'{{"n": {int(e["n"])}, "path": {_string(e["path"])}, "base": {_string(e["base"])}, '
+            f'"sha256": {_string(e["sha256"])}, "bytes": {int(e["bytes"])}, "prev": {_string(e["prev"])}, '
+            f'"hash": {_string(e["hash"])}{cache}}}')
+
+
 def _canonical_hash(obj: dict) -> str:
     data = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(data).hexdigest()
 
 
-_ENTRY_TYPES = {"n": int, "path": str, "base": str, "sha256": str, "bytes": int, "prev": str}
+_ENTRY_KEYS = frozenset(ENTRY_FIELDS + ("hash",))
+
+
+def _hash_of(e: dict) -> str:
+    """An entry's hash as build_manifest computed it: by hand when its fields have the types it
+    writes, else (an edited entry) through json, which hashes whatever is there."""
+    if type(e["n"]) is int and type(e["bytes"]) is int:
+        try:
+            return _entry_hash(e)
+        except TypeError:  # a field that is not a string
+            pass
+    return _canonical_hash({k: e[k] for k in ENTRY_FIELDS})
 
 
 def _absolute(f: str | os.PathLike) -> str:
@@ -110,6 +129,7 @@ def build_manifest(manifest_dir: str | os.PathLike, reports_dir: str | os.PathLi
               "reports_root": rel_path(reports_dir, manifest_dir), "scope": scope or {}}
     genesis = _canonical_hash(header)
     entries, prev, seen = [], genesis, set()
+    in_manifest, in_reports = manifest_dir + "/", reports_dir + "/"
     for f in files:
         # Strings, not Paths, and no symlink resolution: 60,000 files must cost little.
         f = _absolute(f)
@@ -120,8 +140,10 @@ def build_manifest(manifest_dir: str | os.PathLike, reports_dir: str | os.PathLi
         except OSError:
             continue
         seen.add(f)
-        if f.startswith(manifest_dir + os.sep):
-            base, rel = "manifest", rel_path(f, manifest_dir)
+        if f.startswith(in_manifest):
+            base, rel = "manifest", f[len(in_manifest):]
+        elif f.startswith(in_reports):
+            base, rel = "reports", f[len(in_reports):]
         else:
             base, rel = "reports", rel_path(f, reports_dir)
         digest, cached = known.get(f), None
@@ -147,7 +169,7 @@ def write_manifest(manifest_dir: str | os.PathLike, reports_dir: str | os.PathLi
     head = {k: v for k, v in manifest.items() if k not in ("entries", "head")}
     lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in head.items()]
     lines.append(' "entries": [')
-    lines += [f"  {json.dumps(e, ensure_ascii=False)}," for e in manifest["entries"]]
+    lines += [f"  {_entry_line(e)}," for e in manifest["entries"]]
     if manifest["entries"]:
         lines[-1] = lines[-1][:-1]
     lines += [" ],", f' "head": {json.dumps(manifest["head"])}', "}"]
@@ -226,8 +248,9 @@ def check(path: str | os.PathLike, allowed: signing.AllowedSigners | None = None
     # than hashing them.
     root_s, manifest_s = str(root), str(manifest_dir)
 
-    def locate(entry: dict) -> str:  # normpath, not resolve: the anchors are resolved already
-        return os.path.normpath(f"{manifest_s if entry.get('base') == 'manifest' else root_s}/{entry.get('path')}")
+    def locate(entry: dict) -> str:  # no resolve: the anchors are resolved already
+        f = f"{manifest_s if entry.get('base') == 'manifest' else root_s}/{entry.get('path')}"
+        return os.path.normpath(f) if "/." in f or "//" in f else f
 
     def show(p: str) -> str:
         for anchor in (root_s, manifest_s):
@@ -242,7 +265,7 @@ def check(path: str | os.PathLike, allowed: signing.AllowedSigners | None = None
     prev = data.get("genesis") if data.get("genesis") == genesis else genesis
     listed: dict[str, dict] = {}
     for i, e in enumerate(entries):
-        if not isinstance(e, dict) or any(k not in e for k in ENTRY_FIELDS + ("hash",)):
+        if not isinstance(e, dict) or not e.keys() >= _ENTRY_KEYS:
             problems.append(f"chain broken at entry {i}: malformed entry")
             prev = e.get("hash") if isinstance(e, dict) else prev
             continue
@@ -253,8 +276,7 @@ def check(path: str | os.PathLike, allowed: signing.AllowedSigners | None = None
         elif e["prev"] != prev:
             problems.append(f"chain broken at entry {i} ({show(f)}): its prev does not match the hash of entry {i - 1}"
                             if i else f"chain broken at entry 0 ({show(f)}): its prev is not the genesis hash")
-        if (_entry_hash(e) if all(type(e[k]) is t for k, t in _ENTRY_TYPES.items())
-                else _canonical_hash({k: e[k] for k in ENTRY_FIELDS})) != e["hash"]:
+        if _hash_of(e) != e["hash"]:
             problems.append(f"chain broken at entry {i} ({show(f)}): entry edited (its hash does not match its fields)")
         prev = e["hash"]
         listed[f] = e
@@ -262,13 +284,16 @@ def check(path: str | os.PathLike, allowed: signing.AllowedSigners | None = None
         problems.append(f"chain broken at the end ({shown_manifest}): head/count do not match the last entry, so "
                         "entries were removed or added after it")
 
-    # Every file re-hashed on every core, a share of the files each: hashlib lets go of the
-    # interpreter lock while it hashes.
+    # Every file re-hashed on every core, a share of the files each (hashlib lets go of the
+    # interpreter lock while it hashes), while this thread checks the signatures.
     paths = list(listed)
     n = max(1, workers or os.cpu_count() or 2)
     shares = [paths[i::n] for i in range(n)]
     with ThreadPoolExecutor(max_workers=n) as pool:
-        actual = {f: h for share, hashes in zip(shares, pool.map(_hash_all, shares)) for f, h in zip(share, hashes)}
+        hashing = [pool.submit(_hash_all, share) for share in shares]
+        if allowed is not None:
+            problems.extend(_check_signatures(listed, allowed, out, show))
+        actual = {f: h for share, job in zip(shares, hashing) for f, h in zip(share, job.result())}
     for f, e in listed.items():
         if actual[f] is None:
             problems.append(f"{show(f)}: missing")
@@ -276,14 +301,6 @@ def check(path: str | os.PathLike, allowed: signing.AllowedSigners | None = None
             problems.append(f"{show(f)}: content changed (sha256 {actual[f][:16]}…, manifest has "
                             f"{str(e['sha256'])[:16]}…)")
     out.files = len(listed)
-    if allowed is not None:
-        problems.extend(_check_seals(listed, allowed, out, show))
-        for f in listed:  # any other listed file whose signature is listed beside it
-            if f"{f}{signing.SIG_SUFFIX}" in listed and os.path.basename(f) not in (SEAL, MANIFEST):
-                try:
-                    out.document_signers[show(f)] = signing.check(f, allowed)
-                except signing.SignatureProblem as e:
-                    problems.append(f"{show(f)}: {str(e).removeprefix(os.path.basename(f) + ': ')}")
     problems.extend(_unlisted(set(listed), root, data.get("scope") if isinstance(data.get("scope"), dict) else {},
                               show))
     return out
@@ -299,6 +316,18 @@ def _hash_all(files: list[str]) -> list[str | None]:
     return out
 
 
+def _check_signatures(listed: dict[str, dict], allowed: signing.AllowedSigners, out: Checked, show) -> list[str]:
+    """The runs' seals, and any other listed file whose signature is listed beside it."""
+    problems = _check_seals(listed, allowed, out, show)
+    for f in listed:
+        if f"{f}{signing.SIG_SUFFIX}" in listed and os.path.basename(f) not in (SEAL, MANIFEST):
+            try:
+                out.document_signers[show(f)] = signing.check(f, allowed)
+            except signing.SignatureProblem as e:
+                problems.append(f"{show(f)}: {str(e).removeprefix(os.path.basename(f) + ': ')}")
+    return problems
+
+
 def _check_seals(listed: dict[str, dict], allowed: signing.AllowedSigners, out: Checked, show) -> list[str]:
     """Each listed run: its seal signed by an allowed signer, and every run file the manifest
     lists hashed as the seal says (the files themselves were re-hashed against the manifest)."""
@@ -310,13 +339,12 @@ def _check_seals(listed: dict[str, dict], allowed: signing.AllowedSigners, out: 
         if d is not None:
             runs[d].append(f)
     for d in sorted(runs):
-        signer, found = check_run(d, allowed, rehash=False)
+        signer, sealed, found = check_seal(d, allowed)
         if signer:
             out.run_signers[signer] += 1
-        problems.extend(f"{show(d)}/{p}" for p in found if not p.endswith("(added after the run was written)"))
+        problems.extend(f"{show(d)}/{p}" for p in found)
         if not signer:
             continue
-        sealed, _ = read_seal(d)
         for f in runs[d]:
             rel = f[len(d) + 1:]
             if rel in sealed and sealed[rel] != listed[f]["sha256"]:

@@ -62,6 +62,7 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
     out.mkdir(parents=True, exist_ok=True)
 
     runs, unreadable, negatives, calibrations, facts = [], [], [], [], []
+    up = rel_path(reports_dir, os.path.abspath(out))  # from the page to the runs: ".."
     for d in find_run_dirs(reports_dir):
         verdict, problem = load_verdict(d)
         rel = rel_path(d, reports_dir)
@@ -81,7 +82,7 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
                 # counted apart, never as evidence for or against the BCP's criteria.
                 negatives.append(status_of(verdict))
                 continue
-            runs.append(_run_record(d, rel, verdict, started, out))
+            runs.append(_run_record(d, rel, verdict, started, up))
     runs.sort(key=lambda r: (r["started"], r["path"]))
     records, record_problems = load_backup_records(reports_dir)
     backups = []
@@ -165,10 +166,10 @@ def _run_files(reports_dir: Path, runs: list[dict]) -> tuple[list[str], dict[str
 
 # Numbers --------------------------------------------------------------------------------------
 
-def _run_record(d: Path, rel: str, verdict: dict, started: datetime, out: Path) -> dict:
+def _run_record(d: Path, rel: str, verdict: dict, started: datetime, up: str) -> dict:
+    """One run's numbers; `up` is the path from the page's folder to the reports dir."""
     m, o = measured(verdict), objectives(verdict)
-    report = d / REPORT_HTML
-    link_target = report if report.exists() else d / VERDICT
+    linked = REPORT_HTML if os.path.exists(f"{d}/{REPORT_HTML}") else VERDICT
     return {
         "run_id": str(verdict.get("run_id") or d.name),
         "scenario": str(verdict.get("scenario") or "unknown"),
@@ -177,7 +178,7 @@ def _run_record(d: Path, rel: str, verdict: dict, started: datetime, out: Path) 
         "started": iso(started),
         "month": f"{started:%Y-%m}",
         "path": rel,
-        "report": rel_path(link_target, out),
+        "report": f"{up}/{rel}/{linked}" if up != "." else f"{rel}/{linked}",
         "had_fault": is_number(m.get("fault_start_t")) or is_number(m.get("rto_s")),
         "rto_s": m.get("rto_s") if is_number(m.get("rto_s")) else None,
         "downtime_s": m.get("downtime_s") if is_number(m.get("downtime_s")) else None,

@@ -26,7 +26,7 @@ def rel_path(path: str | os.PathLike, base: str | os.PathLike) -> str:
     """os.path.relpath(path, base) as a POSIX string, by prefix when `path` is under `base` (a
     quarter of 10,000 runs asks this 50,000 times; relpath costs 80 µs a call)."""
     p, b = os.fspath(path), os.fspath(base).rstrip("/")
-    if p.startswith(b + "/") and os.path.isabs(p) == os.path.isabs(b) and "/../" not in p and "/./" not in p:
+    if p.startswith(b) and p[len(b):len(b) + 1] == "/" and "/." not in p:
         return p[len(b) + 1:]
     return Path(os.path.relpath(p, b)).as_posix()
 
