@@ -61,7 +61,7 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
     out = Path(out_dir) if out_dir else reports_dir / f"quarterly-{quarter}"
     out.mkdir(parents=True, exist_ok=True)
 
-    runs, unreadable, negatives, calibrations, facts = [], [], [], [], []
+    runs, unreadable, negatives, calibrations, facts, apart = [], [], [], [], [], []
     up = rel_path(reports_dir, os.path.abspath(out))  # from the page to the runs: ".."
     for d in find_run_dirs(reports_dir):
         verdict, problem = load_verdict(d)
@@ -76,11 +76,13 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
             if verdict.get("calibration"):
                 # The day's instrument check: its error is evidence about the harness, not the plan.
                 calibrations.append(verdict.get("measured", {}).get("rto_s"))
+                apart.append({"path": rel})  # still in the manifest: evidence all the same
                 continue
             if verdict.get("negative_control"):
                 # A twin run with recovery disabled proves the harness can fail, not the plan:
                 # counted apart, never as evidence for or against the BCP's criteria.
                 negatives.append(status_of(verdict))
+                apart.append({"path": rel})
                 continue
             runs.append(_run_record(d, rel, verdict, started, up))
     runs.sort(key=lambda r: (r["started"], r["path"]))
@@ -118,7 +120,7 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
     index = out / "index.html"
     index.write_text(_render(evidence), encoding="utf-8")
 
-    files, known = _run_files(reports_dir, runs)
+    files, known = _run_files(reports_dir, runs + apart)
     files.extend(plan_files)
     files.extend(reports_dir / FINDINGS_DIR / name for name in (ACTIONS, ACTIONS + ".sig"))
     files.extend(p for p, _ in backups)

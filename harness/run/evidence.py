@@ -37,7 +37,7 @@ from harness.report.run import write_run_report
 from harness.report.seal import seal_run
 from harness.targets import target_path
 
-__all__ = ["write_evidence", "journal_status", "redact_in_place", "signing_key", "RECORDED_FILES",
+__all__ = ["write_evidence", "journal_status", "redact_in_place", "seal", "signing_key", "RECORDED_FILES",
            "SIGNING_KEY_ENV"]
 
 # Written while the run goes, by the recorders, chaoslib and the session: masked afterwards.
@@ -65,18 +65,26 @@ def write_evidence(run_dir: str | Path, verdict: dict, journal: dict | None, sec
         write_run_report(run_dir)
     except Exception as e:  # the verdict stands without its pictures; say why they are missing
         (run_dir / "report-error.txt").write_text(redact(f"report not rendered: {type(e).__name__}: {e}\n", secrets))
-    try:
-        seal_run(run_dir, key or signing_key())
-    except (signing.SigningError, OSError) as e:  # the verdict stands; verify will refuse it unsigned
-        (run_dir / "seal-error.txt").write_text(redact(f"run not sealed: {e}\n", secrets))
+    seal(run_dir, key, secrets)
     return clean
 
 
-def signing_key() -> Path:
-    """The key runs are signed with: $GAMEDAY_SIGNING_KEY, else the target's home's own (made
-    at first use)."""
+def seal(run_dir: str | Path, key: str | Path | None = None, secrets: list[str] = ()) -> bool:
+    """Seal and sign every file of the run (harness/report/seal.py) with `key` (default:
+    signing_key()). A run that cannot be signed says why in seal-error.txt; returns whether it was."""
+    try:
+        seal_run(run_dir, key or signing_key())
+        return True
+    except (signing.SigningError, OSError) as e:  # the verdict stands; verify will refuse it unsigned
+        (Path(run_dir) / "seal-error.txt").write_text(redact(f"run not sealed: {e}\n", list(secrets)))
+        return False
+
+
+def signing_key(home: str | Path | None = None) -> Path:
+    """The key runs are signed with: $GAMEDAY_SIGNING_KEY, else the home's own (made at first
+    use), by default the home of the target the run acts on."""
     given = os.environ.get(SIGNING_KEY_ENV)
-    return signing.given_key(given) if given else signing.home_key(target_path().parent)
+    return signing.given_key(given) if given else signing.home_key(home or target_path().parent)
 
 
 def journal_status(verdict: dict) -> str:
