@@ -35,6 +35,8 @@ import hashlib
 import json
 import os
 from collections import Counter
+import multiprocessing
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -289,11 +291,19 @@ def check(path: str | os.PathLike, allowed: signing.AllowedSigners | None = None
     paths = list(listed)
     n = max(1, workers or os.cpu_count() or 2)
     shares = [paths[i::n] for i in range(n)]
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        hashing = [pool.submit(_hash_all, share) for share in shares]
-        if allowed is not None:
-            problems.extend(_check_signatures(listed, allowed, out, show))
-        actual = {f: h for share, job in zip(shares, hashing) for f, h in zip(share, job.result())}
+    runs = _run_files_by_dir(listed) if allowed is not None else {}
+    seals = _Seals(sorted(runs), allowed)  # its processes start first, before any thread here
+    try:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            hashing = [pool.submit(_hash_all, share) for share in shares]
+            unlisted = _unlisted(set(listed), root, data.get("scope") if isinstance(data.get("scope"), dict) else {},
+                                 show)
+            if allowed is not None:
+                problems.extend(_check_seals(listed, runs, seals.results(), out, show))
+                problems.extend(_check_documents(listed, allowed, out, show))
+            actual = {f: h for share, job in zip(shares, hashing) for f, h in zip(share, job.result())}
+    finally:
+        seals.close()
     for f, e in listed.items():
         if actual[f] is None:
             problems.append(f"{show(f)}: missing")
@@ -301,8 +311,7 @@ def check(path: str | os.PathLike, allowed: signing.AllowedSigners | None = None
             problems.append(f"{show(f)}: content changed (sha256 {actual[f][:16]}…, manifest has "
                             f"{str(e['sha256'])[:16]}…)")
     out.files = len(listed)
-    problems.extend(_unlisted(set(listed), root, data.get("scope") if isinstance(data.get("scope"), dict) else {},
-                              show))
+    problems.extend(unlisted)
     return out
 
 
@@ -316,30 +325,23 @@ def _hash_all(files: list[str]) -> list[str | None]:
     return out
 
 
-def _check_signatures(listed: dict[str, dict], allowed: signing.AllowedSigners, out: Checked, show) -> list[str]:
-    """The runs' seals, and any other listed file whose signature is listed beside it."""
-    problems = _check_seals(listed, allowed, out, show)
-    for f in listed:
-        if f"{f}{signing.SIG_SUFFIX}" in listed and os.path.basename(f) not in (SEAL, MANIFEST):
-            try:
-                out.document_signers[show(f)] = signing.check(f, allowed)
-            except signing.SignatureProblem as e:
-                problems.append(f"{show(f)}: {str(e).removeprefix(os.path.basename(f) + ': ')}")
-    return problems
-
-
-def _check_seals(listed: dict[str, dict], allowed: signing.AllowedSigners, out: Checked, show) -> list[str]:
-    """Each listed run: its seal signed by an allowed signer, and every run file the manifest
-    lists hashed as the seal says (the files themselves were re-hashed against the manifest)."""
-    problems = []
+def _run_files_by_dir(listed: dict[str, dict]) -> dict[str, list[str]]:
+    """{run dir: the listed files of that run} (a run's ledger shards are one folder down)."""
     runs: dict[str, list[str]] = {os.path.dirname(f): [] for f in listed if f.endswith("/" + VERDICT)}
     for f in listed:
         parent = os.path.dirname(f)
         d = parent if parent in runs else os.path.dirname(parent) if os.path.dirname(parent) in runs else None
         if d is not None:
             runs[d].append(f)
-    for d in sorted(runs):
-        signer, sealed, found = check_seal(d, allowed)
+    return runs
+
+
+def _check_seals(listed: dict[str, dict], runs: dict[str, list[str]], sealed_runs: dict[str, tuple], out: Checked,
+                 show) -> list[str]:
+    """Each listed run: its seal signed by an allowed signer, and every run file the manifest
+    lists hashed as the seal says (the files themselves were re-hashed against the manifest)."""
+    problems = []
+    for d, (signer, sealed, found) in sealed_runs.items():
         if signer:
             out.run_signers[signer] += 1
         problems.extend(f"{show(d)}/{p}" for p in found)
@@ -352,6 +354,53 @@ def _check_seals(listed: dict[str, dict], allowed: signing.AllowedSigners, out: 
             elif rel not in sealed and rel not in (SEAL, SEAL_SIG):
                 problems.append(f"{show(f)}: listed in the manifest but not in the run's seal")
     return problems
+
+
+def _check_documents(listed: dict[str, dict], allowed: signing.AllowedSigners, out: Checked, show) -> list[str]:
+    """Any other listed file whose signature is listed beside it (plans, corrective actions)."""
+    problems = []
+    for f in listed:
+        if f"{f}{signing.SIG_SUFFIX}" in listed and os.path.basename(f) not in (SEAL, MANIFEST):
+            try:
+                out.document_signers[show(f)] = signing.check(f, allowed)
+            except signing.SignatureProblem as e:
+                problems.append(f"{show(f)}: {str(e).removeprefix(os.path.basename(f) + ': ')}")
+    return problems
+
+
+# Below this many runs a second process costs more than it saves.
+PARALLEL_SEALS_FROM = 500
+
+
+class _Seals:
+    """check_seal of every run, on every core: an Ed25519 check holds the interpreter lock, so a
+    year of runs is shared between worker processes, started before any thread of ours (forked
+    then, they need no imports; a process that runs threads already spawns them instead)."""
+
+    def __init__(self, dirs: list[str], allowed: signing.AllowedSigners | None):
+        self.dirs, self.allowed, self.pool, self.pending = dirs, allowed, None, None
+        n = os.cpu_count() or 1
+        if allowed is None or n < 2 or len(dirs) < PARALLEL_SEALS_FROM:
+            return
+        method = "fork" if threading.active_count() == 1 else "spawn"
+        self.pool = multiprocessing.get_context(method).Pool(n)
+        self.shares = [dirs[i::n] for i in range(n)]
+        self.pending = self.pool.starmap_async(_seal_share, [(share, allowed.path) for share in self.shares])
+
+    def results(self) -> dict[str, tuple]:
+        if self.pending is None:
+            return {d: check_seal(d, self.allowed) for d in self.dirs}
+        return {d: r for share, found in zip(self.shares, self.pending.get()) for d, r in zip(share, found)}
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+
+def _seal_share(dirs: list[str], allowed_path: Path) -> list[tuple]:
+    allowed = signing.AllowedSigners.read(allowed_path)
+    return [check_seal(d, allowed) for d in dirs]
 
 
 # Internals ------------------------------------------------------------------------------------
