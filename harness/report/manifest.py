@@ -49,7 +49,7 @@ from harness.report.rundir import (
     RUN_FILES, VERDICT, find_run_dirs, iso, load_backup_records, parse_quarter,
     parse_time, read_json, rel_path,
 )
-from harness.report.seal import SEAL, SEAL_SIG, check_seal
+from harness.report.seal import SEAL, SEAL_SIG, check_seal_read
 
 __all__ = ["MANIFEST", "MANIFEST_SIG", "build_manifest", "write_manifest", "verify", "check", "Checked",
            "sha256_file"]
@@ -186,12 +186,20 @@ def write_manifest(manifest_dir: str | os.PathLike, reports_dir: str | os.PathLi
 
 
 def _previous(path: Path) -> dict[tuple[str, str], tuple[str, int, int]]:
-    """{(base, path): (sha256, bytes, mtime_ns)} of the manifest being replaced: the build cache."""
-    data, problem = read_json(path) if path.is_file() else (None, "none")
+    """{(base, path): (sha256, bytes, mtime_ns)} of the manifest being replaced: the build cache.
+    Only entries with mtime_ns are read (one a line, as write_manifest writes them): a run's files
+    take their hashes from its seal and need no cache, so a year of them is not parsed again."""
     out = {}
-    if problem or not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line for line in f if '"mtime_ns": ' in line]
+    except (OSError, UnicodeDecodeError):
         return out
-    for e in data["entries"]:
+    for line in lines:
+        try:
+            e = json.loads(line.strip().rstrip(","))
+        except json.JSONDecodeError:
+            continue  # not ours, or damaged: that file is simply hashed again
         if isinstance(e, dict) and isinstance(e.get("mtime_ns"), int):
             out[(e.get("base"), e.get("path"))] = (e.get("sha256"), e.get("bytes"), e["mtime_ns"])
     return out
@@ -287,21 +295,27 @@ def check(path: str | os.PathLike, allowed: signing.AllowedSigners | None = None
                         "entries were removed or added after it")
 
     # Every file re-hashed on every core, a share of the files each (hashlib lets go of the
-    # interpreter lock while it hashes), while this thread checks the signatures.
-    paths = list(listed)
+    # interpreter lock while it hashes), while this thread checks the signatures. A run's seal
+    # and its signature are hashed by the seal check, which reads them anyway.
+    runs = _run_files_by_dir(listed) if allowed is not None else {}
+    by_seal = {f for d in runs for f in (f"{d}/{SEAL}", f"{d}/{SEAL_SIG}") if f in listed}
+    paths = [f for f in listed if f not in by_seal]
     n = max(1, workers or os.cpu_count() or 2)
     shares = [paths[i::n] for i in range(n)]
-    runs = _run_files_by_dir(listed) if allowed is not None else {}
     seals = _Seals(sorted(runs), allowed)  # its processes start first, before any thread here
     try:
         with ThreadPoolExecutor(max_workers=n) as pool:
             hashing = [pool.submit(_hash_all, share) for share in shares]
             unlisted = _unlisted(set(listed), root, data.get("scope") if isinstance(data.get("scope"), dict) else {},
                                  show)
+            actual: dict[str, str | None] = dict.fromkeys(by_seal)
             if allowed is not None:
-                problems.extend(_check_seals(listed, runs, seals.results(), out, show))
+                sealed_runs = seals.results()
+                for d, (*_, read) in sealed_runs.items():
+                    actual.update({f"{d}/{name}": digest for name, digest in read.items() if f"{d}/{name}" in by_seal})
+                problems.extend(_check_seals(listed, runs, sealed_runs, out, show))
                 problems.extend(_check_documents(listed, allowed, out, show))
-            actual = {f: h for share, job in zip(shares, hashing) for f, h in zip(share, job.result())}
+            actual.update({f: h for share, job in zip(shares, hashing) for f, h in zip(share, job.result())})
     finally:
         seals.close()
     for f, e in listed.items():
@@ -341,7 +355,7 @@ def _check_seals(listed: dict[str, dict], runs: dict[str, list[str]], sealed_run
     """Each listed run: its seal signed by an allowed signer, and every run file the manifest
     lists hashed as the seal says (the files themselves were re-hashed against the manifest)."""
     problems = []
-    for d, (signer, sealed, found) in sealed_runs.items():
+    for d, (signer, sealed, found, _) in sealed_runs.items():
         if signer:
             out.run_signers[signer] += 1
         problems.extend(f"{show(d)}/{p}" for p in found)
@@ -389,7 +403,7 @@ class _Seals:
 
     def results(self) -> dict[str, tuple]:
         if self.pending is None:
-            return {d: check_seal(d, self.allowed) for d in self.dirs}
+            return {d: check_seal_read(d, self.allowed) for d in self.dirs}
         return {d: r for share, found in zip(self.shares, self.pending.get()) for d, r in zip(share, found)}
 
     def close(self) -> None:
@@ -400,7 +414,7 @@ class _Seals:
 
 def _seal_share(dirs: list[str], allowed_path: Path) -> list[tuple]:
     allowed = signing.AllowedSigners.read(allowed_path)
-    return [check_seal(d, allowed) for d in dirs]
+    return [check_seal_read(d, allowed) for d in dirs]
 
 
 # Internals ------------------------------------------------------------------------------------

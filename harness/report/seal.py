@@ -23,6 +23,7 @@ junit.xml from the sealed record: `reseal` checks that everything else still mat
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -109,24 +110,35 @@ def check_run(run_dir: str | os.PathLike, allowed: signing.AllowedSigners,
 def check_seal(run_dir: str, allowed: signing.AllowedSigners) -> tuple[signing.Signer | None, dict[str, str], list[str]]:
     """The seal's signer and hashes, files not re-hashed (plain strings: a year of runs is
     10,000 of these)."""
+    signer, hashes, problems, _ = check_seal_read(run_dir, allowed)
+    return signer, hashes, problems
+
+
+def check_seal_read(run_dir: str, allowed: signing.AllowedSigners) -> tuple:
+    """check_seal, and the SHA-256 of the two files it read ({SEAL: …, SEAL_SIG: …}), so that a
+    verifier need not read them again."""
     seal_path = f"{run_dir}/{SEAL}"
+    read: dict[str, str] = {}
     try:
         with open(seal_path, "rb") as f:
             data = f.read()
-        with open(f"{seal_path}{signing.SIG_SUFFIX}", encoding="ascii") as f:
-            armored = f.read()
+        read[SEAL] = hashlib.sha256(data).hexdigest()
+        with open(f"{seal_path}{signing.SIG_SUFFIX}", "rb") as f:
+            raw = f.read()
+        read[SEAL_SIG] = hashlib.sha256(raw).hexdigest()
+        armored = raw.decode("ascii")
     except FileNotFoundError as e:
         if e.filename == seal_path:
-            return None, {}, [f"{SEAL}: missing, so the run is not signed (written before signatures, or signing failed)"]
-        return None, {}, [f"{SEAL}: not signed (no {SEAL_SIG})"]
+            return None, {}, [f"{SEAL}: missing, so the run is not signed (written before signatures, or signing failed)"], read
+        return None, {}, [f"{SEAL}: not signed (no {SEAL_SIG})"], read
     except (OSError, UnicodeDecodeError) as e:
-        return None, {}, [f"{SEAL}: cannot be read ({e})"]
+        return None, {}, [f"{SEAL}: cannot be read ({e})"], read
     try:
         signer = signing.check_data(data, armored, allowed, SEAL, Path(seal_path), Path(f"{seal_path}{signing.SIG_SUFFIX}"))
     except signing.SignatureProblem as e:
-        return None, {}, [str(e)]
+        return None, {}, [str(e)], read
     hashes, problem = read_seal(run_dir, data.decode("utf-8", errors="replace"))
-    return signer, hashes, [problem] if problem else []
+    return signer, hashes, [problem] if problem else [], read
 
 
 def reseal(run_dir: str | os.PathLike, key: str | os.PathLike, rendered: tuple[str, ...]) -> Path:
