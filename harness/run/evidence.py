@@ -69,11 +69,12 @@ def write_evidence(run_dir: str | Path, verdict: dict, journal: dict | None, sec
     return clean
 
 
-def seal(run_dir: str | Path, key: str | Path | None = None, secrets: list[str] = ()) -> bool:
+def seal(run_dir: str | Path, key: str | Path | None = None, secrets: list[str] = (),
+         home: str | Path | None = None) -> bool:
     """Seal and sign every file of the run (harness/report/seal.py) with `key` (default:
-    signing_key()). A run that cannot be signed says why in seal-error.txt; returns whether it was."""
+    signing_key(home)). A run that cannot be signed says why in seal-error.txt; returns whether it was."""
     try:
-        seal_run(run_dir, key or signing_key())
+        seal_run(run_dir, key or signing_key(home))
         return True
     except (signing.SigningError, OSError) as e:  # the verdict stands; verify will refuse it unsigned
         (Path(run_dir) / "seal-error.txt").write_text(redact(f"run not sealed: {e}\n", list(secrets)))

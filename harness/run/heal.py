@@ -15,8 +15,7 @@ from pathlib import Path
 
 from harness.records import fault_ledger, history as history_mod
 from harness.checkers import verdict as compute_verdict
-from harness.core import signing
-from harness.run.evidence import seal, signing_key
+from harness.run.evidence import seal
 from harness.run.judge import RUN_FIELDS
 from harness.targets import reaper
 
@@ -69,11 +68,5 @@ def close_abandoned_run(run_dir: Path, reason: str, home: str | os.PathLike | No
     v = compute_verdict(events, plan["objectives"], {k: plan.get(k) for k in RUN_FIELDS})
     v["reason"] = f"{reason}; {v['reason']}"
     (run_dir / "verdict.json").write_text(json.dumps(v, indent=2, default=str) + "\n")
-    try:
-        key = signing_key(home)
-    except signing.SigningError as e:
-        key = None
-        (run_dir / "seal-error.txt").write_text(f"run not sealed: {e}\n")
-    if key is not None:
-        seal(run_dir, key)  # a run that cannot be signed says why in seal-error.txt
+    seal(run_dir, home=home)  # a run that cannot be signed says why in seal-error.txt
     return str(run_dir / "verdict.json")
