@@ -8,14 +8,27 @@ QUARTER = $$(date -u +%Y)Q$$(( ($$(date -u +%-m) + 2) / 3 ))
 setup:
 	@bash scripts/setup.sh
 
-## The monthly game day: stack up, every BCP scenario under load, the weekly backup
-## verification, reports, quarterly evidence; the stack goes down again unless it was up before.
+## The monthly game day: its plan written and signed first (what may be injected, where, until
+## when, approved by whom), stack up, every BCP scenario under load, the weekly backup
+## verification, reports, quarterly evidence, both printed to PDF and every signature checked;
+## the stack goes down again unless it was up before. EXPERIMENTS= runs fewer than the suite.
+EXPERIMENTS ?=
+APPROVER ?= $$(id -un)@$$(hostname) (make gameday)
+BLAST_RADIUS ?= the embedded reference stack of this checkout's home ($${GAMEDAY_HOME:-.gameday}) on this machine only
 gameday: setup
 	@rc=0; was_up=0; $(GAMEDAY) target status > /dev/null 2>&1 && was_up=1; \
-	$(GAMEDAY) run --keep-target || rc=$$?; \
+	plan=reports/plans/gameday-$$(date -u +%Y%m%dT%H%M%SZ).json; \
+	$(GAMEDAY) plan create $(EXPERIMENTS) --approver "$(APPROVER)" --blast-radius "$(BLAST_RADIUS)" --hours 6 \
+	    --out $$plan > /dev/null || exit 2; \
+	$(GAMEDAY) run $(EXPERIMENTS) --plan $$plan --keep-target || rc=$$?; \
 	$(GAMEDAY) backup db verify || { [ $$rc = 0 ] && rc=1; }; \
 	[ $$was_up = 1 ] || $(GAMEDAY) target down > /dev/null; \
 	$(GAMEDAY) report quarterly --quarter $(QUARTER) || true; \
+	gd=$$(ls -d reports/gameday-*/ 2>/dev/null | tail -1); \
+	for d in reports/quarterly-$(QUARTER) $$gd; do \
+	    $(GAMEDAY) report pdf $$d || { [ $$rc = 0 ] && rc=1; }; \
+	    $(GAMEDAY) report verify $$d || { [ $$rc = 0 ] && rc=1; }; \
+	done; \
 	exit $$rc
 
 ## Every test: unit tests and integration tests against one real embedded stack.

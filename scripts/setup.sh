@@ -11,10 +11,14 @@ missing=()
 [ -f /usr/share/postgresql/15/extension/amcheck.control ] || missing+=(postgresql-15)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
-# Headless Chromium opens the HTML reports in the tests (rendering and console-error check);
-# chromedriver lets Selenium drive it for the console's browser test (no driver is downloaded).
+# Headless Chromium opens the HTML reports in the tests (rendering and console-error check) and
+# prints the evidence to PDF (gameday report pdf); chromedriver lets Selenium drive it for the
+# console's browser test (no driver is downloaded); poppler's pdftotext reads the PDFs back in the
+# tests; the colour emoji font draws the BCP's notification templates (🚨, ✅) instead of empty boxes.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   if [ "$(id -u)" != 0 ]; then

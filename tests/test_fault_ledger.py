@@ -114,6 +114,7 @@ def test_heal_undoes_an_orphaned_entry_and_closes_its_run(tmp_path):
     assert not hold.exists() and fault_ledger.entries(home) == [] and fault_ledger.settled(home) == []
     v = __import__("json").loads((run / "verdict.json").read_text())
     assert v["status"] == "interrupted" and "died during the run" in v["reason"]
+    assert (run / "SHA256SUMS.sig").is_file() and (home / "allowed_signers").is_file()  # sealed with the home's key
     assert close_abandoned_run(run, "again") is None  # a closed run stays as it is
 
 

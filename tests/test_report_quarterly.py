@@ -201,16 +201,17 @@ def test_manifest_lists_every_evidence_file(built):
 
 # CLI ------------------------------------------------------------------------------------------
 
-def test_cli_quarterly_and_verify(built, capsys):
+def test_cli_quarterly_and_verify(built, capsys, tmp_path):
     r, q = built
-    assert cli.main(["report", "quarterly", "--quarter", "2026Q4", "--reports-dir", str(r)]) == 0
+    home = ["--home", str(tmp_path / "home")]  # its signing key is made there (tests/test_signatures.py)
+    assert cli.main(["report", "quarterly", "--quarter", "2026Q4", "--reports-dir", str(r), *home]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == str(q / "index.html")
     assert out[1].startswith("2026Q4: 4 runs, 2 passed, 2 not passed; criteria broken: RTO < 15 minutes achieved")
-    assert cli.main(["report", "verify", str(q)]) == 0
+    assert cli.main(["report", "verify", str(q), "--unsigned"]) == 0  # these fixture runs were never sealed
     assert capsys.readouterr().out.startswith("intact")
     (r / "gameday-2026-11-27" / "01-database-failure" / "journal.json").write_text("{}")
-    assert cli.main(["report", "verify", str(q / "manifest.json")]) == 1
+    assert cli.main(["report", "verify", str(q / "manifest.json"), "--unsigned"]) == 1
     out = capsys.readouterr().out
     assert "reports/gameday-2026-11-27/01-database-failure/journal.json: content changed" in out
 

@@ -16,6 +16,14 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def assert_sealed(run_dir: Path, home: str) -> None:
+    """The evidence writer sealed the run with the home's key, made at first use."""
+    from harness.core import signing
+    from harness.report.seal import check_run
+    signer, problems = check_run(run_dir, signing.AllowedSigners.read(Path(home) / signing.ALLOWED_SIGNERS_NAME))
+    assert problems == [] and signer.principal.startswith("gameday@")
+
+
 def test_run_writes_outputs_and_posts_notifications(healthy_stack, tmp_path):
     received = []
 
@@ -44,6 +52,7 @@ def test_run_writes_outputs_and_posts_notifications(healthy_stack, tmp_path):
         assert (run_dir / name).exists(), name
     journal = json.loads((run_dir / "journal.json").read_text())
     assert journal["bcp"]["status"] == "pass"
+    assert_sealed(run_dir, healthy_stack["home"])
     texts = [m["text"] for m in received]
     assert len(texts) == 2
     assert "CRITICAL" in texts[0] and "RESOLVED" in texts[1]
@@ -133,6 +142,7 @@ def test_stock_chaos_run_writes_the_same_evidence_redacted_and_exits_1_on_a_fail
     assert chaos_journal["status"] == "failed" and chaos_journal["bcp"]["status"] == "fail"
     assert chaos_journal["bcp_run_dir"] == str(run_dir)
     assert "<testcase" in (run_dir / "junit.xml").read_text() and 'name="rto"' in (run_dir / "junit.xml").read_text()
+    assert_sealed(run_dir, healthy_stack["home"])
     generated = [line.rsplit(":", 1)[1] for line in Path(healthy_stack["passfile"]).read_text().splitlines()]
     secrets = (planted, "PLANTED-PW-77", *generated)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]

@@ -3,4 +3,5 @@ import sys
 
 from harness.cli.main import main
 
-sys.exit(main())
+if __name__ == "__main__":  # a process spawned by `report verify` imports this module again
+    sys.exit(main())

@@ -7,7 +7,8 @@ import argparse
 import sys
 
 from harness import __version__
-from harness.cli import abort as abort_cli, console as console_cli, heartbeat as heartbeat_cli, recovery as recovery_cli
+from harness.cli import abort as abort_cli, console as console_cli, findings as findings_cli
+from harness.cli import heartbeat as heartbeat_cli, plan as plan_cli, recovery as recovery_cli
 from harness.cli import report as report_cli, run as runner_cli, target as target_cli
 from harness.core.errors import UsageError
 from harness.targets import TargetError
@@ -15,12 +16,14 @@ from harness.targets import TargetError
 # Modules that contribute subcommands; each has `register(subparsers)`.
 COMMAND_MODULES = (
     target_cli,     # target up | down | status
+    plan_cli,       # plan create
     runner_cli,     # run
     heartbeat_cli,  # heartbeat start | stop | status
     abort_cli,      # abort: the emergency stop
     recovery_cli,   # backup ..., failover
     report_cli,     # report ...
     console_cli,    # console: the live page for the game-day room
+    findings_cli,   # findings list | close
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2

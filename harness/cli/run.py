@@ -4,19 +4,23 @@ criterion failed; 2 for error, interruption or bad input."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 from harness import targets
-from harness.cli.options import add_home_options, target_of
+from harness.cli.options import (SIGNING_KEY_ENV, add_home_options, add_signing_options, allowed_signers_of,
+                                 signing_key_of, target_of)
+from harness.core import signing
 from harness.core.errors import UsageError
 from harness.core.paths import PROJECT_ROOT
 from harness.core.redact import redact, secrets_of
 from harness.report.gameday import LiveView, calibration_line, format_table, write_gameday_summary
 from harness.report.notify import post_webhook, render_messages
+from harness.report.findings import findings as current_findings
 from harness.report.phase_line import fault_places
-from harness.run import active_runs, control, guard, runner
+from harness.run import active_runs, control, gameday_plan, guard, runner
 from harness.run.heal import heal
 
 
@@ -33,9 +37,12 @@ def register(sub) -> None:
                    help="allow a target whose description says environment: production (experiments must be "
                         "tagged production-safe)")
     p.add_argument("--dry-run", action="store_true", help="print what would be injected where; touch nothing")
-    p.add_argument("--calibration-s", type=float, default=3.0, metavar="D",
+    p.add_argument("--plan", metavar="PLAN",
+                   help="run only what this signed plan approves (gameday plan create); no EXPERIMENT: all of it")
+    add_signing_options(p, allowed=True)
+    p.add_argument("--calibration-s", type=float, default=None, metavar="D",
                    help="a game day (more than one experiment) opens with a D-second freeze of the API; "
-                        "0 skips it (default 3)")
+                        "0 skips it (default: the plan's, else 3)")
     # 1.0 s, not 0.5: the first freeze after a stack comes up measured +0.29 to +0.30 s on an idle
     # machine, too near 0.5 for a CI gate; 1.0 is the sampler's own bound (timeout + one interval).
     p.add_argument("--calibration-bound-s", type=float, default=1.0, metavar="S",
@@ -55,13 +62,17 @@ def register(sub) -> None:
 
 
 def cmd_run(args) -> int:
-    paths = args.experiments or runner.discover()
+    approved = _approved_plan(args)
+    paths = args.experiments or ([PROJECT_ROOT / s["experiment"] for s in approved[0]["scenarios"]] if approved
+                                 else runner.discover())
     if not paths:
         raise UsageError(f"no experiments given and none found in {runner.EXPERIMENTS_DIR}")
     try:
         planned = runner.plan(paths)
     except runner.RunnerError as e:
         raise UsageError(str(e)) from None
+    if args.calibration_s is None:
+        args.calibration_s = float(approved[0].get("calibration_s", 3.0)) if approved else 3.0
     if not 0 <= args.calibration_s <= 60 or not 0 < args.calibration_bound_s <= 60:
         raise UsageError(f"--calibration-s must be 0 to 60 and --calibration-bound-s above 0 and at most 60, "
                          f"got {args.calibration_s} and {args.calibration_bound_s}")
@@ -69,7 +80,13 @@ def cmd_run(args) -> int:
     target = target_of(args)
     port_base = target.parse_port_base(args.port_base)  # None: the home's recorded base, else env or default
     described = _described(target)
-    suite = len(planned) > 1
+    if approved:  # anything the plan did not approve: one line, nothing injected
+        why = gameday_plan.refusal(approved[0], planned, target, datetime.now(timezone.utc), args.calibration_s)
+        if why:
+            raise UsageError(why)
+    if args.signing_key:  # every run's evidence is signed with it (harness/run/evidence.py reads it)
+        os.environ[SIGNING_KEY_ENV] = str(signing_key_of(args))
+    suite = len(planned) > 1 or bool(approved)
     calibrating = suite and args.calibration_s > 0
     refused = guard.refusal(described, [(p.path.name, p.experiment) for p in planned], args.allow_production)
     if refused:
@@ -87,6 +104,9 @@ def cmd_run(args) -> int:
     started = datetime.now(timezone.utc)
     base_dir = reports / f"gameday-{started:%Y%m%dT%H%M%SZ}" if suite else reports
     base_dir.mkdir(parents=True, exist_ok=True)
+    if approved:  # the plan and its signature kept with the results; the index sets them side by side
+        shutil.copyfile(approved[2], base_dir / gameday_plan.PLAN_FILE)
+        shutil.copyfile(f"{approved[2]}{signing.SIG_SUFFIX}", base_dir / f"{gameday_plan.PLAN_FILE}{signing.SIG_SUFFIX}")
 
     verdicts = []
     calibration = None
@@ -148,9 +168,43 @@ def cmd_run(args) -> int:
         print()
         print(format_table(summary, color=sys.stdout.isatty()))
         print(f"game-day summary: {base_dir / 'index.html'}")
+    for line in _findings_lines(reports, verdicts):
+        print(line)
     if calibration is not None and not calibration["trustworthy"]:
         return 2
     return runner.exit_code(verdicts) if verdicts else 2
+
+
+def _approved_plan(args) -> tuple[dict, signing.Signer, Path] | None:
+    """The plan given with --plan, checked against the allowed signers: (plan, signer, file)."""
+    if not args.plan:
+        return None
+    path = Path(args.plan)
+    path = path / gameday_plan.PLAN_FILE if path.is_dir() else path
+    try:
+        plan, signer = gameday_plan.load(path, allowed_signers_of(args))
+    except gameday_plan.PlanRefused as e:
+        raise UsageError(str(e)) from None
+    return plan, signer, path
+
+
+def _findings_lines(reports: Path, verdicts: list[dict]) -> list[str]:
+    """The findings these runs opened or closed (harness/report/findings.py), one line each."""
+    ids = {v.get("run_id") for v in verdicts}
+    if not ids:
+        return []
+    try:
+        found = current_findings(reports)
+    except OSError as e:  # the runs' evidence stands; the register is rebuilt next time
+        return [f"warning: findings not updated: {e}"]
+    lines = []
+    for f in found:
+        if f["opened_by"]["run_id"] in ids:
+            lines.append(f"finding {f['id']} opened: {f['scenario']} / {f['criterion']} "
+                         f"(gameday findings close {f['id']} --action TEXT --owner NAME)")
+        if f["retest"] and f["retest"]["run_id"] in ids:
+            lines.append(f"finding {f['id']} closed: {f['scenario']} / {f['criterion']} passed its retest")
+    return lines
 
 
 def _load_shape_to_env(args) -> None:

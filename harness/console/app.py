@@ -180,7 +180,7 @@ def create_app(console: Console):
         follower = Follower(console, run_dir)
 
         async def stream():
-            yield f"retry: 1000\n: gameday console stream\n\n"
+            yield "retry: 1000\n: gameday console stream\n\n"
             quiet_since = time.monotonic()
             while True:
                 messages = await asyncio.to_thread(follower.poll)

@@ -22,7 +22,8 @@ from harness.records.tail import JsonlTail
 from harness.report import junit
 from harness.report.page import fmt_int, fmt_s, fmt_when, is_number, render, status_of
 from harness.report.phase_line import PhaseLine, run_clock_epoch
-from harness.report.rundir import REPORT_HTML, iso, load_verdict, measured, objectives
+from harness.report.plan_results import plan_vs_results
+from harness.report.rundir import REPORT_HTML, iso, load_verdict, measured, objectives, read_json
 from harness.report.run import write_run_report
 
 __all__ = ["write_gameday_summary", "gameday_status", "format_table", "LiveView"]
@@ -96,6 +97,9 @@ def write_gameday_summary(gameday_dir: str | os.PathLike, run_dirs: list[str | o
         "error_budget": error_budget([r.get("downtime_s") for r in rows if not r.get("negative_control")]),
         "runs": rows,
     }
+    plan, _ = read_json(gameday_dir / "plan.json")  # kept here by `gameday run --plan`
+    if isinstance(plan, dict):
+        summary["plan"] = plan_vs_results(plan, rows)
     (gameday_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                               encoding="utf-8")
     (gameday_dir / "index.html").write_text(render_index(summary), encoding="utf-8")
@@ -143,6 +147,7 @@ def render_index(summary: dict) -> str:
         runs=rows,
         calibration=calibration_line(summary.get("calibration")),
         budget=budget_line(summary.get("error_budget")),
+        plan=summary.get("plan"),
     )
 
 

@@ -78,6 +78,13 @@ def fmt_s(seconds: Any, none: str = "—") -> str:
     return f"{sign}{h} h {rest // 60:02d} min"
 
 
+def fmt_age(seconds: Any) -> str:
+    """How long something has been open: days past two days, else as fmt_s."""
+    if is_number(seconds) and seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    return fmt_s(seconds)
+
+
 def fmt_clock(t: float) -> str:
     """Seconds since the run's start as m:ss (h:mm:ss past an hour), for time axes."""
     sign = "-" if t < 0 else ""
@@ -163,7 +170,7 @@ TEMPLATES = jinja2.Environment(
     lstrip_blocks=True,
 )
 TEMPLATES.globals["STATUSES"] = STATUSES
-TEMPLATES.filters.update(fmt_s=fmt_s, fmt_int=fmt_int, fmt_when=fmt_when, fmt_clock=fmt_clock)
+TEMPLATES.filters.update(fmt_s=fmt_s, fmt_int=fmt_int, fmt_when=fmt_when, fmt_clock=fmt_clock, fmt_age=fmt_age)
 
 
 def render(template: str, **context: Any) -> str:

@@ -10,12 +10,15 @@ depth: game days hold run dirs) whose `started` falls in the quarter (UTC) and w
                  (median, p95, max) against objectives and a monthly trend chart, backup
                  verification records, failures with links to their reports;
   evidence.json  the same numbers, for tools;
-  manifest.json  SHA-256 hash chain over every file the page rests on (see manifest.py).
+  manifest.json  SHA-256 hash chain over every file the page rests on (see manifest.py), signed.
+The page also lists the quarter's findings (opened, closed with their retest, still open with
+their age: findings.py), the game days' approved plans beside their results (plan_results.py),
+and which part of it answers which control (controls.py).
 Only verdicts are read (not histories), so a quarter of a thousand runs builds in about a second.
 """
 from __future__ import annotations
 
-import json
+import hashlib
 import math
 import os
 from collections import Counter
@@ -25,12 +28,17 @@ from pathlib import Path
 from markupsafe import Markup
 
 from harness.report import manifest as _manifest
-from harness.report.page import BCP_CRITERIA, STATUS_COLOURS, STATUSES, esc, fmt_s, is_number, render, status_of
+from harness.report.page import (BCP_CRITERIA, STATUS_COLOURS, STATUSES, esc, fmt_criterion_value, fmt_s, is_number,
+                                 render, status_of)
 from harness.checkers import error_budget
+from harness.report import controls
 from harness.report.exposure import quarter_exposure
+from harness.report.findings import ACTIONS, FINDINGS_DIR, findings_of, load_actions, quarter_findings, run_facts
+from harness.report.plan_results import plan_vs_results
+from harness.report.seal import SEAL, SEAL_SIG, read_seal
 from harness.report.timeline.phases_bar import PHASES
 from harness.report.rundir import (
-    REPORT_HTML, RUN_FILES, VERDICT, criteria_of, find_run_dirs, iso,
+    REPORT_HTML, RUN_FILES, VERDICT, criteria_of, dump_json, find_run_dirs, iso, read_json, rel_path,
     load_backup_records, load_verdict, measured, objectives, parse_quarter, parse_time,
 )
 
@@ -40,37 +48,43 @@ BREAKING_LINKS_SHOWN = 10
 
 
 def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str | os.PathLike | None = None,
-                    prometheus_url: str | None = None) -> Path:
+                    prometheus_url: str | None = None, key: str | os.PathLike | None = None) -> Path:
     """Build the quarter's evidence; returns the path of its index.html. With `prometheus_url`, the
-    standing RPO exposure of the quarter is read from it (harness/report/exposure.py).
+    standing RPO exposure of the quarter is read from it (harness/report/exposure.py). With `key`,
+    the manifest is signed (harness/core/signing.py).
     ValueError for a bad quarter; FileNotFoundError for a reports dir that does not exist."""
     start, end = parse_quarter(quarter)
     quarter = quarter.strip().upper()
-    reports_dir = Path(reports_dir)
-    if not reports_dir.is_dir():
+    if not Path(reports_dir).is_dir():
         raise FileNotFoundError(f"{reports_dir}: no such reports directory")
+    reports_dir = Path(os.path.abspath(reports_dir))  # absolute once: the manifest joins 60,000 paths to it
     out = Path(out_dir) if out_dir else reports_dir / f"quarterly-{quarter}"
     out.mkdir(parents=True, exist_ok=True)
 
-    runs, unreadable, negatives, calibrations = [], [], [], []
+    runs, unreadable, negatives, calibrations, facts, apart = [], [], [], [], [], []
+    up = rel_path(reports_dir, os.path.abspath(out))  # from the page to the runs: ".."
     for d in find_run_dirs(reports_dir):
         verdict, problem = load_verdict(d)
-        rel = Path(os.path.relpath(d, reports_dir)).as_posix()
+        rel = rel_path(d, reports_dir)
         started = parse_time(verdict.get("started"))
         if problem or started is None:
             unreadable.append({"run": rel, "problem": problem or f"{VERDICT} has no readable 'started' time"})
             continue
+        if started < end:  # findings opened earlier may still be open, or close, in this quarter
+            facts.append(run_facts(verdict, rel))
         if start <= started < end:
             if verdict.get("calibration"):
                 # The day's instrument check: its error is evidence about the harness, not the plan.
                 calibrations.append(verdict.get("measured", {}).get("rto_s"))
+                apart.append({"path": rel})  # still in the manifest: evidence all the same
                 continue
             if verdict.get("negative_control"):
                 # A twin run with recovery disabled proves the harness can fail, not the plan:
                 # counted apart, never as evidence for or against the BCP's criteria.
                 negatives.append(status_of(verdict))
+                apart.append({"path": rel})
                 continue
-            runs.append(_run_record(d, rel, verdict, started, out))
+            runs.append(_run_record(d, rel, verdict, started, up))
     runs.sort(key=lambda r: (r["started"], r["path"]))
     records, record_problems = load_backup_records(reports_dir)
     backups = []
@@ -85,30 +99,85 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
     evidence["calibration_runs"] = len(calibrations)
     evidence["error_budget"] = error_budget([r.get("downtime_s") for r in runs], months=3)
     evidence["phases"] = _phases(runs)
+    now = datetime.now(timezone.utc)
+    actions = [a for a in load_actions(reports_dir) if (parse_time(a.get("wall")) or end) < end]
+    evidence["findings"] = quarter_findings(findings_of(facts, actions, now), start, end, now)
+    for group in ("opened", "closed", "still_open"):
+        for f in evidence["findings"][group]:
+            f["opened_report"] = rel_path(reports_dir / f["opened_by"]["path"] / REPORT_HTML, out)
+            f["measured_text"] = fmt_criterion_value(f["criterion"], f["measured"])
+            f["objective_text"] = fmt_criterion_value(f["criterion"], f["objective"], "objective")
+            if f.get("retest"):
+                f["retest_report"] = rel_path(reports_dir / f["retest"]["path"] / REPORT_HTML, out)
+    plans, plan_files = _plans(reports_dir, runs, out)
+    evidence["plans"] = plans
+    evidence["controls"] = {"note": controls.NOTE, "rows": list(controls.CONTROLS)}
     if prometheus_url:
         evidence["rpo_exposure"] = quarter_exposure(prometheus_url, start, end)
     else:
         evidence["rpo_exposure"] = {"ways": {}, "error": "not read: no Prometheus was given"}
-    (out / "evidence.json").write_text(json.dumps(evidence, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "evidence.json").write_text(dump_json(evidence), encoding="utf-8")
     index = out / "index.html"
     index.write_text(_render(evidence), encoding="utf-8")
 
-    files: list[Path] = []
-    for r in runs:
-        d = reports_dir / r["path"]
-        files.extend(d / name for name in RUN_FILES)
+    files, known = _run_files(reports_dir, runs + apart)
+    files.extend(plan_files)
+    files.extend(reports_dir / FINDINGS_DIR / name for name in (ACTIONS, ACTIONS + ".sig"))
     files.extend(p for p, _ in backups)
     files.extend([index, out / "evidence.json"])
-    _manifest.write_manifest(out, reports_dir, files, scope={"quarter": quarter})
+    _manifest.write_manifest(out, reports_dir, files, scope={"quarter": quarter}, known=known, key=key)
     return index
+
+
+def _plans(reports_dir: Path, runs: list[dict], out: Path) -> tuple[list[dict], list[Path]]:
+    """Each game day of the quarter that ran under an approved plan: the plan beside its results,
+    and the plan's files (plan.json and its signature) for the manifest."""
+    by_folder: dict[str, list[dict]] = {}
+    for r in runs:
+        by_folder.setdefault(r["path"].rpartition("/")[0], []).append(r)
+    plans, files = [], []
+    for folder, rows in sorted(by_folder.items()):
+        plan, problem = read_json(reports_dir / folder / "plan.json") if folder else (None, "none")
+        if problem or not isinstance(plan, dict):
+            continue
+        side = plan_vs_results(plan, rows)
+        plans.append({**{k: side[k] for k in ("id", "approver", "window", "not_run", "unplanned")},
+                      "gameday": folder, "index": rel_path(reports_dir / folder / "index.html", out),
+                      "planned": len(plan.get("scenarios") or []), "ran": len(rows),
+                      "passed": sum(1 for r in rows if r["status"] == "pass")})
+        files += [reports_dir / folder / "plan.json", reports_dir / folder / "plan.json.sig"]
+    return plans, files
+
+
+def _run_files(reports_dir: Path, runs: list[dict]) -> tuple[list[str], dict[str, str]]:
+    """Every evidence file of the runs, and the hashes their seals hold (hashed when each run was
+    written, so the manifest does not hash them again). An unsealed run lists its RUN_FILES."""
+    files, known = [], {}
+    for r in runs:
+        d = f"{reports_dir}/{r['path']}"  # strings: pathlib costs more than the rest of the build
+        try:
+            with open(f"{d}/{SEAL}", "rb") as f:
+                data = f.read()
+        except OSError:
+            data = None
+        sealed, problem = read_seal(d, data.decode("utf-8", errors="replace")) if data is not None else ({}, "none")
+        if problem:
+            files.extend(f"{d}/{name}" for name in RUN_FILES)
+            continue
+        for rel, digest in sealed.items():
+            known[f"{d}/{rel}"] = digest
+            files.append(f"{d}/{rel}")
+        known[f"{d}/{SEAL}"] = hashlib.sha256(data).hexdigest()  # read already
+        files.extend([f"{d}/{SEAL}", f"{d}/{SEAL_SIG}"])
+    return files, known
 
 
 # Numbers --------------------------------------------------------------------------------------
 
-def _run_record(d: Path, rel: str, verdict: dict, started: datetime, out: Path) -> dict:
+def _run_record(d: Path, rel: str, verdict: dict, started: datetime, up: str) -> dict:
+    """One run's numbers; `up` is the path from the page's folder to the reports dir."""
     m, o = measured(verdict), objectives(verdict)
-    report = d / REPORT_HTML
-    link_target = report if report.exists() else d / VERDICT
+    linked = REPORT_HTML if os.path.exists(f"{d}/{REPORT_HTML}") else VERDICT
     return {
         "run_id": str(verdict.get("run_id") or d.name),
         "scenario": str(verdict.get("scenario") or "unknown"),
@@ -117,7 +186,7 @@ def _run_record(d: Path, rel: str, verdict: dict, started: datetime, out: Path) 
         "started": iso(started),
         "month": f"{started:%Y-%m}",
         "path": rel,
-        "report": Path(os.path.relpath(link_target, out)).as_posix(),
+        "report": f"{up}/{rel}/{linked}" if up != "." else f"{rel}/{linked}",
         "had_fault": is_number(m.get("fault_start_t")) or is_number(m.get("rto_s")),
         "rto_s": m.get("rto_s") if is_number(m.get("rto_s")) else None,
         "downtime_s": m.get("downtime_s") if is_number(m.get("downtime_s")) else None,

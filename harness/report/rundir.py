@@ -22,6 +22,30 @@ RUN_FILES = (VERDICT, HISTORY, JOURNAL, REPORT_HTML, JUNIT_XML)  # the evidence 
 BACKUP_VERIFY_DIR = "backup-verify"
 
 
+def rel_path(path: str | os.PathLike, base: str | os.PathLike) -> str:
+    """os.path.relpath(path, base) as a POSIX string, by prefix when `path` is under `base` (a
+    quarter of 10,000 runs asks this 50,000 times; relpath costs 80 µs a call)."""
+    p, b = os.fspath(path), os.fspath(base).rstrip("/")
+    if p.startswith(b) and p[len(b):len(b) + 1] == "/" and "/." not in p:
+        return p[len(b) + 1:]
+    return Path(os.path.relpath(p, b)).as_posix()
+
+
+def dump_json(data: Any) -> str:
+    """JSON for people and tools: the top level indented, each value on one line (json's indent
+    goes through its pure-Python encoder: seconds for a year of runs)."""
+    if not isinstance(data, dict):
+        return json.dumps(data, ensure_ascii=False) + "\n"
+    lines = []
+    for k, v in data.items():
+        if isinstance(v, list) and v:
+            inner = ",\n".join(f"  {json.dumps(item, ensure_ascii=False)}" for item in v)
+            lines.append(f" {json.dumps(k)}: [\n{inner}\n ]")
+        else:
+            lines.append(f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def is_run_dir(path: Path) -> bool:
     return (path / VERDICT).is_file()
 

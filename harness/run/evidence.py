@@ -8,9 +8,15 @@ the session) both end a run here, so both leave the same files in the same run f
     report.html     the run's page (timeline, phases, criteria)
     junit.xml       one testcase per criterion
     history.jsonl, session.json, chaostoolkit.log, load.log, ledger-shards/   what the run recorded
+    SHA256SUMS, SHA256SUMS.sig   the seal: every file's SHA-256 (logs aside), signed with OpenSSH
+                    when the run is written (harness/report/seal.py)
 
 Secrets are masked in every one of them, always: the target's passwords (its passfile), the
 values of its `secret_fields`, credentials and tokens in URLs (harness.core.redact).
+
+The signing key is $GAMEDAY_SIGNING_KEY (`gameday run --signing-key`), else the home's own, made
+at first use in its secrets folder (harness.core.signing.home_key). A run that cannot be signed
+keeps its verdict and says why in seal-error.txt: `gameday report verify` then refuses it.
 
     write_evidence(run_dir, verdict, journal, secrets)   all of the above; returns the verdict as written
     journal_status(verdict)                              the journal status that makes `chaos run`
@@ -20,24 +26,31 @@ values of its `secret_fields`, credentials and tokens in URLs (harness.core.reda
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+from harness.core import signing
 from harness.core.redact import redact, redact_file
 from harness.records.shards import SHARD_DIR
 from harness.report.run import write_run_report
+from harness.report.seal import seal_run
+from harness.targets import target_path
 
-__all__ = ["write_evidence", "journal_status", "redact_in_place", "RECORDED_FILES"]
+__all__ = ["write_evidence", "journal_status", "redact_in_place", "seal", "signing_key", "RECORDED_FILES",
+           "SIGNING_KEY_ENV"]
 
 # Written while the run goes, by the recorders, chaoslib and the session: masked afterwards.
 RECORDED_FILES = ("history.jsonl", "session.json", "chaostoolkit.log", "load.log")
+SIGNING_KEY_ENV = "GAMEDAY_SIGNING_KEY"  # as harness.cli.options names it (`--signing-key`)
 
 
-def write_evidence(run_dir: str | Path, verdict: dict, journal: dict | None, secrets: list[str] = ()) -> dict:
+def write_evidence(run_dir: str | Path, verdict: dict, journal: dict | None, secrets: list[str] = (),
+                   key: str | Path | None = None) -> dict:
     """Write verdict.json, journal.json (the verdict under `bcp`), report.html and junit.xml into
-    `run_dir`, after masking `secrets` in what the run recorded. Returns the verdict as written
-    (masked). A report that cannot be rendered leaves report-error.txt saying why: the verdict
-    stands without its pictures."""
+    `run_dir`, after masking `secrets` in what the run recorded, then seal and sign them all with
+    `key` (default: signing_key()). Returns the verdict as written (masked). A report that cannot
+    be rendered leaves report-error.txt saying why: the verdict stands without its pictures."""
     run_dir = Path(run_dir)
     secrets = list(secrets)
     for name in RECORDED_FILES:
@@ -52,7 +65,27 @@ def write_evidence(run_dir: str | Path, verdict: dict, journal: dict | None, sec
         write_run_report(run_dir)
     except Exception as e:  # the verdict stands without its pictures; say why they are missing
         (run_dir / "report-error.txt").write_text(redact(f"report not rendered: {type(e).__name__}: {e}\n", secrets))
+    seal(run_dir, key, secrets)
     return clean
+
+
+def seal(run_dir: str | Path, key: str | Path | None = None, secrets: list[str] = (),
+         home: str | Path | None = None) -> bool:
+    """Seal and sign every file of the run (harness/report/seal.py) with `key` (default:
+    signing_key(home)). A run that cannot be signed says why in seal-error.txt; returns whether it was."""
+    try:
+        seal_run(run_dir, key or signing_key(home))
+        return True
+    except (signing.SigningError, OSError) as e:  # the verdict stands; verify will refuse it unsigned
+        (Path(run_dir) / "seal-error.txt").write_text(redact(f"run not sealed: {e}\n", list(secrets)))
+        return False
+
+
+def signing_key(home: str | Path | None = None) -> Path:
+    """The key runs are signed with: $GAMEDAY_SIGNING_KEY, else the home's own (made at first
+    use), by default the home of the target the run acts on."""
+    given = os.environ.get(SIGNING_KEY_ENV)
+    return signing.given_key(given) if given else signing.home_key(home or target_path().parent)
 
 
 def journal_status(verdict: dict) -> str:

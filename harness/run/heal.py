@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.records import fault_ledger, history as history_mod
 from harness.checkers import verdict as compute_verdict
+from harness.run.evidence import seal
 from harness.run.judge import RUN_FIELDS
 from harness.targets import reaper
 
@@ -43,16 +44,18 @@ def heal(home: str | os.PathLike) -> list[str]:
             if entry.get("run_dir"):
                 runs[entry["run_dir"]] = entry
     for run, entry in runs.items():
-        closed = close_abandoned_run(Path(run), f"the harness (pid {entry.get('harness_pid')}) died during the run; "
-                                               f"its faults were undone afterwards by the fault ledger")
+        reason = (f"the harness (pid {entry.get('harness_pid')}) died during the run; "
+                  f"its faults were undone afterwards by the fault ledger")
+        closed = close_abandoned_run(Path(run), reason, home=home)
         if closed:
             lines.append(f"run {Path(run).name}: verdict INTERRUPTED written ({closed})")
     return lines
 
 
-def close_abandoned_run(run_dir: Path, reason: str) -> str | None:
+def close_abandoned_run(run_dir: Path, reason: str, home: str | os.PathLike | None = None) -> str | None:
     """Give a run folder with no verdict its `interrupted` verdict, judged from its history and the
-    plan it recorded at the start (session.json). Returns where it was written, or None."""
+    plan it recorded at the start (session.json), sealed with the home's key (or
+    $GAMEDAY_SIGNING_KEY). Returns where it was written, or None."""
     if (run_dir / "verdict.json").exists() or not (run_dir / "session.json").is_file():
         return None
     plan = json.loads((run_dir / "session.json").read_text())
@@ -65,4 +68,5 @@ def close_abandoned_run(run_dir: Path, reason: str) -> str | None:
     v = compute_verdict(events, plan["objectives"], {k: plan.get(k) for k in RUN_FIELDS})
     v["reason"] = f"{reason}; {v['reason']}"
     (run_dir / "verdict.json").write_text(json.dumps(v, indent=2, default=str) + "\n")
+    seal(run_dir, home=home)  # a run that cannot be signed says why in seal-error.txt
     return str(run_dir / "verdict.json")

@@ -48,6 +48,7 @@ from harness.records.heartbeat_ledger import freshness
 from harness.core.pgroles import conninfo_value
 from harness.targets import credentials
 from harness.targets.embedded.monitoring import RULES, alertmanager_config
+from harness.targets.embedded.stack import HARNESS_ENTRIES
 from harness.targets.description import PROJECT_ROOT
 
 for _k, _v in engine.TESTCONTAINERS_ENV.items():
@@ -317,7 +318,7 @@ def _check_home(n: _Names) -> None:
     marker = home / ".gameday-home"
     if marker.exists() and not is_containers_home(home):
         raise ContainersError(f"home {home} holds an embedded stack; choose another --home for the container target")
-    foreign = [p for p in home.iterdir() if p.name not in ("runs", "fault-ledger")] if home.is_dir() else []
+    foreign = [p for p in home.iterdir() if p.name not in HARNESS_ENTRIES] if home.is_dir() else []
     if foreign and not marker.exists():
         raise ContainersError(f"home {home} is not empty and is not a gameday home; choose another --home")
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.records import fault_ledger
-from harness.core import procs
+from harness.core import procs, signing
 from harness.records.heartbeat_ledger import freshness
 from harness.targets import description as target_mod
 from harness.core.errors import first_line
@@ -90,14 +90,15 @@ def check_binaries() -> None:
             raise StackError(f"{tool} not found beside {sys.executable}; run make setup")
 
 
-HARNESS_ENTRIES = ("runs", fault_ledger.LEDGER_DIR)
+# The harness's own bookkeeping may precede the stack: runs in progress, the fault ledger, and the
+# evidence signing key with its allowed signers (made at first use, e.g. by `gameday plan create`).
+HARNESS_ENTRIES = ("runs", fault_ledger.LEDGER_DIR, "secrets", signing.ALLOWED_SIGNERS_NAME)
 
 
 def check_home(layout: Layout) -> None:
     home = layout.home
     if home.exists() and not home.is_dir():
         raise StackError(f"home {home} is a file, not a folder")
-    # The harness's own bookkeeping (runs in progress, the fault ledger) may precede the stack.
     foreign = [p for p in home.iterdir() if p.name not in HARNESS_ENTRIES] if home.is_dir() else []
     if foreign and not layout.marker.exists():
         raise StackError(f"home {home} is not empty and is not a gameday home (no {layout.marker.name}); choose another --home")
