@@ -554,14 +554,31 @@ def test_phases_split_the_outage_at_alert_notification_and_recovery():
     h.add("detection", 40, alert="SvgAiApiDown", fired=True, latency_s=3.0, notified_latency_s=3.2)
     h.add("recovery", 15.0, phase="start", name="restore").add("recovery", 19.0, phase="end", name="restore", ok=True)
     p = phases(h.events(), recovered_at_t=20.0)
-    assert p == {"detect_s": 3.0, "notify_s": 0.2, "respond_s": 1.8, "restore_s": 5.0}
+    assert {k: p[k] for k in ("detect_s", "notify_s", "respond_s", "restore_s")} == \
+        {"detect_s": 3.0, "notify_s": 0.2, "respond_s": 1.8, "restore_s": 5.0}
+    # One after the other here: the spans follow each other and add up to the outage.
+    assert p["spans"] == {"detect_s": [0.0, 3.0], "notify_s": [3.0, 3.2], "respond_s": [3.2, 5.0],
+                          "restore_s": [5.0, 10.0]}
+    assert p["fault_to_stable_s"] == 10.0
 
 
 def test_automatic_recovery_has_no_respond_phase_and_restores_from_the_fault():
     from harness.checkers import phases
     h = History().steady_state(0, True).up(0, 10).fault(10, 11).down(10, 14).up(14, 30)
     p = phases(h.events(), recovered_at_t=14.0)
-    assert p == {"detect_s": None, "notify_s": None, "respond_s": None, "restore_s": 4.0}
+    assert {k: p[k] for k in ("detect_s", "notify_s", "respond_s", "restore_s")} == \
+        {"detect_s": None, "notify_s": None, "respond_s": None, "restore_s": 4.0}
+
+
+def test_overlapping_phases_are_spans_not_a_sum():
+    """Automatic recovery: restoring starts at the fault while detection and notification go on.
+    The phases overlap; the outage is fault → stable (4.28 s), not detect + notify + restore."""
+    from harness.checkers import phases
+    h = History().steady_state(0, True).up(0, 10).fault(10, 11).down(10, 14.28).up(14.28, 30)
+    h.add("detection", 30, alert="SvgAiApiDown", fired=True, latency_s=3.64, notified_latency_s=3.74)
+    p = phases(h.events(), recovered_at_t=14.28)
+    assert p["spans"] == {"detect_s": [0.0, 3.64], "notify_s": [3.64, 3.74], "restore_s": [0.0, 4.28]}
+    assert p["fault_to_stable_s"] == 4.28 < p["detect_s"] + p["notify_s"] + p["restore_s"]
 
 
 def test_a_write_without_a_digest_is_flagged_not_failed_when_others_are_checked():

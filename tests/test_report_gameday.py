@@ -33,7 +33,8 @@ def test_summary_index_and_junit(tmp_path):
     first, second = summary["runs"][0], summary["runs"][1]
     assert set(first) == {"run_id", "scenario", "status", "reason", "rto_s", "rto_objective_s", "rpo_s",
                           "rpo_objective_s", "lost_writes", "acked_writes", "detection_latency_s", "report",
-                          "downtime_s", "negative_control", "phases", "criteria"}
+                          "downtime_s", "negative_control", "phases", "criteria", "rpo_after_fault_s",
+                          "heartbeat_set_aside"}
     assert first["rto_s"] == 24.0 and first["rto_objective_s"] == 900
     assert second["rto_s"] is None and second["lost_writes"] == 9
     assert json.loads((gd / "summary.json").read_text()) == summary
@@ -139,3 +140,21 @@ def test_live_view_redraws_on_a_tty_and_stops_cleanly():
     assert len(logged) == 80
     assert all(re.fullmatch(r"\[1/1\] database-failure: state \d-\d+ \(\+0:00\)", x) for x in logged)
     view.finish("database-failure", "pass")  # after close: still harmless
+
+
+def test_the_table_shows_the_loss_judged_and_warns_of_damage_nobody_judged(tmp_path):
+    """The RPO column never reads "0 s" beside writes lost after the fault: it shows the loss the
+    criterion judged; a run that found heartbeats already damaged is a warning row."""
+    run = tmp_path / "gd" / "01-database-logical-corruption"
+    run.mkdir(parents=True)
+    verdict = {"scenario": "database-logical-corruption", "status": "pass", "run_id": "r1", "criteria": [],
+               "objectives": {"rto_s": 900, "rpo_s": 300},
+               "measured": {"rto_s": 4.2, "rpo_s": 0.0, "data_loss_s": 0.772, "loss_after_fault_s": 0.772,
+                            "lost_writes": 251, "acked_writes": 4722, "heartbeat_set_aside": 3}}
+    (run / "verdict.json").write_text(__import__("json").dumps(verdict))
+    summary = write_gameday_summary(tmp_path / "gd", [run], None, None)
+    table = format_table(summary)
+    assert "0.77 s (incl. 0.77 s after the fault) / 5 min" in table and "251 / 4,722" in table
+    assert "0.00 s /" not in table
+    assert "WARNING: database-logical-corruption (r1): 3 heartbeat(s) already lost or changed" in table
+    assert "damage nobody judged" in (tmp_path / "gd" / "index.html").read_text()

@@ -18,7 +18,7 @@ SVG_NS = "{http://www.w3.org/2000/svg}"
 PHASES = {"detect_s": 3.2, "notify_s": 0.04, "respond_s": 1.5, "restore_s": 20.0}
 
 
-def test_the_bar_stacks_the_phases_in_order_with_their_text_labels():
+def test_phases_without_spans_are_drawn_one_after_the_other_with_their_text_labels():
     svg = phases_svg(PHASES)
     root = ET.fromstring(svg)  # well-formed on its own, so it can be inlined anywhere
     assert root.get("role") == "img" and root.get("aria-labelledby") == "phases-title phases-desc"
@@ -29,12 +29,25 @@ def test_the_bar_stacks_the_phases_in_order_with_their_text_labels():
                                                   "phase phase-restore"]
     xs = [float(s.get("x")) for s in segments]
     widths = [float(s.get("width")) for s in segments]
-    assert xs == sorted(xs) and all(abs(xs[i] + widths[i] - xs[i + 1]) < 0.2 for i in range(3))  # stacked, no gaps
+    # A verdict written before phases had spans: one after the other, each where the last ended.
+    assert xs == sorted(xs) and all(xs[i + 1] - xs[i] >= widths[i] - 3.0 for i in range(3))
     assert widths[3] > widths[0] > widths[2] > widths[1] >= 3.0  # proportional; 40 ms still visible
     texts = "".join(root.itertext())
-    for label in ("Detect: 3.20 s", "Notify: 0.04 s", "Respond: 1.50 s", "Restore: 20.0 s", "total 24.7 s"):
+    for label in ("Detect: 3.20 s", "Notify: 0.04 s", "Respond: 1.50 s", "Restore: 20.0 s", "fault to stable 24.7 s"):
         assert label in texts
     assert "http" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")  # self-contained
+
+
+def test_overlapping_phases_are_drawn_overlapping_and_never_summed():
+    """Automatic recovery: restoring starts at the fault while detection goes on (4.28 s outage)."""
+    phases = {"detect_s": 3.64, "notify_s": 0.1, "respond_s": None, "restore_s": 4.28, "fault_to_stable_s": 4.28,
+              "spans": {"detect_s": [0.0, 3.64], "notify_s": [3.64, 3.74], "restore_s": [0.0, 4.28]}}
+    root = ET.fromstring(phases_svg(phases))
+    bars = {r.get("class"): r for r in root.iter(f"{SVG_NS}rect") if (r.get("class") or "").startswith("phase ")}
+    assert bars["phase phase-restore"].get("x") == bars["phase phase-detect"].get("x")  # both from the fault
+    texts = "".join(root.itertext())
+    assert "fault to stable 4.28 s" in texts and "8.02" not in texts
+    assert root.find(f"{SVG_NS}title").text.startswith("Recovery phases: 4.28 s")
 
 
 def test_phases_not_observed_are_labelled_and_nothing_measured_draws_nothing():

@@ -54,8 +54,15 @@ def _run_row(run_dir: Path, base: Path) -> tuple[dict, dict]:
         "reason": str(problem or verdict.get("reason") or ""),
         "rto_s": m.get("rto_s"),
         "rto_objective_s": o.get("rto_s"),
-        "rpo_s": m.get("rpo_s"),
+        # The loss the RPO criterion judged: the recovery point's far end plus the span of writes
+        # acknowledged after the fault and lost (the plain RPO alone would read "0 s" beside
+        # thousands of lost writes when a recovery discards what came after the incident).
+        "rpo_s": m["data_loss_s"] if is_number(m.get("data_loss_s")) else m.get("rpo_s"),
+        "rpo_after_fault_s": m.get("loss_after_fault_s") if is_number(m.get("loss_after_fault_s")) else None,
         "rpo_objective_s": o.get("rpo_s"),
+        # Heartbeats already lost or changed when this run began: damage an earlier incident did
+        # that nobody judged (set aside, not counted against this run's fault).
+        "heartbeat_set_aside": int(m.get("heartbeat_set_aside") or 0),
         "lost_writes": m.get("lost_writes"),
         "acked_writes": m.get("acked_writes"),
         "detection_latency_s": m.get("detection_latency_s"),
@@ -96,6 +103,7 @@ def write_gameday_summary(gameday_dir: str | os.PathLike, run_dirs: list[str | o
         # Only the plan's own scenarios spend the budget: a negative control's outage is on purpose.
         "error_budget": error_budget([r.get("downtime_s") for r in rows if not r.get("negative_control")]),
         "runs": rows,
+        "warnings": unjudged_damage(rows),
     }
     plan, _ = read_json(gameday_dir / "plan.json")  # kept here by `gameday run --plan`
     if isinstance(plan, dict):
@@ -107,8 +115,23 @@ def write_gameday_summary(gameday_dir: str | os.PathLike, run_dirs: list[str | o
     return summary
 
 
+def unjudged_damage(rows: list[dict]) -> list[str]:
+    """One sentence per run whose baseline found heartbeats already lost or changed: damage done
+    before that run (by an earlier scenario or incident) that no run judged."""
+    return [f"{r['scenario']} ({r['run_id']}): {r['heartbeat_set_aside']} heartbeat(s) already lost or changed "
+            f"before its fault: damage nobody judged (an earlier scenario or incident did it; look there)"
+            for r in rows if r.get("heartbeat_set_aside")]
+
+
 def _vs(value: Any, objective: Any, none: str) -> str:
     return f"{fmt_s(value, none)} / {fmt_s(objective)}"
+
+
+def _rpo(row: dict, none: str) -> str:
+    """The loss judged against the RPO, saying how much of it was acknowledged after the fault."""
+    after = row.get("rpo_after_fault_s")
+    note = f" (incl. {fmt_s(after)} after the fault)" if is_number(after) and after > 0 else ""
+    return f"{fmt_s(row.get('rpo_s'), none)}{note} / {fmt_s(row.get('rpo_objective_s'))}"
 
 
 def _lost(row: dict) -> str:
@@ -134,7 +157,7 @@ def render_index(summary: dict) -> str:
         rows.append({**{k: r[k] for k in ("scenario", "run_id", "status", "reason", "report")},
                      "criteria": [c for c in r.get("criteria") or [] if isinstance(c, dict)],
                      "rto": _vs(r["rto_s"], r["rto_objective_s"], rto_none),
-                     "rpo": _vs(r["rpo_s"], r["rpo_objective_s"], rpo_none),
+                     "rpo": _rpo(r, rpo_none),
                      "lost": _lost(r), "detection": fmt_s(r["detection_latency_s"]),
                      "phases": phases_words(r.get("phases"))})
     return render(
@@ -148,6 +171,7 @@ def render_index(summary: dict) -> str:
         calibration=calibration_line(summary.get("calibration")),
         budget=budget_line(summary.get("error_budget")),
         plan=summary.get("plan"),
+        warnings=summary.get("warnings") or [],
     )
 
 
@@ -193,7 +217,7 @@ def format_table(summary: dict, color: bool = False) -> str:
     for r in summary.get("runs", []):
         rto_none, rpo_none = _none_words(r)
         body.append([r["scenario"], r["status"].upper(), _vs(r["rto_s"], r["rto_objective_s"], rto_none),
-                     _vs(r["rpo_s"], r["rpo_objective_s"], rpo_none), _lost(r), fmt_s(r["detection_latency_s"]),
+                     _rpo(r, rpo_none), _lost(r), fmt_s(r["detection_latency_s"]),
                      phases_words(r.get("phases"))])
     widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(headers)]
 
@@ -218,6 +242,7 @@ def format_table(summary: dict, color: bool = False) -> str:
         verdict = BOLD + ANSI.get(status, "") + verdict + RESET
     lines.append(f"game day {summary.get('gameday_id')}: {verdict} ({passed}/{len(summary.get('runs', []))} runs passed)")
     lines += [x for x in (calibration_line(summary.get("calibration")), budget_line(summary.get("error_budget"))) if x]
+    lines += [f"WARNING: {w}" for w in summary.get("warnings") or []]
     return "\n".join(lines)
 
 

@@ -99,6 +99,9 @@ def build_quarterly(reports_dir: str | os.PathLike, quarter: str, out_dir: str |
     evidence["calibration_runs"] = len(calibrations)
     evidence["error_budget"] = error_budget([r.get("downtime_s") for r in runs], months=3)
     evidence["phases"] = _phases(runs)
+    # Damage nobody judged: heartbeats a run found already lost or changed at its start.
+    evidence["unjudged_damage"] = [{k: r[k] for k in ("run_id", "scenario", "started", "report", "heartbeat_set_aside")}
+                                   for r in runs if r.get("heartbeat_set_aside")]
     now = datetime.now(timezone.utc)
     actions = [a for a in load_actions(reports_dir) if (parse_time(a.get("wall")) or end) < end]
     evidence["findings"] = quarter_findings(findings_of(facts, actions, now), start, end, now)
@@ -191,8 +194,11 @@ def _run_record(d: Path, rel: str, verdict: dict, started: datetime, up: str) ->
         "rto_s": m.get("rto_s") if is_number(m.get("rto_s")) else None,
         "downtime_s": m.get("downtime_s") if is_number(m.get("downtime_s")) else None,
         "rto_objective_s": o.get("rto_s") if is_number(o.get("rto_s")) else None,
-        "rpo_s": m.get("rpo_s") if is_number(m.get("rpo_s")) else None,
+        # The loss the RPO criterion judged (recovery point plus what was lost after the fault).
+        "rpo_s": (m["data_loss_s"] if is_number(m.get("data_loss_s")) else
+                  m.get("rpo_s") if is_number(m.get("rpo_s")) else None),
         "rpo_objective_s": o.get("rpo_s") if is_number(o.get("rpo_s")) else None,
+        "heartbeat_set_aside": int(m.get("heartbeat_set_aside") or 0),
         "lost_writes": m.get("lost_writes"),
         "acked_writes": m.get("acked_writes"),
         "phases": m.get("phases") if isinstance(m.get("phases"), dict) else {},
