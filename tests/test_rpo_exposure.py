@@ -192,3 +192,18 @@ def test_after_an_idle_spell_the_first_write_is_not_an_hour_at_risk():
     f._read_primary(_Rows((6 * MB + 50, "000000010000000000000005", 1000.0, 0, MB)), now=4601.0)
     f._read_standby(_Rows((6 * MB, 999.0)), now=4601.0)
     assert f.exposures(4601.5) == {"wal_archive": 1.5, "standby": 1.5}
+
+
+def test_the_wal_an_idle_primary_writes_is_no_data_at_risk():
+    """An idle primary writes WAL (running-transaction snapshots) that archive_timeout does not
+    switch out: while no write transaction begins, nothing is at risk, however long it lasts (the
+    exposure once grew a second a second behind a held-down API and failed the next steady state)."""
+    from harness.targets.embedded.rpo_exporter import Facts
+    f = Facts()
+    f._read_primary(_Rows((6 * MB, "000000010000000000000005", 1000.0, 0, MB, 742)), now=1001.0)  # caught up
+    for now in range(1002, 1100):  # only unimportant WAL: the position moves, the next xid does not
+        f._read_primary(_Rows((6 * MB + 40 * (now - 1001), "000000010000000000000005", 1000.0, 0, MB, 742)), now=now)
+    assert f.exposures(1099.5) == {"wal_archive": 0.5}
+    # A write transaction begins and its WAL is not archived: from then on it is at risk.
+    f._read_primary(_Rows((6 * MB + 9000, "000000010000000000000005", 1000.0, 0, MB, 743)), now=1100.0)
+    assert f.exposures(1130.0) == {"wal_archive": 31.0}

@@ -13,7 +13,12 @@ were lost now, as `svg_ai_rpo_exposure_seconds{way=...}` for Prometheus, all the
 
 The "last caught up" term is the care an idle primary needs: the recovery point is the first
 write the way back does not hold (harness/checkers/loss.py measures RPO the same way), so after
-an idle hour the first new write is one second at risk, not an hour.
+an idle hour the first new write is one second at risk, not an hour. "Caught up" means the archive
+holds every WAL byte, or no write transaction has begun since it did: an idle primary still
+writes WAL (running-transaction snapshots, checkpoints) that archive_timeout does not switch out
+for (PostgreSQL counts it unimportant), and that WAL holds no data anyone could lose. Without
+this the exposure grew one second a second while nothing was written (a held-down API, a quiet
+night) and read as an archive at risk.
 
 A server that does not answer leaves its last facts in place, so the exposure keeps growing: what
 that way held then is all it is known to hold. Also exported: svg_ai_wal_archiver_failed_count.
@@ -86,6 +91,7 @@ class Facts:
         self.primary_seen = False
         self.standby_seen = False
         self.archive_caught_up_epoch: float | None = None  # last reading at which the archive held all WAL
+        self.caught_up_next_xid: int | None = None  # the next transaction id then: unchanged, nothing was written
         self.standby_caught_up_epoch: float | None = None
 
     def exposures(self, now: float) -> dict[str, float]:
@@ -129,9 +135,11 @@ class Facts:
         row = c.execute(
             "select (pg_current_wal_lsn() - '0/0')::bigint, a.last_archived_wal, "
             "extract(epoch from a.last_archived_time)::float8, a.failed_count, "
-            "(select setting::bigint from pg_settings where name = 'wal_segment_size') "
+            "(select setting::bigint from pg_settings where name = 'wal_segment_size'), "
+            "pg_snapshot_xmax(pg_current_snapshot())::text::bigint "
             "from pg_stat_archiver a").fetchone()
-        lsn, walfile, archived_epoch, failed, segment_bytes = row
+        lsn, walfile, archived_epoch, failed, segment_bytes = row[:5]
+        next_xid = row[5] if len(row) > 5 else None
         with self.lock:
             self.primary_seen = True
             self.primary_lsn = int(lsn)
@@ -143,6 +151,10 @@ class Facts:
                 if end is not None:
                     self.archived_end_lsn = end
             if self.archived_end_lsn is not None and self.primary_lsn <= self.archived_end_lsn:
+                self.archive_caught_up_epoch = time.time() if now is None else now
+                self.caught_up_next_xid = next_xid
+            elif next_xid is not None and next_xid == self.caught_up_next_xid:
+                # WAL was written since, but no write transaction began: no data is at risk.
                 self.archive_caught_up_epoch = time.time() if now is None else now
 
     def _read_standby(self, c, now: float | None = None) -> None:
