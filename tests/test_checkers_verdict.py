@@ -590,3 +590,108 @@ def test_a_write_without_a_digest_is_flagged_not_failed_when_others_are_checked(
     v = verdict(h.events(), objectives())
     assert criterion(v, "corrupted_writes")["passed"], criterion(v, "corrupted_writes")["detail"]
     assert any("without a readable answer" in f for f in v["flags"])
+
+
+# -- issue 18: no harm goes unjudged ---------------------------------------------------------------
+
+def test_a_step_fails_whatever_its_provider():
+    from harness.checkers.steps import step_outcome
+    ok = {"status": "succeeded"}
+    process = {"type": "action", "provider": {"type": "process", "path": "/bin/false"}}
+    assert step_outcome(process, {**ok, "output": {"status": 1, "stdout": "", "stderr": "nope"}}) == \
+        (False, "the process exited with status 1: nope")
+    assert step_outcome(process, {**ok, "output": {"status": 0}}) == (True, None)
+    http = {"type": "action", "provider": {"type": "http", "url": "http://x"}}
+    assert step_outcome(http, {**ok, "output": {"status": 500}})[0] is False
+    assert step_outcome(http, {**ok, "output": {"status": 204}}) == (True, None)
+    assert step_outcome({**http, "expected_status": [500]}, {**ok, "output": {"status": 500}}) == (True, None)
+    assert step_outcome({**http, "expected_status": 200}, {**ok, "output": {"status": 201}})[0] is False
+    python = {"type": "action", "provider": {"type": "python", "module": "m", "func": "f"}}
+    assert step_outcome(python, {"status": "failed", "exception": ["ActivityFailed: boom\n"]}) == \
+        (False, "ActivityFailed: boom")
+
+
+def _with_step(kind, section="method", tags=(), type_="action"):
+    h = healthy_run()
+    h.step(12.0, 12.5, f"a-{kind}-step", section=section, tags=tags, type=type_, provider="process", ok=False,
+           detail="the process exited with status 1")
+    return verdict(h.events(), objectives())
+
+
+def test_a_failed_recovery_step_fails_the_procedure_and_a_failed_probe_every_step():
+    v = _with_step("recovery", tags=["recovery"])
+    assert v["status"] == "fail" and not criterion(v, "recovery_procedure")["passed"]
+    assert "exited with status 1" in criterion(v, "recovery_procedure")["detail"]
+    v = _with_step("probe", type_="probe")
+    assert v["status"] == "fail" and not criterion(v, "every_step")["passed"]
+
+
+def test_a_failed_fault_or_untagged_action_is_an_error_and_a_failed_rollback_fails_after_rollbacks():
+    assert _with_step("fault", tags=["fault"])["status"] == "error"
+    v = _with_step("untagged")
+    assert v["status"] == "error" and "did not run as written" in v["reason"]
+    v = _with_step("rollback", section="rollback")
+    assert v["status"] == "fail" and not criterion(v, "after_rollbacks")["passed"]
+
+
+def test_existing_rows_lost_before_the_recovery_point_or_changed_fail():
+    h = healthy_run()
+    h.fingerprint(31, "after", rows=100, lost=[("other-writer-7", -3000.0)])  # an hour before the fault
+    v = verdict(h.events(), objectives())
+    assert v["status"] == "fail" and not criterion(v, "existing_rows")["passed"]
+    assert "other-writer-7" in criterion(v, "existing_rows")["detail"]
+    h = healthy_run()
+    h.fingerprint(31, "after", rows=100, changed=["other-writer-8"])
+    assert not criterion(verdict(h.events(), objectives()), "existing_rows")["passed"]
+    h = healthy_run()
+    h.events()  # no fingerprint at all: the rows that existed were never looked at
+    h._events = [e for e in h._events if e["kind"] != "fingerprint"]
+    assert not criterion(verdict(h.events(), objectives()), "existing_rows")["passed"]
+
+
+def test_a_row_created_after_the_recovery_point_may_go_with_the_rewind():
+    """A rewind of ~20 s (writes lost from 20 s before the fault): a row created 5 s before the
+    fault went with it legitimately (the RPO judges it); one created 60 s before must survive."""
+    h = History().steady_state(0, True).up(0, 10).down(10, 14).up(14, 60)
+    h.fingerprint(9.9, "before", taken_t=9.8).step(10.0, 11.0, "rewind", tags=["fault"]).fault(10.0, 11.0)
+    beats = [(f"hb-{i}", float(i)) for i in range(-60, 60)]
+    lost_beats = {k for k, t in beats if -10 <= t <= 10}
+    h.heartbeats(60.4, beats).final_read(60.5, [k for k, _ in beats if k not in lost_beats])
+    h.fingerprint(60.6, "after", lost=[("late-row", 5.0)]).checks_after_recovery(61).marker(60, "observe_end")
+    h.steady_state(62, True, phase="after").after_rollbacks(63)
+    v = verdict(h.events(), objectives())
+    assert criterion(v, "existing_rows")["passed"], criterion(v, "existing_rows")["detail"]
+    h._events = [e for e in h._events if not (e["kind"] == "fingerprint" and e["phase"] == "after")]
+    h.fingerprint(60.6, "after", lost=[("old-row", -50.0)])
+    assert not criterion(verdict(h.events(), objectives()), "existing_rows")["passed"]
+
+
+def test_the_service_is_judged_in_a_scenario_that_names_another_component():
+    h = healthy_run()  # the api probe is down 10 → 14.2
+    h.up(0, 30, probe="prometheus")
+    v = verdict(h.events(), objectives(probe="prometheus", rto_s=3))
+    assert criterion(v, "rto")["passed"]  # prometheus never failed
+    assert not criterion(v, "service_rto")["passed"] and v["status"] == "fail"
+
+
+def test_after_the_rollbacks_a_row_gone_or_the_steady_state_broken_fails():
+    h = healthy_run()
+    h._events = [e for e in h._events if e["kind"] != "after_rollbacks"]
+    h.after_rollbacks(33, digests={})
+    assert not criterion(verdict(h.events(), objectives()), "after_rollbacks")["passed"]
+    h._events = [e for e in h._events if e["kind"] != "after_rollbacks"]
+    h.after_rollbacks(33, met=False)
+    assert not criterion(verdict(h.events(), objectives()), "after_rollbacks")["passed"]
+    h._events = [e for e in h._events if e["kind"] != "after_rollbacks"]
+    assert not criterion(verdict(h.events(), objectives()), "after_rollbacks")["passed"]  # never checked
+
+
+def test_too_few_witnesses_before_the_fault_leave_the_rpo_unproven():
+    h = healthy_run()
+    h._events = [e for e in h._events if e["kind"] != "heartbeat"]  # the heartbeat was frozen
+    h.heartbeats(30.4, [(f"hb-{i}", float(i)) for i in range(-60, 2)])  # nothing in the 8 s before the fault
+    read = next(e for e in h._events if e["kind"] == "final_read")
+    read["keys"] = [k for k in read["keys"] if not (k.startswith("hb-") and int(k[3:]) >= 2)]
+    v = verdict(h.events(), objectives())
+    assert v["status"] == "error" and "too few witnesses" in v["reason"]
+    assert v["measured"]["witnesses"]["largest_gap_s"] > 2

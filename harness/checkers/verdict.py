@@ -307,7 +307,9 @@ def _recovery_procedure(events: list[dict], kind: str | None = None, st: dict | 
     `kind` is the scenario's `recovery` in bcp.yaml: where it is manual, a run in which no recovery
     action ran fails (an experiment that lost or mis-tagged its procedure proves nothing)."""
     recs = [e for e in events if e["kind"] == "recovery"]
-    started = list(dict.fromkeys(e["name"] for e in recs if e.get("phase") == "start"))
+    # A recovery step, whatever its provider, counts as started even where no recovery event was kept.
+    steps_of = [x["name"] for x in (st or {}).get("steps", []) if x["section"] == "method" and "recovery" in x["tags"]]
+    started = list(dict.fromkeys([*(e["name"] for e in recs if e.get("phase") == "start"), *steps_of]))
     if not started:
         if kind == "manual":
             return _criterion("recovery_procedure", False, [], "manual",
@@ -317,6 +319,9 @@ def _recovery_procedure(events: list[dict], kind: str | None = None, st: dict | 
         return _criterion("recovery_procedure", True, [], None,
                           f"no recovery procedure ran: recovery is automatic (supervision, failover), {why}")
     ended = {e["name"]: e for e in recs if e.get("phase") == "end"}
+    for x in (st or {}).get("steps", []):  # a recovery step judged only by its step events
+        if x["name"] in steps_of and x["name"] not in ended and x["end_t"] is not None:
+            ended[x["name"]] = {"ok": x["ok"], "detail": x.get("detail")}
     problems = []
     for name in started:
         end = ended.get(name)
