@@ -125,4 +125,5 @@ class RunSession:
         self.stop_instruments()
         self.history.close()
         for path in self.fingerprints.values():  # per-row files: their comparison is in the history
-            Path(path).unlink(missing_ok=True)
+            for part in Path(path).parent.glob(Path(path).name + "*"):
+                part.unlink(missing_ok=True)
