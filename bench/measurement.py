@@ -152,6 +152,8 @@ def rto_trial(planned: runner.Planned, target: dict, target_file: Path, reports:
     if fault_start is None or end is None:  # e.g. no write acknowledged in the warm-up: nothing injected
         return {"status": v["status"], "reason": v.get("reason"), "rto_s": None, "error_s": None, "setup_s": None,
                 "held_over_s": None, "resume_s": None, "true_rto_s": None, "bias_s": None, "witness_answers": 0}
+    # RTO runs from when the fault says it landed (the SIGSTOP sent), as the checker reads it.
+    fault_start = end.get("landed_t", fault_start)
     held = float((end.get("detail") or {}).get("stopped_s") or OUTAGE_S)
     resumed_t = end["t"]  # SIGCONT, to within the few ms the action takes to return
     stopped_t = resumed_t - held

@@ -357,16 +357,13 @@ def _alive(pid: int) -> bool:
 @pytest.mark.integration
 @pytest.mark.parametrize("name", ["calibration-loss.yaml", "calibration-outage.yaml"])
 def test_two_workers_judge_a_fault_like_one_process(healthy_stack, tmp_path, monkeypatch, name):
+    """Judged against the same ground truth as one process is (tests/test_measurement_calibration.py):
+    the 20 rows deleted behind the API, the 3 s freeze."""
     target_file = Path(healthy_stack["home"]) / "target.json"
-    [planned] = runner.plan([HERE / name])
-    monkeypatch.delenv("GAMEDAY_LOAD_WORKERS", raising=False)
-    single = runner.run_one(planned, tmp_path / "single", target_file, runner._Signals(), log=lambda m: None)
     monkeypatch.setenv("GAMEDAY_LOAD_WORKERS", "2")
     [planned] = runner.plan([HERE / name])
     two = runner.run_one(planned, tmp_path / "two", target_file, runner._Signals(), log=lambda m: None)
 
-    assert two["status"] == single["status"], (single["reason"], two["reason"])
-    assert {c["name"]: c["passed"] for c in two["criteria"]} == {c["name"]: c["passed"] for c in single["criteria"]}
     run_dir = Path(two["_run_dir"])
     shards = ledger_shards.read_shards(run_dir / ledger_shards.SHARD_DIR)
     assert len(shards) == 2, "expected one ledger shard per worker"
@@ -376,10 +373,12 @@ def test_two_workers_judge_a_fault_like_one_process(healthy_stack, tmp_path, mon
     assert len(acked_by) == 2, f"writes acknowledged for {acked_by} only"
     u = two["measured"]["clock_uncertainty_s"]
     assert u is not None and 0 <= u < 0.25
-    assert single["measured"]["clock_uncertainty_s"] is None
     if name == "calibration-loss.yaml":  # exactly the 20 rows deleted behind the API, from the merged ledger
         deleted = json.loads((run_dir / "ground-truth-deleted.json").read_text())
-        assert two["measured"]["lost_writes"] == single["measured"]["lost_writes"] == 20
+        assert two["measured"]["lost_writes"] == len(deleted) == 20
         assert sorted(two["loss"]["lost_keys"]) == sorted(deleted)
-    else:  # the frozen API: RTO ≈ the 3 s freeze either way, the distributed one widened by u
-        assert abs(two["measured"]["rto_s"] - single["measured"]["rto_s"]) < 1.0
+        assert two["measured"]["unexpected_writes"] == 0
+    else:  # the frozen API: RTO the 3 s freeze, widened by the clock uncertainty at most
+        assert two["status"] == "pass", two["reason"]
+        assert 3.0 - 0.05 - u <= two["measured"]["rto_s"] <= 3.0 + 1.1 + u, two["measured"]["rto_s"]
+        assert two["measured"]["lost_writes"] == 0

@@ -143,3 +143,43 @@ def test_a_home_holding_only_the_harness_bookkeeping_can_still_become_a_stack(tm
         raise AssertionError("a foreign folder was taken for a stack home")
     except StackError as e:
         assert "not a gameday home" in str(e)
+
+
+def test_an_entry_is_orphaned_once_its_harness_is_gone_and_only_then(tmp_path):
+    """The supervised reaper undoes an orphan at once (not at the end of its lease): so a live
+    harness, a harness in another pid namespace, or a dead one whose pid now names another
+    process must each be told apart."""
+    harness = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    entry = {"harness_pid": harness.pid, "harness_started": procs.start_time(harness.pid),
+             "pid_namespace": os.readlink("/proc/self/ns/pid")}
+    try:
+        assert not fault_ledger.orphaned(entry)                                    # alive
+        assert not fault_ledger.orphaned({**entry, "pid_namespace": "pid:[1]"})    # cannot be seen from here
+        assert fault_ledger.orphaned({**entry, "harness_started": entry["harness_started"] - 1})  # pid reused
+        harness.kill()
+        time.sleep(0.2)
+        assert fault_ledger.orphaned(entry)                                        # a zombie nobody reaped
+    finally:
+        harness.kill()
+        harness.wait()
+    assert fault_ledger.orphaned(entry)                                            # gone
+
+
+def test_the_supervised_reaper_undoes_an_orphan_before_its_lease(tmp_path):
+    hold = tmp_path / "hold"
+    hold.write_text("x")
+    writer = subprocess.run([sys.executable, "-c", "import sys; from harness.records import fault_ledger; "
+                             f"fault_ledger.record(sys.argv[1], 'hold:api', {{'kind': 'unlink', 'path': sys.argv[2]}}, 600)",
+                             str(tmp_path), str(hold)], cwd=Path(__file__).resolve().parents[1], check=True)
+    assert writer.returncode == 0 and hold.exists()
+    loop = subprocess.Popen([sys.executable, "-m", "harness.targets.reaper", "--home", str(tmp_path), "--period", "0.1"],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while hold.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        loop.terminate()
+        out = loop.communicate(timeout=10)[0]
+    assert not hold.exists() and "its harness is gone" in out, out
+    assert fault_ledger.entries(tmp_path) == []

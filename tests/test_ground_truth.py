@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +28,8 @@ from harness import faults, targets
 from harness.core import procs
 from harness.core.pgroles import admin_dsn
 from harness.run import runner
+from harness.checkers.loss import witness_window_s
+from harness.records.shards import run_events
 from harness.run.plan import OBJECTIVES_ENV, plan
 
 pytestmark = pytest.mark.integration
@@ -105,7 +108,7 @@ HARMS = [
          objectives={"rpo_s": 1}, recorders={"warmup_s": 3.0}),  # more than 1 s of writes to lose
     Harm("the run's acknowledged writes deleted (within the 300 s objective: measured, passes)", "pass", (),
          [psql("delete-recent-writes", f"delete from optimization_results where {RUN_ROWS}", "fault")],
-         check=lambda v: v["measured"]["lost_writes"] > 0 and 0 < v["measured"]["rpo_s"] < 300),
+         objectives={"rpo_s": 300}, check=lambda v: v["measured"]["lost_writes"] > 0 and 0 < v["measured"]["rpo_s"] < 300),
     # -- the integrity of the table --------------------------------------------------------------
     Harm("the unique index on request_id dropped", "fail", ("data_integrity",),
          [psql("drop-primary-key", "alter table optimization_results drop constraint optimization_results_pkey",
@@ -147,6 +150,7 @@ HARMS = [
          rollbacks=[shell("a-rollback-that-fails", "exit 1")]),
     # The liveness checker would replace a hung API (the system's own recovery): it is frozen too.
     Harm("a rollback that leaves the API frozen", "fail", ("after_rollbacks",), [OUTAGE],
+         objectives={"timeout_s": 8},  # the steady state is awaited that long after the rollbacks, in vain
          rollbacks=[shell("a-rollback-that-freezes-the-api", '/bin/kill -s STOP ${liveness_pid}; '
                                                              '/bin/kill -s STOP -- -$(cat "${api_pidfile}")')]),
     # -- harmless controls: no false alarm --------------------------------------------------------
@@ -208,6 +212,11 @@ def stack_for_harm(healthy_stack, monkeypatch):
         c.execute("delete from optimization_results where request_id like 'foreign-%' or request_id like '%-w-%x'")
 
 
+def verdict_dir(tmp_path: Path) -> Path:
+    [run] = [p for p in (tmp_path / "reports").iterdir() if (p / "verdict.json").exists()]
+    return run
+
+
 def _with(values: dict, steps: list) -> list:
     """The steps with ${name} replaced by the stack's own values (a shell line, a psql DSN, a URL)."""
     text = json.dumps(steps)
@@ -233,7 +242,9 @@ def test_a_harm_gets_the_verdict_it_must(harm, stack_for_harm, hook, tmp_path):
         "version": "1.0.0", "title": f"Harm: {harm.name}", "description": "tests/test_ground_truth.py",
         "tags": ["ground-truth"],
         "extensions": [{"name": "bcp", "scenario": harm.scenario,
-                        **({"objectives": harm.objectives} if harm.objectives else {}),
+                        # rpo_s 40: a 4 s witness window (harness/checkers/loss.py), so a harm that follows
+                        # an outage waits seconds, not ten, for the heartbeat to witness the window again.
+                        "objectives": {"rpo_s": 40, **(harm.objectives or {})},
                         "recorders": {"warmup_s": 1.0, "users": 2, **(harm.recorders or {})}}],
         "controls": [{"name": "bcp-gameday", "provider": {"type": "python", "module": "harness.run.control"}}],
         "steady-state-hypothesis": {"title": "The API is ready", "probes": [
@@ -260,12 +271,16 @@ def test_a_frozen_heartbeat_leaves_the_rpo_unproven(stack_for_harm, tmp_path):
     the load paced down to one write every 5 s: the recovery point rests on too few acknowledged
     writes, so the run is an ERROR naming them, never a PASS."""
     t = stack_for_harm
+    rpo_s = 40
+    window = witness_window_s(rpo_s)
     pid = targets.load(Path(t["home"])).program_pid("heartbeat")
-    os.kill(pid, signal.SIGSTOP)  # the run itself then waits (in vain) longer than the 6 s witness window
+    os.kill(pid, signal.SIGSTOP)
     try:
+        # The heartbeat's last beats age out of the window first; the run then waits for new ones in vain.
+        time.sleep(window + 1.0)
         experiment = {
             "version": "1.0.0", "title": "Harm: the heartbeat frozen", "description": "tests/test_ground_truth.py",
-            "extensions": [{"name": "bcp", "scenario": "harm", "objectives": {"rpo_s": 60},
+            "extensions": [{"name": "bcp", "scenario": "harm", "objectives": {"rpo_s": rpo_s},
                             "recorders": {"warmup_s": 1.0, "users": 1, "writes_per_s": 0.2}}],
             "controls": [{"name": "bcp-gameday", "provider": {"type": "python", "module": "harness.run.control"}}],
             "steady-state-hypothesis": {"title": "The API is ready", "probes": [
@@ -283,3 +298,5 @@ def test_a_frozen_heartbeat_leaves_the_rpo_unproven(stack_for_harm, tmp_path):
     assert verdict["status"] == "error", verdict["reason"]
     assert "RPO is unproven: too few witnesses" in verdict["reason"] and "largest gap" in verdict["reason"]
     assert verdict["measured"]["witnesses"]["ok"] is False
+    waited = [e for e in run_events(Path(verdict_dir(tmp_path)) / "history.jsonl") if e.get("name") == "witness_wait"]
+    assert waited and waited[0]["waited_s"] >= window, "the run did not wait for witnesses before its fault"

@@ -1,6 +1,7 @@
 """No fault outlives its harness: `gameday run` SIGKILLed in the middle of each kind of fault that
-leaves state behind; the target heals within the lease with nobody acting, no recorder is left,
-and the next command says what was undone and closes the abandoned run."""
+leaves state behind; the target heals with nobody acting (its reaper sees the harness gone and
+undoes the fault at once, well before the lease ends), no recorder is left, and the next command
+says what was undone and closes the abandoned run."""
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 NEGATIVE = ROOT / "experiments" / "negative"
 TIMEOUT_S = 5  # the twins' timeout_s (20) lowered in a copy: the lease is that plus LEASE_MARGIN_S
+ORPHAN_HEAL_S = 15  # the reaper's 1 s period, then the program's own restart (the API's start-up)
 
 
 def _accepts_writes(api_url: str) -> bool:
@@ -49,7 +51,6 @@ def _recorders_of(run_dir: Path) -> list[int]:
                                        ("storage-failure.yaml", "lose_model_volume")])
 def test_a_sigkilled_harness_leaves_a_healed_target(healthy_stack, tmp_path, twin, what):
     home, api = healthy_stack["home"], healthy_stack["api_url"]
-    # A shorter scenario timeout is a shorter lease: the test waits 35 s for the heal, not 50.
     text = (NEGATIVE / twin).read_text()
     assert "timeout_s: 20}" in text
     experiment = tmp_path / "experiments" / twin
@@ -77,11 +78,12 @@ def test_a_sigkilled_harness_leaves_a_healed_target(healthy_stack, tmp_path, twi
     while _recorders_of(run_dir) and time.monotonic() - killed_at < 2.0:
         time.sleep(0.1)
     assert not _recorders_of(run_dir), f"recorders still running for {run_dir}"
-    # Nobody acts: the target side enforces the lease.
+    # Nobody acts: the target side sees the harness gone and undoes its fault, long before the lease ends.
     lease_s = TIMEOUT_S + LEASE_MARGIN_S
     while not _accepts_writes(api):
-        assert time.monotonic() - killed_at < lease_s + 20, f"still not writable {lease_s + 20} s after the SIGKILL"
-        time.sleep(0.5)
+        assert time.monotonic() - killed_at < ORPHAN_HEAL_S, \
+            f"still not writable {ORPHAN_HEAL_S} s after the SIGKILL (the lease would end at {lease_s:.0f} s)"
+        time.sleep(0.2)
     healed_s = time.monotonic() - killed_at
     print(f"{twin}: writable again {healed_s:.1f} s after SIGKILL (lease {lease_s:.0f} s)")
     # The next command tells what was undone and closes the abandoned run.

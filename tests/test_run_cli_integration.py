@@ -24,54 +24,18 @@ def assert_sealed(run_dir: Path, home: str) -> None:
     assert problems == [] and signer.principal.startswith("gameday@")
 
 
-def test_run_writes_outputs_and_posts_notifications(healthy_stack, tmp_path):
+def test_run_writes_outputs_posts_notifications_and_no_secret(healthy_stack, tmp_path):
+    """One `gameday run`: its evidence files, sealed; a notification when the incident opens and one
+    when it resolves. A secret planted in the target description (and printed by a step of the
+    experiment), a password, and a webhook URL carrying credentials: none of them in anything the
+    run writes or prints; the webhook with credentials is still delivered, with them as basic auth."""
+    import base64
     received = []
 
     class Receiver(BaseHTTPRequestHandler):
         def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        r = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "run", str(ROOT / "tests/experiments/calibration-outage.yaml"),
-             "--home", healthy_stack["home"], "--port-base", str(healthy_stack["port_base"]),
-             "--reports-dir", str(tmp_path), "--notify-webhook", f"http://127.0.0.1:{server.server_port}/hook"],
-            capture_output=True, text=True, cwd=ROOT, timeout=300)
-    finally:
-        server.shutdown()
-    assert r.returncode == 0, r.stdout + r.stderr
-    [run_dir] = [p for p in tmp_path.iterdir() if p.is_dir()]
-    for name in ("verdict.json", "history.jsonl", "journal.json", "report.html", "junit.xml"):
-        assert (run_dir / name).exists(), name
-    journal = json.loads((run_dir / "journal.json").read_text())
-    assert journal["bcp"]["status"] == "pass"
-    assert_sealed(run_dir, healthy_stack["home"])
-    texts = [m["text"] for m in received]
-    assert len(texts) == 2
-    assert "CRITICAL" in texts[0] and "RESOLVED" in texts[1]
-    # The stack was already up, so the run leaves it up.
-    from harness.targets.embedded import stack as embedded
-    assert embedded.status(healthy_stack["home"])["healthy"]
-
-
-def test_secrets_stay_out_of_every_file_and_every_line_printed(healthy_stack, tmp_path):
-    """A secret planted in the target description (and printed by a step of the experiment), a
-    password, and a webhook URL carrying credentials: none of them in anything the run writes or
-    prints; the webhook with credentials is still delivered, with them as basic auth."""
-    import base64
-    auth_seen = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self):
-            auth_seen.append(self.headers.get("Authorization"))
-            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((self.headers.get("Authorization"), body))
             self.send_response(200)
             self.end_headers()
 
@@ -96,13 +60,22 @@ def test_secrets_stay_out_of_every_file_and_every_line_printed(healthy_stack, tm
         server.shutdown()
         target_file.write_text(original)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert auth_seen == ["Basic " + base64.b64encode(b"gameday:HOOK-SECRET-42").decode()] * 2
+    # The evidence, sealed.
+    [run_dir] = [p for p in tmp_path.iterdir() if p.is_dir()]
+    for name in ("verdict.json", "history.jsonl", "journal.json", "report.html", "junit.xml"):
+        assert (run_dir / name).exists(), name
+    assert json.loads((run_dir / "journal.json").read_text())["bcp"]["status"] == "pass"
+    assert_sealed(run_dir, healthy_stack["home"])
+    # The notifications: the incident opened, then resolved, with the URL's credentials as basic auth.
+    assert [auth for auth, _ in received] == ["Basic " + base64.b64encode(b"gameday:HOOK-SECRET-42").decode()] * 2
+    texts = [body["text"] for _, body in received]
+    assert "CRITICAL" in texts[0] and "RESOLVED" in texts[1], texts
+    # No secret anywhere.
     generated = [line.rsplit(":", 1)[1] for line in Path(healthy_stack["passfile"]).read_text().splitlines()]
     assert len(generated) == 2
     secrets = (planted, "PLANTED-PW-77", "HOOK-SECRET-42", "QUERY-SECRET-99", *generated)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert any(p.name == "journal.json" for p in files)
-    journal = next(p for p in files if p.name == "journal.json").read_text()
+    journal = (run_dir / "journal.json").read_text()
     assert "api token ***" in journal and "password=***" in journal  # the step's output is there, masked
     assert "127.0.0.1:*:*:svgai:***" in journal  # the database passwords the step printed, masked
     for p in files:
@@ -111,6 +84,9 @@ def test_secrets_stay_out_of_every_file_and_every_line_printed(healthy_stack, tm
             assert s not in text, f"{s} leaked into {p.relative_to(tmp_path)}"
     for s in secrets:
         assert s not in r.stdout + r.stderr, f"{s} printed"
+    # The stack was already up, so the run leaves it up.
+    from harness.targets.embedded import stack as embedded
+    assert embedded.status(healthy_stack["home"])["healthy"]
 
 
 def test_stock_chaos_run_writes_the_same_evidence_redacted_and_exits_1_on_a_fail(healthy_stack, tmp_path):

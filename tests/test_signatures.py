@@ -316,3 +316,22 @@ def test_cli_verify_without_allowed_signers_is_one_line(tmp_path, capsys):
     assert "no allowed-signers file at" in err and len(err.strip().splitlines()) == 1
     assert cli.main(["report", "verify", str(q), "--unsigned"]) == 0
     assert "signatures NOT checked" in capsys.readouterr().out
+
+
+def test_a_run_log_stops_growing_when_its_run_ends(tmp_path):
+    """chaoslib adds a log file handler per run and never removes one: a game day's first run's
+    chaostoolkit.log kept every later run's lines, after its checksums were sealed."""
+    import logging
+
+    from harness.run import runner
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    log = logging.getLogger("chaostoolkit")
+    runner._quiet_chaoslib(first)
+    log.info("run one")
+    runner._release_chaoslib_log()
+    sealed = first.read_bytes()
+    runner._quiet_chaoslib(second)
+    log.info("run two")
+    runner._release_chaoslib_log()
+    assert b"run one" in sealed and first.read_bytes() == sealed
+    assert b"run two" in second.read_bytes() and b"run one" not in second.read_bytes()

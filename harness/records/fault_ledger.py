@@ -48,7 +48,8 @@ def record(home: str | os.PathLike, what: str, undo: dict, lease_s: float, run_d
     folder.mkdir(parents=True, exist_ok=True)
     entry_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
     entry = {"id": entry_id, "what": what, "undo": undo, "deadline": round(time.time() + float(lease_s), 3),
-             "created": round(time.time(), 3), "run_dir": run_dir, "harness_pid": os.getpid()}
+             "created": round(time.time(), 3), "run_dir": run_dir, "harness_pid": os.getpid(),
+             "harness_started": procs.start_time(os.getpid()), "pid_namespace": _pid_namespace()}
     tmp = folder / f".{entry_id}.tmp"
     with open(tmp, "w") as f:
         f.write(json.dumps(entry, indent=2) + "\n")
@@ -147,14 +148,22 @@ def expired(entry: dict, now: float | None = None) -> bool:
 
 
 def orphaned(entry: dict) -> bool:
-    """The harness that wrote it is gone (so nobody else will undo it)."""
+    """The harness that wrote it is gone (so nobody else will undo it): its pid is free, or now
+    names another process (a different start time). A harness in another pid namespace (a
+    container) cannot be seen from here: never judged orphaned, its lease alone applies."""
     pid = entry.get("harness_pid")
     if not isinstance(pid, int) or pid == os.getpid():
         return not isinstance(pid, int)
-    try:
-        os.kill(pid, 0)
+    if entry.get("pid_namespace") and entry["pid_namespace"] != _pid_namespace():
         return False
-    except ProcessLookupError:
+    if not procs.running(pid):  # gone, or a zombie nobody reaped yet
         return True
-    except PermissionError:
-        return False
+    started = entry.get("harness_started")
+    return started is not None and procs.start_time(pid) != started
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None

@@ -92,7 +92,10 @@ def plan(paths: list[str | Path]) -> list[Planned]:
 
 
 def _quiet_chaoslib(log_file: Path | None = None) -> None:
-    """chaoslib logs to our run folder, not the terminal; extensions importing logzero are safe."""
+    """chaoslib logs to our run folder, not the terminal; extensions importing logzero are safe.
+    Each call adds chaoslib's handlers anew: an earlier run's file is let go first, or it would
+    keep growing with every later run of the game day (after its checksums were signed)."""
+    _release_chaoslib_log()
     configure_logger(verbose=False, log_file=str(log_file) if log_file else None)
     logger = logging.getLogger("chaostoolkit")
     logger.propagate = False
@@ -101,6 +104,15 @@ def _quiet_chaoslib(log_file: Path | None = None) -> None:
             logger.removeHandler(h)
     if not logger.handlers:
         logger.addHandler(logging.NullHandler())
+
+
+def _release_chaoslib_log() -> None:
+    """The run's chaostoolkit.log closed and detached: nothing more is written to it."""
+    logger = logging.getLogger("chaostoolkit")
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+        h.close()
+    logger.addHandler(logging.NullHandler())  # and nothing reaches the terminal (logging's last resort)
 
 
 class _Signals:
@@ -179,6 +191,7 @@ def run_one(p: Planned, reports_dir: Path, target_file: Path, signals: _Signals,
         verdict = judge_mod.judge(session)
     finally:
         session.close()
+        _release_chaoslib_log()
     written = write_evidence(session.run_dir, verdict, journal, [*secrets, *secrets_of(session.target())])
     return {**written, "_run_dir": str(session.run_dir)}
 

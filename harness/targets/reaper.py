@@ -3,7 +3,7 @@ fault outlives its harness.
 
     undo(entry)                       carry out one entry's undo; returns what was done (never raises)
     reap(home, now, also_orphaned)    undo expired (and, for the next command, orphaned) entries
-    python -m harness.targets.reaper --home HOME [--period 1]       the supervised loop: expired entries
+    python -m harness.targets.reaper --home HOME [--period 1]       the supervised loop: expired and orphaned entries
     python -m harness.targets.reaper --home HOME --at EPOCH         a detached one-shot timer (freezes)
 
 The embedded stack supervises the loop (program `fault-reaper`); a freeze also starts a detached
@@ -108,8 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     stopping = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stopping.update(flag=True))
     while not stopping["flag"]:
-        for entry, result in reap(args.home):
-            print(f"reaper: {entry.get('what')} (deadline passed): {result}", flush=True)
+        # A harness that is gone (SIGKILLed, its machine's OOM killer) will never undo its faults:
+        # undone now rather than at the end of their lease, which stays for a harness that hangs.
+        for entry, result in reap(args.home, also_orphaned=True):
+            why = "deadline passed" if fault_ledger.expired(entry) else "its harness is gone"
+            print(f"reaper: {entry.get('what')} ({why}): {result}", flush=True)
         time.sleep(args.period)
     return 0
 
