@@ -48,10 +48,10 @@ OUTAGE_S = 3.0
 
 def overhead_pairs(target: dict, pairs: int, seconds: float, scratch: Path, before: bool = False) -> list[dict]:
     """One continuous load; windows of `seconds` with the sampler as the control runs it for a
-    scenario measured on `api` (api every 100 ms on kept-alive connections, ready once a second)
+    scenario measured on `api` (api every 100 ms on kept-alive connections, ready once a second, the watcher on api once a second)
     and without, alternating. `before`: the sampler as it was (a fresh connection per sample,
     ready every 100 ms too). Returns one dict per pair: acks/s with and without, and the ratio."""
-    how = {"keep_alive": False} if before else {"sparse_probes": ["ready"]}
+    how = {"keep_alive": False} if before else {"sparse_probes": ["ready"], "watched": ["api"]}
     path = scratch / "overhead.jsonl"
     h = History(path)
     load = LoadGenerator(target["api_url"], path, h.t0, users=8).start()
@@ -241,7 +241,7 @@ def main() -> None:
 
         print(f"== sampler cost: {args.pairs} interleaved pairs of {args.seconds:g} s windows, one continuous load")
         pairs = overhead_pairs(target, args.pairs, args.seconds, reports, before=args.overhead_sampler == "before")
-        print(f"   sampler: {'as it was (fresh connection per sample, api + ready every 100 ms)' if args.overhead_sampler == 'before' else 'now (kept-alive connections, api every 100 ms, ready every 1 s)'}")
+        print(f"   sampler: {'as it was (fresh connection per sample, api + ready every 100 ms)' if args.overhead_sampler == 'before' else 'now (kept-alive connections, api every 100 ms, ready every 1 s, the watcher on api every 1 s)'}")
         for i, p in enumerate(pairs, 1):
             print(f"pair {i}: with sampler {p['with']['acks_per_s']:7.1f} acks/s ({p['with']['samples_per_s']:4.1f} "
                   f"samples/s, harness CPU {p['with']['cpu_pct']:4.1f} %), without {p['without']['acks_per_s']:7.1f} "
@@ -322,8 +322,9 @@ def verdict_on_bias(trials: dict[str, list[dict]]) -> str:
             "definition, not downtime. service resume: the service's own "
             "time to answer for good after SIGCONT (the independent witness's first answer after its last failure; "
             "a restart by the liveness checker that the freeze tripped counts here). sampler bias: what the sampler adds (its RTO point is "
-            "a sample's arrival; a sample sent during the freeze that times out after the resume restarts the "
-            "stability window, more often the denser the sampling, since its own backlog delays the answers).")
+            "a sample's arrival: the watcher's request, pending through the freeze on an accepted connection, or "
+            "the first tick sent after the resume; a tick sent during the freeze that times out after that answer "
+            "was overtaken and is dated when it was sent, so it no longer restarts the stability window).")
 
 
 if __name__ == "__main__":

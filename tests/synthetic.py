@@ -40,8 +40,11 @@ class History:
 
     # -- samples --------------------------------------------------------------------------
     def sample(self, t: float, ok: bool, probe: str = "api", latency_s: float = 0.01,
-               error: str | None = None) -> "History":
-        fields: dict[str, Any] = {"probe": probe, "ok": ok, "latency_s": latency_s}
+               error: str | None = None, started: float | None = None, **extra: Any) -> "History":
+        """One sample answered (or timed out) at t; `started`: when its request was sent."""
+        fields: dict[str, Any] = {"probe": probe, "ok": ok, "latency_s": latency_s, **extra}
+        if started is not None:
+            fields.update(started=round(started, 6), latency_s=round(t - started, 6))
         if not ok:
             fields["error"] = error or "connection refused"
         self.add("sample", t, **fields)

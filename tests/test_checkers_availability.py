@@ -217,3 +217,84 @@ def test_stable_since_is_the_one_definition_of_stable():
     assert stable_since(up + [(16.0, False)], 5.0, 16.0) is None
     assert stable_since(up[:40], 5.0, 14.0) is None         # only 3.9 s of success
     assert stable_since([], 5.0, 1.0) is None
+
+
+# -- the resume: timeouts that another answer overtook ----------------------------------------
+
+def frozen(resume: float, watcher: bool = True, backlog_s: float = 0.35) -> History:
+    """A 3 s freeze from t=10 as the sampler sees it (1 s timeouts, ticks every 0.1 s): requests
+    sent during the freeze time out a second later, those sent in its last second sit in the
+    server's backlog and are answered `backlog_s` after the resume (the oldest three too late);
+    ticks after the resume are answered at once; with `watcher`, the watcher's request sent at
+    10.5 on its own connection is answered 0.02 s after the resume."""
+    h = History().up(0, 10).fault(10, resume)
+    for i in range(30):
+        sent = 10 + i / 10
+        if sent + 1 < resume + backlog_s:
+            h.sample(sent + 1, False, error="timeout", started=sent)
+        else:
+            h.sample(resume + backlog_s, True, started=sent)
+    for i in range(200):
+        sent = resume + 0.05 + i / 10
+        h.sample(sent + 0.01, True, started=sent)
+    if watcher:
+        h.sample(resume + 0.02, True, started=10.5, watcher=True)
+    return h
+
+
+def test_a_timeout_overtaken_by_an_answer_is_dated_when_it_was_sent():
+    a = availability(frozen(13.0).events())
+    # The watcher's answer 0.02 s after the resume; the three requests sent at 12.0–12.2 that timed
+    # out at 13.0–13.2 were stuck behind the freeze, not evidence that the service was down then.
+    assert a["rto_s"] == pytest.approx(3.02)
+    assert a["overtaken"] == 3
+    assert a["recovered"] and a["trustworthy"]
+
+
+def test_without_the_watcher_the_first_tick_after_the_resume_marks_it():
+    a = availability(frozen(13.0, watcher=False).events())
+    assert a["rto_s"] == pytest.approx(3.06)  # the tick sent 0.05 s after the resume, answered 0.01 s later
+    assert a["overtaken"] == 3
+
+
+def test_a_timeout_nobody_overtook_keeps_its_time():
+    # Nothing answered while these requests waited: each proves the service down until its timeout.
+    h = History().up(0, 10).fault(10, 13)
+    for i in range(30):
+        h.sample(10 + i / 10 + 1, False, error="timeout", started=10 + i / 10)
+    h.up(13.95, 30)
+    a = availability(h.events())
+    assert a["overtaken"] == 0
+    assert a["rto_s"] == pytest.approx(3.95)
+    assert a["first_failure_t"] == 11.0
+
+
+def test_a_service_that_keeps_losing_requests_never_recovers_though_others_are_answered():
+    """The adversary: half the workers hung for good. Every other request times out, each overtaken
+    by an answer; dated when sent, they still leave no run of five seconds."""
+    h = History().up(0, 10).fault(10, 11)
+    for i in range(200):
+        sent = 10 + i / 10
+        if i % 2:
+            h.sample(sent + 1, False, error="timeout", started=sent)
+        else:
+            h.sample(sent + 0.01, True, started=sent)
+    a = availability(h.events())
+    assert a["overtaken"] > 90
+    assert a["recovered"] is False and a["rto_s"] is None
+
+
+def test_a_hang_that_began_before_the_fault_is_dated_no_earlier_than_the_fault():
+    h = History().up(0, 9.9).fault(10, 11).sample(10.5, False, error="timeout", started=9.5).up(10.2, 30)
+    a = availability(h.events())
+    assert a["failures_before_fault"] == 0
+    assert a["first_failure_t"] == 10.0
+    assert a["recovered_at_t"] == pytest.approx(10.2)
+
+
+def test_judged_times_rule_directly():
+    from harness.checkers.availability import judged, judged_times
+    samples = [(2.0, False, 1.0), (1.5, True, 1.4), (3.0, False, 2.5), (0.5, True)]
+    assert judged_times(samples) == [1.0, 1.5, 3.0, 0.5]  # overtaken by 1.5; nothing answered in 2.5–3.0
+    assert judged_times(samples, not_before=1.2) == [1.2, 1.5, 3.0, 0.5]
+    assert judged(samples) == [(0.5, True), (1.0, False), (1.5, True), (3.0, False)]

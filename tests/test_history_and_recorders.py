@@ -137,3 +137,66 @@ def test_an_optimize_answer_counts_only_when_it_did_the_work(body, ok):
     or default SSIM is a service up in name only."""
     from harness.core.api_contract import optimize_answer_ok
     assert optimize_answer_ok(body) is ok
+
+
+_SERVER = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"""
+
+
+def test_the_watcher_marks_a_real_resume_and_stop_cuts_its_pending_request(tmp_path):
+    """Ground truth: a real HTTP server frozen by SIGSTOP for 2 s. The watcher's request, pending on
+    its kept-alive connection, is answered after SIGCONT, and the checker's RTO is no later than
+    that answer (the ticks' timeouts that came after it were overtaken). Then the server is frozen
+    again and stop() returns at once: the watcher's pending request is cut, not recorded."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from harness.checkers.availability import availability
+    server = subprocess.Popen([sys.executable, "-c", _SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        h = History(tmp_path / "h.jsonl")
+        s = Sampler(h, {"api_url": f"http://127.0.0.1:{port}"}, ["health"], interval_s=0.1, timeout_s=0.5,
+                    watched=["health"]).start()
+        time.sleep(1.0)
+        frozen_t = h.now()
+        os.kill(server.pid, signal.SIGSTOP)
+        h.append("fault", phase="start", name="freeze", t=frozen_t)
+        time.sleep(2.0)
+        resumed_t = h.now()
+        os.kill(server.pid, signal.SIGCONT)
+        h.append("fault", phase="end", name="freeze", ok=True)
+        time.sleep(3.0)
+        h.append("marker", name="observe_end")
+        os.kill(server.pid, signal.SIGSTOP)
+        time.sleep(1.2)  # the watcher's next request is pending on the frozen server
+        stopping = time.monotonic()
+        s.stop()
+        assert time.monotonic() - stopping < 4.0  # not the watcher's 60 s timeout
+        assert not any(w.thread.is_alive() for w in s._watchers)
+        stopped_t = h.now()
+        os.kill(server.pid, signal.SIGCONT)
+        events = history.read(tmp_path / "h.jsonl")
+        watched = [e for e in events if e["kind"] == "sample" and e.get("watcher")]
+        answer = min(e["t"] for e in watched if e["ok"] and e["started"] < resumed_t < e["t"])
+        assert answer - resumed_t < 0.5
+        a = availability(events, probe="health", stability_s=2.0)
+        assert a["recovered"] and frozen_t + a["rto_s"] <= answer + 1e-6
+        assert a["rto_s"] >= resumed_t - frozen_t
+        assert all(e["t"] <= stopped_t for e in events)
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+        server.kill()
+        server.wait()

@@ -2,6 +2,7 @@
 
     availability(events, probe, stability_s, timeout_s)  TTD, RTO, downtime, flapping, stalls
     stable_since(samples, stability_s, end_t)            the one definition of "stable"
+    judged(samples, not_before)                          when each sample counts (an overtaken failure: when sent)
     loss(events)                                         lost/unexpected/recovered writes, RPO
     integrity(events) / functions(events)                data integrity, critical functions
     detection(events, alert)                             did the monitoring notice
@@ -13,7 +14,7 @@
 
 They never touch the network, the disk or the clock.
 """
-from .availability import availability, fault_window, stable_since
+from .availability import availability, fault_window, judged, stable_since
 from .budget import error_budget
 from .escalation import notification, response
 from .exposure import exposure_distribution, rpo_warning
@@ -24,4 +25,4 @@ from .phases import phases
 from .shards import ledger_clock, widen
 from .verdict import verdict
 
-__all__ = ["p95_latency", "ledger_clock", "widen", "phases", "error_budget", "notification", "response", "rpo_warning", "exposure_distribution", "availability", "fault_window", "stable_since", "loss", "integrity", "functions", "detection", "verdict"]
+__all__ = ["p95_latency", "ledger_clock", "widen", "phases", "error_budget", "notification", "response", "rpo_warning", "exposure_distribution", "availability", "fault_window", "judged", "stable_since", "loss", "integrity", "functions", "detection", "verdict"]

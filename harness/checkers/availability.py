@@ -7,12 +7,16 @@ keeps.
 RTO, as the BCP measures it: from `fault.start` to the first successful sample of the final run of
 continuous success, provided that run lasts at least `stability_s` and no failure follows it before
 the observation ends. A service that never failed has RTO 0; one that never settles has no RTO.
+
+Samples are judged at `judged_times`: a success when it arrived, a failure when it proved the
+service down — except a failure that another answer overtook, dated when it was sent (see there).
 """
 from __future__ import annotations
 
-from typing import Any
+import bisect
+from typing import Any, Iterable, Sequence
 
-__all__ = ["availability", "fault_window", "observation_end", "stable_since"]
+__all__ = ["availability", "fault_window", "judged", "judged_times", "observation_end", "stable_since"]
 
 
 def fault_window(events: list[dict]) -> tuple[float | None, float | None]:
@@ -52,6 +56,36 @@ def observation_end(events: list[dict], samples: list[dict]) -> float | None:
     return end
 
 
+def judged_times(samples: Sequence[Sequence], not_before: float | None = None) -> list[float]:
+    """When each sample counts, in the order given. `samples` are (t, ok[, started]): t when the
+    answer (or the timeout) came, started when the request was sent.
+
+    A timeout proves the service did not answer *this* request between its start and t. If another
+    answer arrived in between, the service was answering then, and this request was only stuck
+    behind the outage (queued in a frozen server's backlog, answered after its deadline): its
+    failure is dated when it was sent, and no later (never before `not_before`, the fault, when it
+    came after it). Without this a request sent one second before a resume restarts the stability
+    run a second after it. A service that keeps losing requests still fails: every lost request is
+    a failure, now dated when it was lost, with no run of five seconds between them."""
+    answers = sorted(s[0] for s in samples if s[1])
+    times = []
+    for s in samples:
+        t, ok = s[0], s[1]
+        started = s[2] if len(s) > 2 else None
+        if not ok and started is not None and started < t:
+            i = bisect.bisect_right(answers, started)
+            if i < len(answers) and answers[i] < t:
+                t = started if not_before is None or t < not_before else max(started, not_before)
+        times.append(t)
+    return times
+
+
+def judged(samples: Iterable[Sequence], not_before: float | None = None) -> list[tuple[float, bool]]:
+    """(judged t, ok) in time order: what `stable_since` takes."""
+    samples = list(samples)
+    return sorted(((t, bool(s[1])) for s, t in zip(samples, judged_times(samples, not_before))), key=lambda x: x[0])
+
+
 def stable_since(samples: list[tuple[float, bool]], stability_s: float, end_t: float) -> float | None:
     """The one definition of "stable", used by the control's wait and by this checker.
 
@@ -78,12 +112,18 @@ def availability(events: list[dict], probe: str = "api", stability_s: float = 5.
     availability_pct, first_failure_t, outages, flapping, observed_s, final_run_s, stalls,
     max_gap_s, trustworthy, warnings, and `error` when there was nothing to judge.
     """
-    samples = [e for e in events if e["kind"] == "sample" and e.get("probe") == probe]
+    raw = [e for e in events if e["kind"] == "sample" and e.get("probe") == probe]
     t_fault, t_fault_end = fault_window(events)
     result = _empty(probe, stability_s, timeout_s, t_fault, t_fault_end)
-    if not samples:
+    if not raw:
         result.update(error=f"no samples for probe {probe!r}", trustworthy=False)
         return result
+    # Each sample at its judged t (an overtaken failure when it was sent), in that order.
+    times = judged_times([(e["t"], e["ok"], e.get("started")) for e in raw],
+                         t_fault if t_fault is not None else None)
+    samples = sorted((e if t == e["t"] else {**e, "t": t, "answered_t": e["t"]} for e, t in zip(raw, times)),
+                     key=lambda e: e["t"])
+    result["overtaken"] = sum(1 for e in samples if "answered_t" in e)
 
     obs_end = observation_end(events, samples)
     # Without a fault there is no incident; measure from the first sample so the figures still
@@ -202,6 +242,6 @@ def _empty(probe: str, stability_s: float, timeout_s: float | None,
         "ttd_s": None, "rto_s": None, "recovered": False, "recovered_at_t": None,
         "stable_from_t": None, "final_run_s": None, "first_failure_t": None,
         "error_count": 0, "samples": 0, "availability_pct": None, "downtime_s": None,
-        "outages": 0, "flapping": 0, "failures_before_fault": 0, "max_gap_s": None,
+        "outages": 0, "flapping": 0, "failures_before_fault": 0, "overtaken": 0, "max_gap_s": None,
         "stalls": [], "trustworthy": True, "warnings": [], "error": None,
     }

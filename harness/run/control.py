@@ -114,7 +114,7 @@ def before_method_control(context: dict, configuration: dict = None, **kwargs) -
     dense = list(dict.fromkeys([s.objectives["probe"], measure.SERVICE_PROBE]))
     probes = list(dict.fromkeys([*SAMPLER_PROBES, *dense]))
     s.sampler = Sampler(s.history, target, probes, interval_s=rec["interval_s"], timeout_s=rec["timeout_s"],
-                        sparse_probes=[p for p in probes if p not in dense]).start()
+                        sparse_probes=[p for p in probes if p not in dense], watched=dense).start()
     s.load = LoadGenerator(target["api_url"], s.history.path, s.history.t0, users=rec["users"],
                            log_path=s.run_dir / "load.log", key_prefix=f"{s.run_id}-w-",
                            writes_per_s=load_rate(rec), **load_workers()).start()

@@ -19,7 +19,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from harness.checkers import stable_since
+from harness.checkers import judged, stable_since
 from harness.checkers.loss import WITNESS_GAP_S, witness_window_s
 from harness.core.errors import first_line
 from harness.recorders.sampler import Sampler
@@ -102,7 +102,7 @@ def wait_until_stable(sampler: Sampler, probe: str, stability_s: float, since_t:
     `deadline_t`. Returns whether it became stable."""
     while True:
         t = now()
-        if stable_since([st for st in sampler.samples(probe) if st[0] >= since_t], stability_s, t) is not None:
+        if stable_since([st for st in judged(sampler.samples(probe), since_t) if st[0] >= since_t], stability_s, t) is not None:
             return True
         if t >= deadline_t or sampler.failure() or stop():  # a dead sampler will never show stability
             return False

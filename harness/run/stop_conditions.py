@@ -13,6 +13,7 @@ import threading
 
 import requests
 
+from harness.checkers import judged
 from harness.core.errors import first_line
 from harness.records.history import read as read_history
 from probes.monitoring import query
@@ -70,7 +71,8 @@ def check(condition: dict, s, prometheus_url: str | None) -> str | None:
     if s.fault_start_t is None:
         return None
     if kind == "max_outage_s":
-        samples = [t_ok for t_ok in s.sampler.samples(s.objectives["probe"]) if t_ok[0] >= s.fault_start_t] \
+        samples = [t_ok for t_ok in judged(s.sampler.samples(s.objectives["probe"]), s.fault_start_t)
+                   if t_ok[0] >= s.fault_start_t] \
             if s.sampler else []
         last_ok = max((t for t, ok in samples if ok), default=s.fault_start_t)
         failing = [t for t, ok in samples if not ok and t > last_ok]
