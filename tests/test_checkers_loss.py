@@ -163,3 +163,10 @@ def test_a_million_ops():
     assert r["recovered_writes"] == n // 100
     assert r["unexpected_writes"] == 0 and r["duplicate_writes"] == 0
     assert r["rpo_s"] == 250.0 - 0.0015
+
+
+def test_largest_gap_counts_the_window_edges():
+    from harness.checkers.loss import largest_gap
+    assert largest_gap([], 0.0, 10.0) == (10.0, 0.0)
+    assert largest_gap([9.0, 1.0, 4.0, 20.0], 0.0, 10.0) == (5.0, 4.0)  # out-of-window times ignored
+    assert largest_gap([2.0], 0.0, 3.0) == (2.0, 0.0)

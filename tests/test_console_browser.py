@@ -14,6 +14,7 @@ chromedriver: nothing is downloaded), against real runs on the session stack:
 Screenshots land in CONSOLE_SCREENSHOTS_DIR when it is set (docs/ keeps current ones)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -117,6 +118,19 @@ def run(experiment: str, stack: dict, reports: Path) -> subprocess.Popen:
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@contextlib.contextmanager
+def run_seen_down(experiment: str, stack: dict, reports: Path, driver):
+    """A run of `experiment`, once the page shows the service DOWN; killed if the test ends first."""
+    proc = run(experiment, stack, reports)
+    try:
+        wait_for(driver, "return document.getElementById('phase-line').textContent.includes('service DOWN')", 90,
+                 "the service DOWN")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def fault_epoch(run_dir: Path) -> float:
     for line in (run_dir / "history.jsonl").read_text().splitlines():
         e = json.loads(line)
@@ -145,17 +159,11 @@ def test_the_live_page_shows_down_then_the_verdict(console, browser, healthy_sta
     assert "token=" not in browser.current_url  # never left on a projected screen
     wait_for(browser, "return window.gamedayConsole && document.getElementById('phase-line').textContent"
                       ".includes('no run in progress')", 15, "that no run is in progress")
-    proc = run("calibration-outage.yaml", healthy_stack, reports)
-    try:
-        wait_for(browser, "return document.getElementById('phase-line').textContent.includes('service DOWN')", 90,
-                 "the service DOWN")
+    with run_seen_down("calibration-outage.yaml", healthy_stack, reports, browser) as proc:
         time.sleep(1.0)
         screenshot(browser, "console-live.png", height=1100)
         wait_for(browser, "return window.gamedayConsole.verdict", 120, "the verdict")
         out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 0, out
     [run_dir] = [p for p in reports.iterdir() if (p / "verdict.json").exists()]
     state = browser.execute_script("return window.gamedayConsole")
@@ -177,17 +185,11 @@ def test_the_live_page_shows_down_then_the_verdict(console, browser, healthy_sta
 def test_the_abort_button_ends_the_run_rolled_back(console, browser, healthy_stack):
     reports = console["reports"]
     browser.get(f"{console['base']}/")
-    proc = run("held-outage.yaml", healthy_stack, reports)
-    try:
-        wait_for(browser, "return document.getElementById('phase-line').textContent.includes('service DOWN')", 90,
-                 "the service DOWN")
+    with run_seen_down("held-outage.yaml", healthy_stack, reports, browser) as proc:
         browser.find_element("css selector", "#abort-details summary").click()
         browser.find_element("id", "abort-confirm").click()
         wait_for(browser, "return window.gamedayConsole.verdict", 120, "the verdict after the abort")
         out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 2, out
     assert browser.execute_script("return window.gamedayConsole.verdict") == "interrupted"
     assert "abort sent to run pid" in browser.find_element("id", "abort-state").text

@@ -33,18 +33,14 @@ def existing_rows(events: list[dict], recovery_point_t: float | None) -> dict:
     out: dict[str, Any] = {"known": False, "error": None, "rows_before": None, "rows_now": None, "lost": None,
                            "lost_before_recovery_point": None, "lost_after_recovery_point": None,
                            "lost_at_least": False, "changed": None, "lost_sample": [], "changed_sample": []}
-    if before is None:
-        out["error"] = "the table was never fingerprinted before the fault: harm to existing rows would go unseen"
-        return out
-    if before.get("ok") is False:
-        out["error"] = f"the fingerprint before the fault failed: {before.get('error')}"
-        return out
-    if after is None:
-        out["error"] = "the rows that existed before the fault were never compared after recovery"
-        return out
-    if after.get("ok") is False:
-        out["error"] = f"the table could not be compared after recovery: {after.get('error')}"
-        return out
+    # Each missing or failed piece of evidence, in the order it would have been gathered.
+    for event, failed, missing in ((before, "the fingerprint before the fault failed",
+                                    "the table was never fingerprinted before the fault: harm to existing rows would go unseen"),
+                                   (after, "the table could not be compared after recovery",
+                                    "the rows that existed before the fault were never compared after recovery")):
+        if event is None or event.get("ok") is False:
+            out["error"] = missing if event is None else f"{failed}: {event.get('error')}"
+            return out
     lost, changed = int(after.get("lost") or 0), int(after.get("changed") or 0)
     created = [_run_t(before, c) for c in after.get("lost_created_epoch") or []]
     cut = None if recovery_point_t is None else recovery_point_t - CREATED_MARGIN_S

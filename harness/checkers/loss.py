@@ -40,7 +40,7 @@ from typing import Any, Iterable
 
 from .availability import fault_window
 
-__all__ = ["loss", "witnesses", "witness_window_s", "CLOCK_STEP_S", "WITNESS_GAP_S"]
+__all__ = ["loss", "witnesses", "witness_window_s", "largest_gap", "CLOCK_STEP_S", "WITNESS_GAP_S"]
 
 CLOCK_STEP_S = 0.05  # a smaller wall-clock drift over a run is within the sampler's own resolution
 # Enough witnesses for a recovery point: over the last rpo_s / 10 before the fault (at most 10 s,
@@ -227,14 +227,20 @@ def witnesses(events: list[dict], rpo_s: float, max_gap_s: float = WITNESS_GAP_S
             acks += [entry[1] for entry in e.get("acked") or [] if isinstance(entry[1], (int, float))]
     start = t_fault - window
     inside = sorted(t for t in acks if start <= t <= t_fault)
-    points = [start, *inside, t_fault]
-    gap, at = max(((b - a, a) for a, b in zip(points, points[1:])), key=lambda g: g[0])
+    gap, at = largest_gap(inside, start, t_fault)
     ok = gap <= max_gap_s
     out.update(ok=ok, count=len(inside), largest_gap_s=round(gap, 3), gap_from_t=round(at - t_fault, 3),
                detail=(f"{len(inside)} acknowledged writes in the {window:g} s before the fault, the largest gap "
                        f"{gap:.1f} s (at most {max_gap_s:g} s allowed)"
                        + ("" if ok else f", starting {t_fault - at:.1f} s before the fault")))
     return out
+
+
+def largest_gap(times: list[float], start: float, end: float) -> tuple[float, float]:
+    """(the longest stretch of [start, end] without one of `times` in it, where it begins): the
+    window's own ends count as its edges. The control's wait for witnesses uses it too."""
+    points = [start, *sorted(t for t in times if start <= t <= end), end]
+    return max(((b - a, a) for a, b in zip(points, points[1:])), key=lambda g: g[0])
 
 
 # Internals ---------------------------------------------------------------------------------

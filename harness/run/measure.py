@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from harness.checkers import judged, stable_since
-from harness.checkers.loss import WITNESS_GAP_S, witness_window_s
+from harness.checkers.loss import WITNESS_GAP_S, largest_gap, witness_window_s
 from harness.core.errors import first_line
 from harness.recorders.sampler import Sampler
 from harness.records.heartbeat_ledger import read_window
@@ -338,5 +338,4 @@ def _witness_gap(ledger: str | None, window_s: float, s: RunSession) -> float | 
     beats = [wall for _, wall, _ in read_window(ledger, now - window_s, now)]
     own = [now - (now_t - e["t"]) for e in run_events(s.history.path)
            if e["kind"] == "op" and e.get("type") == "ok" and now_t - e["t"] <= window_s]
-    points = [now - window_s, *sorted(beats + own), now]
-    return max(b - a for a, b in zip(points, points[1:]))
+    return largest_gap(beats + own, now - window_s, now)[0]
