@@ -89,12 +89,16 @@ class History:
         return self
 
     # -- writes and the final read ---------------------------------------------------------
-    def write(self, key: Any, t: float, outcome: str | None = "ok", latency_s: float = 0.01) -> "History":
+    def write(self, key: Any, t: float, outcome: str | None = "ok", latency_s: float = 0.01,
+              timeline: int | None = None, system_id: str = "7000") -> "History":
         """invoke at t, then `outcome` (ok|fail|info) at t + latency_s; outcome None: no completion.
-        An acknowledged write carries the digest of what it stored: digest(key)."""
+        An acknowledged write carries the digest of what it stored: digest(key), and with
+        `timeline` the server that took it."""
         self.add("op", t, type="invoke", f="write", key=key)
         if outcome is not None:
-            extra = {"digest": digest(key)} if outcome == "ok" else {}
+            extra: dict[str, Any] = {"digest": digest(key)} if outcome == "ok" else {}
+            if outcome == "ok" and timeline is not None:
+                extra["server"] = {"system_id": system_id, "timeline": timeline, "port": 5432 + timeline}
             self.add("op", t + latency_s, type=outcome, f="write", key=key, **extra)
         return self
 

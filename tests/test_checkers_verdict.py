@@ -14,7 +14,8 @@ MEASURED_KEYS = {"rto_s", "ttd_s", "rpo_s", "downtime_s", "error_count", "availa
                  "in_doubt_writes", "detection_latency_s", "fault_start_t", "fault_end_t", "recovered_at_t",
                  "heartbeat_acked", "heartbeat_lost", "rpo_at_least", "corrupted_writes", "phases",
                  "clock_uncertainty_s", "service_rto_s", "data_loss_s", "lost_after_fault", "loss_after_fault_s",
-                 "existing_rows", "existing_rows_lost", "existing_rows_changed", "witnesses", "heartbeat_set_aside"}
+                 "existing_rows", "existing_rows_lost", "existing_rows_changed", "witnesses", "heartbeat_set_aside", "servers",
+                 "failover_write_gap_s", "split_brain_writes"}
 
 
 def criterion(v, name):
@@ -695,3 +696,16 @@ def test_too_few_witnesses_before_the_fault_leave_the_rpo_unproven():
     v = verdict(h.events(), objectives())
     assert v["status"] == "error" and "too few witnesses" in v["reason"]
     assert v["measured"]["witnesses"]["largest_gap_s"] > 2
+
+
+@pytest.mark.parametrize("build,needle", [
+    (lambda h: h, "never fingerprinted before the fault"),
+    (lambda h: h.fingerprint(9.9, "before", ok=False, error="disk full"), "fingerprint before the fault failed: disk full"),
+    (lambda h: h.fingerprint(9.9, "before"), "never compared after recovery"),
+    (lambda h: h.fingerprint(9.9, "before").fingerprint(31, "after", ok=False, error="timeout"),
+     "could not be compared after recovery: timeout"),
+])
+def test_existing_rows_names_the_missing_evidence(build, needle):
+    from harness.checkers.existing import existing_rows
+    out = existing_rows(build(History()).events(), 5.0)
+    assert out["known"] is False and needle in out["error"]

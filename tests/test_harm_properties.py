@@ -4,7 +4,7 @@ Start from a synthetic run that passes (tests/synthetic.py healthy_run, with an 
 lost write so that any loss is a harm), let hypothesis write one harm into it — an acknowledged
 key dropped from the final read, a digest changed, a gap or a flap in the samples, a step failed,
 a row that existed before the fault lost or changed, a rollback that took or changed a row, the
-steady state broken after the rollbacks — and check the verdict is never PASS. The harm library
+steady state broken after the rollbacks, a write taken by a superseded primary — and check the verdict is never PASS. The harm library
 (tests/test_ground_truth.py) does the same with real harms on the real stack.
 """
 from __future__ import annotations
@@ -104,9 +104,27 @@ def a_check_fails_after_recovery(events, draw):
     draw(st.sampled_from(checks))["ok"] = False
 
 
+def an_old_primary_takes_a_write(events, draw):
+    """A failover, and then the old primary acknowledges one more write, which survives (read back
+    everywhere): nothing is lost, and still two primaries took writes at once."""
+    acks = [e for e in events if e["kind"] == "op" and e["type"] == "ok"]
+    for e in acks:
+        e["server"] = {"system_id": "7000", "timeline": 1 if e["t"] < 10 else 2, "port": 5432}
+    promoted_t = min(e["t"] for e in acks if e["server"]["timeline"] == 2)
+    sent = draw(st.floats(min_value=promoted_t + 0.001, max_value=29.0))
+    key, wall = "after-promotion", events[0]["wall"]
+    events += [{"kind": "op", "t": sent, "wall": wall, "type": "invoke", "f": "write", "key": key},
+               {"kind": "op", "t": sent + 0.01, "wall": wall, "type": "ok", "f": "write", "key": key,
+                "digest": f"d-{key}", "server": {"system_id": "7000", "timeline": 1, "port": 5432}}]
+    read = _final_read(events)
+    read["keys"].append(key)
+    read["digests"][key] = f"d-{key}"
+    next(e for e in events if e["kind"] == "after_rollbacks")["read"]["digests"][key] = f"d-{key}"
+
+
 HARMS = [drop_acknowledged_key, change_a_digest, gap_in_samples, failures_at_the_end, fail_a_step,
          lose_an_existing_row, change_an_existing_row, a_rollback_takes_a_row,
-         steady_state_broken_after_the_rollbacks, a_check_fails_after_recovery]
+         steady_state_broken_after_the_rollbacks, a_check_fails_after_recovery, an_old_primary_takes_a_write]
 
 
 @settings(max_examples=300, deadline=None)

@@ -5,9 +5,9 @@
     (and, so that a PASS cannot hide a broken run or a harm where nobody looked: the recovery
     procedure completed, every step of the method did what it says whatever its provider, the
     service itself recovered within the RTO whatever component the scenario names, the rows that
-    existed before the fault are all still there and unchanged, the steady-state hypothesis holds
-    again, nothing was undone or damaged by the rollbacks, the monitoring detected the outage where
-    required)
+    existed before the fault are all still there and unchanged, no older database server took a
+    write after a newer one had (split brain), the steady-state hypothesis holds again, nothing was
+    undone or damaged by the rollbacks, the monitoring detected the outage where required)
 
 A pure function of the history (see harness/records/history.py) and the scenario's resolved objectives
 (see harness/run/objectives.py): no I/O, no clock. Status is honest: a run whose target was unhealthy
@@ -27,6 +27,7 @@ from .latency import p95_latency
 from .loss import CLOCK_STEP_S, loss, witnesses
 from .phases import phases
 from .rollbacks import after_rollbacks
+from .servers import servers
 from .shards import ledger_clock, widen
 from .steps import steps
 
@@ -64,6 +65,7 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
     st = steps(events)
     wit = witnesses(events, obj["rpo_s"])
     existing = existing_rows(events, _recovery_point_t(lost, t_fault))
+    srv = servers(events)
     # The service is measured in every scenario: an API outage during "monitoring-failure" is an
     # outage of the service, judged against the same RTO as the component the scenario names.
     service = None
@@ -77,6 +79,8 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
         _rpo(lost, obj, wit),
         _corrupted_writes(lost),
         _existing_rows(existing),
+        # Judged wherever more than one server took writes (a failover, a restore, a split brain).
+        *([_split_brain(srv)] if len(srv["servers"]) > 1 else []),
         _required("critical_functions", funcs, obj["critical_functions"],
                   "critical functions restored", "critical functions not restored"),
         _required("data_integrity", integ, obj["integrity_checks"],
@@ -130,6 +134,9 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
             "lost_after_fault": lost.get("lost_after_fault"), "loss_after_fault_s": lost.get("loss_after_fault_s"),
             "existing_rows": existing.get("rows_before"), "existing_rows_lost": existing.get("lost"),
             "existing_rows_changed": existing.get("changed"),
+            "servers": [x["id"] for x in srv["servers"]],
+            "failover_write_gap_s": srv["changes"][0]["write_gap_s"] if srv["changes"] else None,
+            "split_brain_writes": srv["split_brain_writes"],
             "witnesses": {k: wit[k] for k in ("ok", "window_s", "count", "largest_gap_s", "max_gap_s")},
             "heartbeat_set_aside": lost.get("heartbeat_set_aside") or 0,
             **_exposure(events),
@@ -422,6 +429,16 @@ def _existing_rows(ex: dict) -> dict:
     later = f"; {lost} created after the recovery point went with the rewind (judged by rpo)" if lost else ""
     return _criterion("existing_rows", True, {"lost": lost, "changed": 0}, 0,
                       f"all {n} rows that existed before the fault are there and unchanged{later}")
+
+
+def _split_brain(srv: dict) -> dict:
+    n = srv["split_brain_writes"]
+    doubt = f"; {_many(srv['in_doubt_writes'], 'write')} in doubt (sent before, acknowledged after)" \
+        if srv["in_doubt_writes"] else ""
+    if n:
+        return _criterion("split_brain", False, n, 0,
+                          f"{srv['detail']}; keys {', '.join(map(str, srv['split_brain_sample'][:5]))}{doubt}")
+    return _criterion("split_brain", True, 0, 0, f"{srv['detail']}{doubt}")
 
 
 def _after_rollbacks(rb: dict, t_fault: float | None) -> dict:

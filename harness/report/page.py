@@ -43,6 +43,12 @@ CRITERION_TITLES = {
     "notification": "Notified in time (escalation matrix)",
     "response": "Responded in time (escalation matrix)",
     "rpo_warning": "RPO exposure warned of in time",
+    "service_rto": "The service's own recovery time",
+    "existing_rows": "Rows from before the run unchanged",
+    "every_step": "Every step did what it says",
+    "after_rollbacks": "Nothing harmed by the rollbacks",
+    "split_brain": "No write taken by a superseded primary",
+    "p95_latency": "Latency while the fault is active (p95)",
 }
 
 

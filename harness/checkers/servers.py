@@ -1,0 +1,106 @@
+"""Which database server took each write: a failover and its split brain, from the writes' own
+evidence. Pure, like every checker.
+
+Every acknowledged write carries the server that took it (`server`: system identifier and the
+timeline it was on, read in the write's own transaction: svgai/db.py). A promoted standby, a
+restore and a failback each start a new timeline, so (system_id, timeline) names one server's
+history. Servers are ordered by their first acknowledged write. Once a newer server has
+acknowledged a write, an older one must never acknowledge a write sent after that: such a write
+went to a primary that should have stopped (a split brain: two primaries took writes at once).
+
+    servers(events)   {known, servers: [{id, first_ack_t, last_ack_t, acks}], changes: [{from, to,
+                       last_old_ack_t, first_new_ack_t, write_gap_s}], split_brain_writes,
+                       split_brain_sample, split_brain_s, in_doubt_writes, detail}
+
+`write_gap_s` is the failover as the servers saw it (CloudNativePG's e2e measure): from the last
+write the old server acknowledged to the first the new one did, client-side acknowledgement times
+(each an upper bound of its commit). `in_doubt_writes`: sent to the old server before the newer
+one's first acknowledgement, acknowledged after it: they may have committed before the promotion
+or after; reported, not judged.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["servers", "server_id"]
+
+SAMPLE = 20
+
+
+def server_id(server: Any) -> str | None:
+    """The name of one server's history: "<system_id>/tl<timeline>", or None when unknown."""
+    if not isinstance(server, dict) or server.get("system_id") is None or server.get("timeline") is None:
+        return None
+    return f"{server['system_id']}/tl{server['timeline']}"
+
+
+def servers(events: list[dict]) -> dict:
+    sent: dict[Any, float] = {}
+    acks: list[tuple[float, float | None, str, Any]] = []  # (ack t, sent t, server, key)
+    unknown = 0
+    for e in events:
+        if e["kind"] != "op" or e.get("f", "write") != "write":
+            continue
+        if e.get("type") == "invoke":
+            sent.setdefault(e.get("key"), e["t"])
+        elif e.get("type") == "ok":
+            sid = server_id(e.get("server"))
+            if sid is None:
+                unknown += 1
+                continue
+            acks.append((e["t"], sent.get(e.get("key")), sid, e.get("key")))
+    acks.sort(key=lambda a: a[0])
+    out: dict[str, Any] = {"known": bool(acks), "servers": [], "changes": [], "split_brain_writes": 0,
+                           "split_brain_sample": [], "split_brain_s": 0.0, "in_doubt_writes": 0,
+                           "unattributed_writes": unknown, "detail": ""}
+    if not acks:
+        out["detail"] = "no acknowledged write says which server took it"
+        return out
+
+    order: list[str] = []
+    info: dict[str, dict] = {}
+    for t, _, sid, _ in acks:
+        if sid not in info:
+            order.append(sid)
+            info[sid] = {"id": sid, "first_ack_t": t, "last_ack_t": t, "acks": 0}
+        info[sid]["last_ack_t"] = t
+        info[sid]["acks"] += 1
+    # A server is superseded from the first acknowledgement of any server first seen after it.
+    superseded = {sid: info[order[i + 1]]["first_ack_t"] for i, sid in enumerate(order[:-1])}
+    split, doubt = [], 0
+    for t, sent_t, sid, key in acks:
+        since = superseded.get(sid)
+        if since is None or t <= since:
+            continue
+        if sent_t is not None and sent_t > since:
+            split.append((t, key, sid, since))
+        else:
+            doubt += 1
+    for old, new in zip(order, order[1:]):
+        before = [t for t, _, sid, _ in acks if sid == old and t <= info[new]["first_ack_t"]]
+        last_old = max(before) if before else info[old]["last_ack_t"]
+        out["changes"].append({"from": old, "to": new, "last_old_ack_t": _r(last_old),
+                               "first_new_ack_t": _r(info[new]["first_ack_t"]),
+                               "write_gap_s": _r(max(0.0, info[new]["first_ack_t"] - last_old))})
+    out.update(
+        servers=[{**info[s], "first_ack_t": _r(info[s]["first_ack_t"]), "last_ack_t": _r(info[s]["last_ack_t"])}
+                 for s in order],
+        split_brain_writes=len(split),
+        split_brain_sample=[k for _, k, _, _ in split[:SAMPLE]],
+        split_brain_s=_r(max((t - since for t, _, _, since in split), default=0.0)),
+        in_doubt_writes=doubt)
+    if split:
+        t, key, sid, since = split[-1]
+        out["detail"] = (f"{len(split)} writes sent after a newer server took writes were acknowledged by an older one "
+                         f"(split brain, the last {t - since:.1f} s after: {key} on {sid})")
+    elif len(order) > 1:
+        out["detail"] = (f"{len(order)} servers took writes, one after another: "
+                         + "; ".join(f"{c['from']} → {c['to']} after {c['write_gap_s']:.2f} s without a write"
+                                     for c in out["changes"]))
+    else:
+        out["detail"] = f"one server took every acknowledged write ({order[0]})"
+    return out
+
+
+def _r(x: float) -> float:
+    return round(float(x), 6)

@@ -1,0 +1,78 @@
+"""servers(): which database server took each write; a failover's write gap and its split brain."""
+import pytest
+
+from harness.checkers.servers import servers
+from harness.checkers.verdict import verdict
+from synthetic import History, healthy_run, objectives
+
+
+def failover(h: History, old_after: list[float] = (), gap: tuple[float, float] = (10.0, 14.0)) -> History:
+    """Writes every 0.1 s on timeline 1 until gap[0], on timeline 2 from gap[1]; plus writes sent
+    at `old_after` times that the old server (timeline 1) acknowledged."""
+    for i in range(int(gap[0] * 10)):
+        h.write(f"a{i}", i / 10, timeline=1)
+    for i in range(int(gap[1] * 10), 300):
+        h.write(f"b{i}", i / 10, timeline=2)
+    for i, t in enumerate(old_after):
+        h.write(f"old{i}", t, timeline=1)
+    return h
+
+
+def test_one_server_is_no_failover():
+    s = servers(failover(History(), gap=(30.0, 30.0)).events())
+    assert len(s["servers"]) == 1 and s["changes"] == [] and s["split_brain_writes"] == 0
+    assert "one server took every acknowledged write" in s["detail"]
+
+
+def test_a_clean_failover_measures_its_write_gap():
+    s = servers(failover(History()).events())
+    assert [x["id"] for x in s["servers"]] == ["7000/tl1", "7000/tl2"]
+    [change] = s["changes"]
+    assert change["write_gap_s"] == pytest.approx(4.1 - 0.01 + 0.01 - 0.0, abs=0.02)  # 9.91 → 14.01
+    assert s["split_brain_writes"] == 0 and s["in_doubt_writes"] == 0
+
+
+def test_writes_the_old_primary_took_after_the_new_one_are_a_split_brain():
+    s = servers(failover(History(), old_after=[15.0, 16.5, 17.0]).events())
+    assert s["split_brain_writes"] == 3
+    assert s["split_brain_sample"] == ["old0", "old1", "old2"]
+    assert s["split_brain_s"] == pytest.approx(17.01 - 14.01)
+    assert "split brain" in s["detail"]
+
+
+def test_a_write_sent_before_the_promotion_and_acknowledged_after_is_in_doubt_not_judged():
+    h = failover(History())
+    h.write("slow", 13.9, timeline=1, latency_s=0.5)  # sent before 14.01, acknowledged at 14.4
+    s = servers(h.events())
+    assert s["split_brain_writes"] == 0 and s["in_doubt_writes"] == 1
+
+
+def test_a_failback_is_a_third_server_and_the_first_may_not_come_back_on_its_old_timeline():
+    h = failover(History(), gap=(10.0, 12.0))
+    h.write("back", 31.0, timeline=3)
+    h.write("stale", 32.0, timeline=1)
+    s = servers(h.events())
+    assert [x["id"] for x in s["servers"]] == ["7000/tl1", "7000/tl2", "7000/tl3"]
+    assert s["split_brain_writes"] == 1 and s["split_brain_sample"] == ["stale"]
+
+
+def read_back_everything(h: History) -> History:
+    """The final read finds every acknowledged write (what a split brain that merged back would show)."""
+    keys = [e["key"] for e in h.events() if e["kind"] == "op" and e["type"] == "ok"]
+    [read] = [e for e in h._events if e["kind"] == "final_read"]
+    [after] = [e for e in h._events if e["kind"] == "after_rollbacks"]
+    h._events = [e for e in h._events if e not in (read, after)]
+    return h.final_read(read["t"], keys + [k for k in read["keys"] if k not in keys]).after_rollbacks(after["t"])
+
+
+def test_the_verdict_fails_a_split_brain_and_names_the_keys():
+    v_ok = verdict(read_back_everything(failover(healthy_run())).events(), objectives())
+    assert v_ok["status"] == "pass", [c for c in v_ok["criteria"] if not c["passed"]]
+    assert next(c for c in v_ok["criteria"] if c["name"] == "split_brain")["passed"] is True
+    assert v_ok["measured"]["failover_write_gap_s"] == pytest.approx(4.1, abs=0.02)
+    v = verdict(read_back_everything(failover(healthy_run(), old_after=[15.0])).events(), objectives())
+    failed = [c for c in v["criteria"] if not c["passed"]]
+    assert [c["name"] for c in failed] == ["split_brain"] and v["status"] == "fail"
+    assert failed[0]["measured"] == 1 and "old0" in failed[0]["detail"]
+    # One server: no criterion to add (a split brain needs two).
+    assert not [c for c in verdict(healthy_run().events(), objectives())["criteria"] if c["name"] == "split_brain"]
