@@ -91,6 +91,19 @@ def test_the_down_counter_runs_with_the_clock_and_a_second_outage_restarts_stabi
     assert line.words(now_t=100).endswith("interrupted (aborted by operator): rolling back")
 
 
+def test_a_timeout_overtaken_by_an_answer_is_no_new_outage():
+    """The checker's rule, live: a request sent during the freeze that times out after an answer
+    arrived was stuck behind the outage; a request sent after that answer that fails is a new one."""
+    line = PhaseLine(OBJECTIVES)
+    for e in (ev("fault", 1.0, phase="start", name="f"), ev("sample", 2.0, probe="api", ok=False, started=1.0),
+              ev("sample", 4.02, probe="api", ok=True, started=2.5, watcher=True),
+              ev("sample", 4.1, probe="api", ok=False, started=3.1, error="timeout")):
+        line.feed(e)
+    assert "DOWN again" not in " ".join(s.note or "" for s in line.steps) and line.outages == 1
+    line.feed(ev("sample", 4.3, probe="api", ok=False, started=4.2))
+    assert line.outages == 2
+
+
 def test_a_steady_state_not_met_ends_the_line():
     line = PhaseLine(OBJECTIVES)
     line.feed(ev("marker", 0.1, name="recorders_started"))

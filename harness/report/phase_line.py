@@ -65,6 +65,7 @@ class PhaseLine:
     down_total_s: float = 0.0        # closed outages since the fault
     outages: int = 0
     up_since: float | None = None    # the first good sample after the last failure (or the fault)
+    last_ok_t: float | None = None   # when the newest good answer arrived
     checks_seen: int = 0
     checks_failed: int = 0
     ended: bool = False              # a verdict, or an interruption: counters stop
@@ -123,10 +124,16 @@ class PhaseLine:
 
     # handlers ---------------------------------------------------------------------------------
     def _sample(self, e: dict, t: float) -> list[Step]:
+        if str(e.get("probe")) == self.probe and e.get("ok"):
+            self.last_ok_t = t
         if self.fault_t is None or self.ended or str(e.get("probe")) != self.probe:
             return []
         if not e.get("ok"):
-            if self.down_since is not None:
+            started = e.get("started")
+            if self.down_since is not None or (isinstance(started, (int, float)) and self.last_ok_t is not None
+                                               and self.last_ok_t > started):
+                # Already down; or overtaken: an answer arrived while this request waited, so it
+                # was stuck behind the outage, not a new one (the checker's judged_times rule).
                 return []
             self.down_since, self.up_since = t, None
             self.outages += 1
