@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-__all__ = ["SCHEMA", "TABLE", "ensure_schema", "insert_result", "get_result", "ping_writable", "SERVER_SESSION_OPTIONS"]
+__all__ = ["SCHEMA", "TABLE", "ensure_schema", "insert_result", "get_result", "ping_writable", "SERVER_SESSION_OPTIONS", "SERVER_COLUMNS"]
 
 TABLE = "optimization_results"
 
@@ -34,18 +34,19 @@ CREATE INDEX IF NOT EXISTS optimization_results_created_at_idx ON optimization_r
 # are rendered in UTC (the session's TimeZone is set by SERVER_SESSION_OPTIONS).
 _ROW = "to_jsonb(optimization_results.*) AS stored"
 # Which server took the write: its system identifier and the timeline it was on. After a
-# failover a write acknowledged by the old primary carries the old server's timeline.
-_SERVER = ("(SELECT system_identifier::text FROM pg_control_system()) AS system_id, "
-           "('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int AS timeline, "
-           "inet_server_port() AS port")
+# failover a write acknowledged by the old primary carries the old server's timeline. (The HA
+# tests read it the same way for their own writes.)
+SERVER_COLUMNS = ("(SELECT system_identifier::text FROM pg_control_system()) AS system_id, "
+                  "('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int AS timeline, "
+                  "inet_server_port() AS port")
 
 _INSERT = (
     "INSERT INTO optimization_results "
     "(request_id, image_features, target_quality, parameters, predicted_ssim, model_version) "
     "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING "
-    f"RETURNING {_ROW}, {_SERVER}"
+    f"RETURNING {_ROW}, {SERVER_COLUMNS}"
 )
-_SELECT = f"SELECT {_ROW}, {_SERVER} FROM optimization_results WHERE request_id = %s"
+_SELECT = f"SELECT {_ROW}, {SERVER_COLUMNS} FROM optimization_results WHERE request_id = %s"
 SERVER_SESSION_OPTIONS = "-c TimeZone=UTC"  # rows rendered in UTC, whatever the server's default
 
 
