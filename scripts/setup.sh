@@ -11,6 +11,9 @@ missing=()
 [ -f /usr/share/postgresql/15/extension/amcheck.control ] || missing+=(postgresql-15)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+# The HA database tier's consensus store (harness/targets/embedded/ha): three etcd members.
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 # Headless Chromium opens the HTML reports in the tests (rendering and console-error check) and
 # prints the evidence to PDF (gameday report pdf); chromedriver lets Selenium drive it for the
 # console's browser test (no driver is downloaded); poppler's pdftotext reads the PDFs back in the

@@ -1,0 +1,247 @@
+"""What the HA cluster says about itself, and the faults and commands that act on one member.
+
+Roles are always asked of the cluster (Patroni's REST `GET /cluster`, i.e. what etcd holds),
+never remembered: they move on every failover and switchover. A member is a node: its Patroni
+agent plus its PostgreSQL server. A lost node is both SIGKILLed at once and kept down (its
+launcher holds it) until `start_node`; a frozen node is both stopped with SIGSTOP until `thaw_node`.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import psycopg
+
+from harness.core import procs
+from harness.targets.embedded import supervisor
+from harness.targets.embedded.ha.config import REST_USER, HAError
+
+__all__ = ["members", "leader", "wait_leader", "wait_streaming", "wait_healthy", "switchover", "kill_node",
+           "start_node", "freeze_node", "thaw_node", "agent_pid", "timeline", "timeline_of", "system_identifier",
+           "system_identifier_of", "rest_call"]
+
+REST_TIMEOUT_S = 1.0  # a frozen member's REST API never answers: do not wait long for it
+DEFAULT_HOLD_S = 900.0  # a lost node stays down at most this long if start_node never comes
+
+
+def rest_call(cluster: dict, member: str, path: str, method: str = "GET", body: dict | None = None,
+              timeout_s: float = REST_TIMEOUT_S) -> tuple[int, object]:
+    """(HTTP status, decoded JSON or text) from one member's REST API. Changes carry the REST
+    credentials; a member that does not answer raises OSError."""
+    url = cluster["members"][member]["api_url"] + path
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    if method != "GET":
+        password = json.loads(Path(cluster["rest_secrets"]).read_text())["rest"]
+        token = base64.b64encode(f"{REST_USER}:{password}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    text = raw.decode(errors="replace")
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text.strip()
+
+
+def members(cluster: dict) -> list[dict]:
+    """Patroni's view of the members (`GET /cluster` on the first member that answers): name, role
+    (leader, replica, sync_standby), state (running, streaming, ...), timeline, lag. [] when no
+    member answers."""
+    for name in cluster["members"]:
+        try:
+            status, body = rest_call(cluster, name, "/cluster")
+        except OSError:
+            continue
+        if status == 200 and isinstance(body, dict):
+            return body.get("members", [])
+    return []
+
+
+def leader(cluster: dict) -> str | None:
+    """The member holding the leader key and running, or None (no leader, or none reachable)."""
+    return next((m["name"] for m in members(cluster) if m.get("role") == "leader" and m.get("state") == "running"), None)
+
+
+def _until(check: Callable[[], object], timeout_s: float, what: str, detail: Callable[[], str] = lambda: ""):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            extra = detail()
+            raise HAError(f"{what} within {timeout_s:.0f} s" + (f" ({extra})" if extra else ""))
+        time.sleep(0.1)
+
+
+def _summary(cluster: dict) -> str:
+    ms = members(cluster)
+    return ", ".join(f"{m['name']} {m.get('role')}/{m.get('state')}" for m in ms) or "no member answers"
+
+
+def wait_leader(cluster: dict, member: str | None = None, timeout_s: float = 60.0) -> str:
+    """Wait until `member` (or any member) is the running leader; return its name."""
+    def check():
+        name = leader(cluster)
+        return name if name and (member is None or name == member) else None
+    what = f"{member} did not become the leader" if member else "no member became the leader"
+    return _until(check, timeout_s, what, lambda: _summary(cluster))
+
+
+def _streaming(cluster: dict, member: str) -> bool:
+    return _streaming_in({m["name"]: m for m in members(cluster)}, member)
+
+
+def wait_streaming(cluster: dict, member: str, timeout_s: float = 120.0) -> None:
+    """Wait until `member` is a replica streaming from the leader."""
+    _until(lambda: _streaming(cluster, member), timeout_s, f"{member} did not become a streaming replica",
+           lambda: _summary(cluster))
+
+
+def wait_healthy(cluster: dict, timeout_s: float = 90.0) -> str:
+    """Wait until one member leads and every other streams from it (in synchronous mode: as the
+    synchronous standby, without which Patroni refuses a switchover); return the leader's name."""
+    synchronous = bool((cluster.get("settings") or {}).get("synchronous_mode"))
+
+    def check():
+        ms = {m["name"]: m for m in members(cluster)}
+        name = next((n for n, m in ms.items() if m.get("role") == "leader" and m.get("state") == "running"), None)
+        others = [n for n in cluster["members"] if n != name]
+        ready = all(_streaming_in(ms, n) and (not synchronous or ms[n].get("role") == "sync_standby") for n in others)
+        return name if name and ready else None
+    return _until(check, timeout_s, "the cluster did not get a leader and a streaming replica", lambda: _summary(cluster))
+
+
+def _streaming_in(ms: dict, name: str) -> bool:
+    m = ms.get(name, {})
+    return m.get("role") in ("replica", "sync_standby") and m.get("state") == "streaming"
+
+
+def switchover(cluster: dict, candidate: str | None = None, timeout_s: float = 30.0) -> dict:
+    """Planned change of leader (Patroni's `POST /switchover`): the leader stops cleanly, the
+    candidate (default: the streaming replica) promotes, the old leader follows it. Returns
+    {"from", "to", "message"}; raises HAError when Patroni refuses (with its reason)."""
+    ms = members(cluster)
+    current = next((m["name"] for m in ms if m.get("role") == "leader"), None)
+    if current is None:
+        raise HAError(f"no leader to switch over from ({_summary(cluster)})")
+    if candidate is None:
+        candidate = next((m["name"] for m in ms if m["name"] != current and m.get("state") == "streaming"), None)
+        if candidate is None:
+            raise HAError(f"no streaming replica to switch over to ({_summary(cluster)})")
+    if candidate not in cluster["members"] or candidate == current:
+        raise HAError(f"candidate must be a member other than the leader {current}, got {candidate!r}")
+    # Patroni answers once the new leader holds the key (it polls etcd up to ~10 s).
+    status, body = rest_call(cluster, current, "/switchover", "POST", {"leader": current, "candidate": candidate},
+                             timeout_s=timeout_s)
+    if status != 200:
+        raise HAError(f"switchover {current} → {candidate} refused: HTTP {status} {body}")
+    return {"from": current, "to": candidate, "message": body}
+
+
+def agent_pid(cluster: dict, member: str) -> int | None:
+    """The pid of the member's Patroni agent, or None when it is not running (a held launcher
+    or a stale pid file is not an agent)."""
+    pid = procs.read_pid(cluster["members"][member]["agent_pidfile"])
+    cmd = procs.cmdline(pid) if pid else None
+    if not cmd or not procs.running(pid) or "-m patroni " not in cmd or "patroni-launch" in cmd:
+        return None
+    return pid
+
+
+def _postgres_pids(cluster: dict, member: str) -> list[int]:
+    """The member's postmaster and every backend: they run with the data folder as working folder."""
+    return [p for p in procs.pids_in(cluster["members"][member]["data_dir"]) if procs.running(p)]
+
+
+def kill_node(cluster: dict, member: str, hold_s: float = DEFAULT_HOLD_S) -> dict:
+    """Node lost: SIGKILL the member's Patroni agent (its process group) and every one of its
+    PostgreSQL processes, and keep them down: the hold file is written first, so the launcher
+    supervisord restarts waits instead of starting Patroni again, until start_node (or for at most
+    `hold_s`). Returns the pids killed."""
+    _check_member(cluster, member)
+    info = cluster["members"][member]
+    Path(info["hold_file"]).write_text(f"{time.time() + hold_s:.0f}\n")
+    agent = agent_pid(cluster, member)
+    if agent:
+        # The agent leads its process group (supervisord's doing): its children go with it.
+        procs.signal_all(procs.group_members(agent), signal.SIGKILL)
+    # PostgreSQL runs in its own session (Patroni starts it with setsid): found by its data folder.
+    killed = procs.end_processes_in(info["data_dir"])
+    return {"member": member, "agent_pid": agent, "postgres_pids": killed}
+
+
+def start_node(cluster: dict, member: str) -> None:
+    """Bring a lost node back: release its hold (its launcher starts Patroni within 0.2 s), and
+    start its program if it was stopped. Patroni then rejoins it (pg_rewind or a new base backup)."""
+    _check_member(cluster, member)
+    Path(cluster["members"][member]["hold_file"]).unlink(missing_ok=True)
+    supervisor.start(cluster["supervisor_url"], cluster["members"][member]["program"])
+
+
+def freeze_node(cluster: dict, member: str) -> dict:
+    """Node hung: SIGSTOP the member's Patroni agent and every one of its PostgreSQL processes.
+    Its leader key then expires unrefreshed, as if the node were lost, but it comes back with
+    thaw_node. Returns the pids stopped."""
+    _check_member(cluster, member)
+    stopped: list[int] = []
+    agent = agent_pid(cluster, member)
+    if agent:
+        stopped += procs.signal_all(procs.group_members(agent), signal.SIGSTOP)
+    for _ in range(2):  # a second pass catches a backend forked while the first one ran
+        stopped += procs.signal_all([p for p in _postgres_pids(cluster, member) if p not in stopped], signal.SIGSTOP)
+    return {"member": member, "agent_pid": agent, "stopped_pids": sorted(set(stopped))}
+
+
+def thaw_node(cluster: dict, member: str) -> dict:
+    """Undo freeze_node: SIGCONT the agent's process group and the PostgreSQL processes."""
+    _check_member(cluster, member)
+    pids = procs.pids_in(cluster["members"][member]["data_dir"])
+    agent = agent_pid(cluster, member)
+    if agent:
+        pids += procs.group_members(agent)
+    return {"member": member, "resumed_pids": sorted(set(procs.signal_all(pids, signal.SIGCONT)))}
+
+
+def _check_member(cluster: dict, member: str) -> None:
+    if member not in cluster["members"]:
+        raise HAError(f"no member {member!r} in this cluster (members: {', '.join(cluster['members'])})")
+
+
+# Timeline of the server on this connection: a primary's from its current WAL file name (its
+# pg_control checkpoint lags behind a promotion until the next checkpoint); a standby's from the
+# last checkpoint it replayed.
+_TIMELINE_SQL = """select case when pg_is_in_recovery()
+  then (select timeline_id from pg_control_checkpoint())
+  else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end"""
+
+
+def timeline_of(conn: psycopg.Connection) -> int:
+    """The timeline of the server `conn` is connected to."""
+    return int(conn.execute(_TIMELINE_SQL).fetchone()[0])
+
+
+def system_identifier_of(conn: psycopg.Connection) -> int:
+    """The system identifier of the server `conn` is connected to (one per initdb: both members
+    of a cluster share it; a server rebuilt from another cluster would not)."""
+    return int(conn.execute("select system_identifier from pg_control_system()").fetchone()[0])
+
+
+def timeline(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        return timeline_of(c)
+
+
+def system_identifier(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        return system_identifier_of(c)
