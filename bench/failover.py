@@ -318,26 +318,26 @@ def main() -> int:
             c.execute("create table if not exists ledger (key text primary key, writer int not null, "
                       "timeline int not null, written_at timestamptz not null default clock_timestamp())")
         writers = Writers(cluster["dsn"], args.writers).start()
-        for i in range(1, args.failovers + 1):
-            r = failover_once(cluster, writers)
-            failovers.append(r)
-            print(f"failover {i}: {r['from']} lost → {r['to']} leads (timeline {r['timeline']}): client RTO "
-                  f"{r['rto_s']:.3f} s, server-side {_s(r['server_s'])} s, lost acknowledged {r['lost']}, "
-                  f"{r['from']} streaming again {r['rebuilt_s']:.1f} s after its start ({r['rejoin']})", flush=True)
-        for i in range(1, args.switchovers + 1):
-            r = switchover_once(cluster, writers)
-            switchovers.append(r)
-            print(f"switchover {i}: {r['from']} → {r['to']} (timeline {r['timeline']}): client RTO "
-                  f"{r['rto_s']:.3f} s, write gap {r['gap_s']:.3f} s, server-side {_s(r['server_s'])} s, lost "
-                  f"acknowledged {r['lost']}, {r['from']} streaming again after {r['rejoined_s']:.1f} s "
-                  f"({r['rejoin']})", flush=True)
-        for i in range(1, args.frozen + 1):
-            r = frozen_once(cluster, writers)
-            frozen.append(r)
-            print(f"primary frozen {i}: {r['from']} frozen, {r['to']} leads after {r['promoted_s']:.1f} s (timeline "
-                  f"{r['timeline']}): client RTO {r['rto_s']:.3f} s, split brain {r['split_brain']} writes over "
-                  f"{r['split_brain_s']:.3f} s ({r['in_doubt']} in doubt), lost acknowledged {r['lost']}, "
-                  f"{r['from']} streaming again {r['rejoined_s']:.1f} s after its resume ({r['rejoin']})", flush=True)
+        # (how many, one trial, where its results go, its line)
+        kinds = (
+            (args.failovers, failover_once, failovers, lambda i, r: (
+                f"failover {i}: {r['from']} lost → {r['to']} leads (timeline {r['timeline']}): client RTO "
+                f"{r['rto_s']:.3f} s, server-side {_s(r['server_s'])} s, lost acknowledged {r['lost']}, "
+                f"{r['from']} streaming again {r['rebuilt_s']:.1f} s after its start ({r['rejoin']})")),
+            (args.switchovers, switchover_once, switchovers, lambda i, r: (
+                f"switchover {i}: {r['from']} → {r['to']} (timeline {r['timeline']}): client RTO "
+                f"{r['rto_s']:.3f} s, write gap {r['gap_s']:.3f} s, server-side {_s(r['server_s'])} s, lost "
+                f"acknowledged {r['lost']}, {r['from']} streaming again after {r['rejoined_s']:.1f} s ({r['rejoin']})")),
+            (args.frozen, frozen_once, frozen, lambda i, r: (
+                f"primary frozen {i}: {r['from']} frozen, {r['to']} leads after {r['promoted_s']:.1f} s (timeline "
+                f"{r['timeline']}): client RTO {r['rto_s']:.3f} s, split brain {r['split_brain']} writes over "
+                f"{r['split_brain_s']:.3f} s ({r['in_doubt']} in doubt), lost acknowledged {r['lost']}, "
+                f"{r['from']} streaming again {r['rejoined_s']:.1f} s after its resume ({r['rejoin']})")),
+        )
+        for count, trial, results, line in kinds:
+            for i in range(1, count + 1):
+                results.append(trial(cluster, writers))
+                print(line(i, results[-1]), flush=True)
     finally:
         if writers:
             writers.stop()
