@@ -55,6 +55,7 @@ bench: setup
 	.venv/bin/python bench/measurement.py
 	.venv/bin/python bench/stack_recovery.py
 	.venv/bin/python bench/quarterly.py
+	.venv/bin/python bench/failover.py
 
 clean: down
 	rm -rf .gameday
