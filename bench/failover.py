@@ -17,7 +17,7 @@ fresh connection for every write (connect_timeout 2 s), as a new request would; 
 write is kept with when it was sent and acknowledged (monotonic), its key, and the system
 identifier and timeline its connection read when it connected. A write whose outcome was never
 learnt (the connection died under it) is "unknown": neither acknowledged nor lost.
-Usage: .venv/bin/python bench/failover.py [--failovers 10] [--switchovers 10] [--frozen 3]
+Usage: .venv/bin/python bench/failover.py [--failovers 10] [--switchovers 10] [--frozen 3] [--consensus 1]
                                           [--port-base 16500] [--writers 2] [--synchronous]"""
 from __future__ import annotations
 
@@ -264,6 +264,32 @@ def frozen_once(cluster: dict, writers: Writers) -> dict:
     return out
 
 
+def consensus_once(cluster: dict, writers: Writers) -> dict:
+    """Two of three etcd members stopped for 2 × ttl, then started again. With failsafe_mode off
+    (config.SETTINGS) the leader must stop taking writes once it cannot refresh its key (no writes
+    without consensus) and take them again once the quorum is back; the writes it took while the
+    quorum was lost, after it should have demoted, are counted."""
+    old = ha.wait_healthy(cluster, 180)
+    before = steady(writers)
+    hold_s = 2 * cluster["settings"]["ttl"]
+    t_fault = time.monotonic()
+    lost = ha.lose_consensus(cluster)
+    try:
+        time.sleep(hold_s)
+    finally:
+        ha.restore_consensus(cluster)
+    t_back = time.monotonic()
+    acks = [a for a in list(writers.acks) if a.t > t_fault]
+    during = [a.t for a in acks if a.t <= t_back]
+    last_during = max(during, default=t_fault)
+    first_after = writers.first_after(t_back, -1)  # any timeline: the same leader may take writes again
+    leader_after = ha.wait_healthy(cluster, 180)
+    return {"lost": ", ".join(lost), "from": old, "to": leader_after,
+            "writes_until_s": last_during - t_fault, "writes_during": len(during),
+            "resumed_s": first_after.t - t_back,
+            "timeline": f"{before.timeline}→{first_after.timeline}"}
+
+
 def _s(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -292,17 +318,18 @@ def main() -> int:
     ap.add_argument("--failovers", type=int, default=10, help="automatic failovers (leader node lost)")
     ap.add_argument("--switchovers", type=int, default=10, help="switchovers through Patroni's REST API")
     ap.add_argument("--frozen", type=int, default=3, help="primary frozen for 2 x ttl, then resumed")
+    ap.add_argument("--consensus", type=int, default=1, help="two of three etcd members stopped for 2 x ttl")
     ap.add_argument("--port-base", type=int, default=16500,
                     help="first of the 10 ports the cluster uses (the test session uses 16400-16489)")
     ap.add_argument("--writers", type=int, default=2, help="writer threads of the load")
     ap.add_argument("--synchronous", action="store_true", help="Patroni's synchronous_mode on")
     args = ap.parse_args()
-    if min(args.failovers, args.switchovers, args.frozen) < 0 or not 1 <= args.writers <= 8:
-        ap.error("--failovers, --switchovers and --frozen must be >= 0 and --writers 1..8")
+    if min(args.failovers, args.switchovers, args.frozen, args.consensus) < 0 or not 1 <= args.writers <= 8:
+        ap.error("--failovers, --switchovers, --frozen and --consensus must be >= 0 and --writers 1..8")
     home = Path(tempfile.mkdtemp(prefix="gameday-ha-bench-", dir="/var/tmp"))
     home.chmod(0o755)
     writers = None
-    failovers, switchovers, frozen = [], [], []
+    failovers, switchovers, frozen, consensus = [], [], [], []
     try:
         t0 = time.monotonic()
         try:
@@ -333,6 +360,10 @@ def main() -> int:
                 f"{r['timeline']}): client RTO {r['rto_s']:.3f} s, split brain {r['split_brain']} writes over "
                 f"{r['split_brain_s']:.3f} s ({r['in_doubt']} in doubt), lost acknowledged {r['lost']}, "
                 f"{r['from']} streaming again {r['rejoined_s']:.1f} s after its resume ({r['rejoin']})")),
+            (args.consensus, consensus_once, consensus, lambda i, r: (
+                f"consensus lost {i}: {r['lost']} stopped; {r['from']} took {r['writes_during']} writes, the last "
+                f"{r['writes_until_s']:.1f} s after (failsafe_mode off: it must stop); quorum back → writes again after "
+                f"{r['resumed_s']:.1f} s, leader {r['to']} (timeline {r['timeline']})")),
         )
         for count, trial, results, line in kinds:
             for i in range(1, count + 1):
@@ -359,6 +390,8 @@ def main() -> int:
         ("primary frozen: split-brain writes (goal 0)", [r["split_brain"] for r in frozen]),
         ("primary frozen: split-brain window (s)", [r["split_brain_s"] for r in frozen]),
         ("primary frozen: acknowledged writes lost", [r["lost"] for r in frozen]),
+        ("consensus lost: last write taken after the loss (s)", [r["writes_until_s"] for r in consensus]),
+        ("consensus lost: quorum back → writes again (s)", [r["resumed_s"] for r in consensus]),
     ])
     low, high = ha.expected_failover_window(settings)
     print(f"acknowledged writes: {len(writers.acks)}, outcome unknown (connection lost under the write): "
@@ -381,6 +414,13 @@ def main() -> int:
         ok &= worst == 0
         print(f"goal: no split brain when the primary is frozen and resumed: {'PASS' if worst == 0 else 'FAIL'} "
               f"(at most {worst} writes taken by the old primary after the new one took its first)")
+    if consensus:
+        # Without consensus the leader must demote within ttl (its key can no longer be refreshed).
+        worst = max(r["writes_until_s"] for r in consensus)
+        ok &= worst <= settings["ttl"]
+        print(f"goal: no writes without consensus later than ttl ({settings['ttl']} s) after the quorum is lost "
+              f"(failsafe_mode {settings['failsafe_mode']}): {'PASS' if worst <= settings['ttl'] else 'FAIL'} "
+              f"(the last at {worst:.1f} s)")
     if switchovers:
         median = statistics.median(r["rto_s"] for r in switchovers)
         ok &= median <= SWITCHOVER_GOAL_S

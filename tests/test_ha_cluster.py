@@ -156,3 +156,9 @@ def test_the_launcher_waits_while_held_then_execs_patroni():
     script = config.PATRONI_LAUNCH
     assert "while held; do" in script and script.rstrip().endswith('exec "$@"')
     assert "HELD" not in script  # the shared hold logic was substituted
+
+
+@pytest.mark.parametrize("lost", [("e9",), ("e1", "e1")])
+def test_losing_consensus_names_only_distinct_members_and_touches_nothing_otherwise(lost):
+    with pytest.raises(ha.HAError, match="distinct ones of e0, e1, e2"):
+        ha.lose_consensus({"supervisor_url": "unix:///nonexistent.sock"}, lost)

@@ -20,11 +20,11 @@ import psycopg
 
 from harness.core import procs
 from harness.targets.embedded import supervisor
-from harness.targets.embedded.ha.config import REST_USER, HAError
+from harness.targets.embedded.ha.config import ETCD, REST_USER, HAError
 
 __all__ = ["members", "leader", "wait_leader", "wait_streaming", "wait_healthy", "switchover", "kill_node",
-           "start_node", "freeze_node", "thaw_node", "agent_pid", "timeline", "timeline_of", "system_identifier",
-           "system_identifier_of", "rest_call"]
+           "start_node", "lose_consensus", "restore_consensus", "freeze_node", "thaw_node", "agent_pid", "timeline",
+           "timeline_of", "system_identifier", "system_identifier_of", "rest_call"]
 
 REST_TIMEOUT_S = 1.0  # a frozen member's REST API never answers: do not wait long for it
 DEFAULT_HOLD_S = 900.0  # a lost node stays down at most this long if start_node never comes
@@ -187,6 +187,24 @@ def start_node(cluster: dict, member: str) -> None:
     _check_member(cluster, member)
     Path(cluster["members"][member]["hold_file"]).unlink(missing_ok=True)
     supervisor.start(cluster["supervisor_url"], cluster["members"][member]["program"])
+
+
+def lose_consensus(cluster: dict, lost: tuple[str, ...] = ETCD[1:]) -> list[str]:
+    """Consensus lost: stop etcd members (default two of three: no quorum) and keep them down
+    until restore_consensus. Returns the programs stopped."""
+    unknown = [e for e in lost if e not in ETCD]
+    if unknown or len(set(lost)) != len(lost):
+        raise HAError(f"etcd members to lose must be distinct ones of {', '.join(ETCD)}, got {', '.join(lost)}")
+    programs = [f"etcd-{e}" for e in lost]
+    for name in programs:
+        supervisor.stop(cluster["supervisor_url"], name)
+    return programs
+
+
+def restore_consensus(cluster: dict, lost: tuple[str, ...] = ETCD[1:]) -> None:
+    """Start the etcd members lose_consensus stopped; they rejoin from their data folders."""
+    for e in lost:
+        supervisor.start(cluster["supervisor_url"], f"etcd-{e}")
 
 
 def freeze_node(cluster: dict, member: str) -> dict:
