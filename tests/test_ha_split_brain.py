@@ -2,8 +2,10 @@
 purpose (maintenance mode, then the replica promoted behind its back with pg_promote()), both
 servers take writes, and harness.checkers.servers must name the write the old primary took after
 the new one had taken its first. The writes say which server took them exactly as the API's do
-(svgai.db.SERVER_COLUMNS). Then Patroni is resumed and must heal the cluster by itself (it demotes
-the member without the leader key and rewinds it), which is checked too: a game day ends healed.
+(svgai.db.SERVER_COLUMNS). Then Patroni is resumed: it demotes the member without the leader key,
+but that member diverged *ahead* of the leader and Patroni does not rewind it by itself (its
+server keeps failing "highest timeline 1 of the primary is behind recovery timeline 2" while
+Patroni reports it "running"): a reinit rebuilds it, checked on the server itself.
 """
 from __future__ import annotations
 
@@ -44,6 +46,22 @@ def member_dsn(cluster: dict, member: str, user: str) -> str:
             f"user={user} connect_timeout=2 passfile={cluster['passfile']}")
 
 
+def read_only(dsn: str) -> bool:
+    try:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            return bool(c.execute("select pg_is_in_recovery()").fetchone()[0])
+    except psycopg.OperationalError:
+        return False  # restarting as a standby
+
+
+def keys(dsn: str) -> list[str] | None:
+    try:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            return [r[0] for r in c.execute("select key from acked order by key")]
+    except psycopg.OperationalError:
+        return None
+
+
 def pause(cluster: dict, member: str, paused: bool) -> None:
     status, body = rest_call(cluster, member, "/config", method="PATCH", body={"pause": paused}, timeout_s=5)
     assert status == 200, body
@@ -56,7 +74,7 @@ def pause(cluster: dict, member: str, paused: bool) -> None:
     pytest.fail(f"Patroni did not {'pause' if paused else 'resume'} within 15 s")
 
 
-def test_a_primary_promoted_behind_patronis_back_is_a_split_brain_and_patroni_heals_it(tmp_path):
+def test_a_primary_promoted_behind_patronis_back_is_a_split_brain_and_a_reinit_heals_it(tmp_path):
     home = tmp_path / "ha"
     try:
         try:
@@ -87,10 +105,24 @@ def test_a_primary_promoted_behind_patronis_back_is_a_split_brain_and_patroni_he
         # The control: the writes before the promotion alone are one server, nothing to judge.
         assert servers(ledger.events[:10])["split_brain_writes"] == 0
 
-        # Patroni resumed must end the split brain by itself: the member without the leader key
-        # is demoted and rejoins as a streaming replica of the one with it.
+        # Patroni resumed ends the split brain: the member without the leader key is demoted
+        # (its server refuses writes). It diverged ahead of the leader (timeline 2 against 1), so
+        # Patroni cannot rewind it: the runbook's reinit rebuilds it, and the server itself must
+        # then stream holding exactly the leader's rows (the new primary's write is gone).
         pause(cluster, old, False)
-        healthy_leader = ha.wait_healthy(cluster, timeout_s=90)
-        assert healthy_leader == old
+        assert ha.wait_leader(cluster, timeout_s=30) == old
+        deadline = time.monotonic() + 60
+        while not read_only(member_dsn(cluster, other, "svgai")):
+            assert time.monotonic() < deadline, f"{other} still takes writes 60 s after Patroni resumed"
+            time.sleep(0.5)
+        ha.reinitialize(cluster, other)
+        ha.wait_streaming(cluster, other, 120)
+        with psycopg.connect(member_dsn(cluster, old, "svgai"), autocommit=True) as c:
+            kept = [r[0] for r in c.execute("select key from acked order by key")]
+        assert "on-the-new-primary" not in kept and "on-the-old-primary-after" in kept
+        deadline = time.monotonic() + 20
+        while keys(member_dsn(cluster, other, "svgai")) != kept:
+            assert time.monotonic() < deadline, f"{other} streams but does not hold the leader's rows"
+            time.sleep(0.2)
     finally:
         ha.down(home, remove=True)

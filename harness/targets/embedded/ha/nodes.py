@@ -24,7 +24,7 @@ from harness.targets.embedded.ha.config import ETCD, REST_USER, HAError
 
 __all__ = ["members", "leader", "wait_leader", "wait_streaming", "wait_healthy", "switchover", "kill_node",
            "start_node", "lose_consensus", "restore_consensus", "freeze_node", "thaw_node", "agent_pid", "timeline",
-           "timeline_of", "system_identifier", "system_identifier_of", "rest_call"]
+           "timeline_of", "system_identifier", "system_identifier_of", "rest_call", "server_streams", "reinitialize"]
 
 REST_TIMEOUT_S = 1.0  # a frozen member's REST API never answers: do not wait long for it
 DEFAULT_HOLD_S = 900.0  # a lost node stays down at most this long if start_node never comes
@@ -99,7 +99,21 @@ def wait_leader(cluster: dict, member: str | None = None, timeout_s: float = 60.
 
 
 def _streaming(cluster: dict, member: str) -> bool:
-    return _streaming_in({m["name"]: m for m in members(cluster)}, member)
+    return _streaming_in({m["name"]: m for m in members(cluster)}, member) and server_streams(cluster, member)
+
+
+def server_streams(cluster: dict, member: str) -> bool:
+    """The member's own server says it is a standby whose WAL receiver streams: Patroni's view of a
+    member can lag behind it (right after maintenance mode ends it may still say "streaming" of a
+    member that was promoted behind its back), the server cannot."""
+    dsn = (f"host=127.0.0.1 port={cluster['members'][member]['port']} dbname=postgres user=postgres "
+           f"connect_timeout=2 passfile={cluster['passfile']}")
+    try:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            row = c.execute("select pg_is_in_recovery(), (select status from pg_stat_wal_receiver)").fetchone()
+    except psycopg.Error:
+        return False
+    return bool(row[0]) and row[1] == "streaming"
 
 
 def wait_streaming(cluster: dict, member: str, timeout_s: float = 120.0) -> None:
@@ -117,7 +131,8 @@ def wait_healthy(cluster: dict, timeout_s: float = 90.0) -> str:
         ms = {m["name"]: m for m in members(cluster)}
         name = next((n for n, m in ms.items() if m.get("role") == "leader" and m.get("state") == "running"), None)
         others = [n for n in cluster["members"] if n != name]
-        ready = all(_streaming_in(ms, n) and (not synchronous or ms[n].get("role") == "sync_standby") for n in others)
+        ready = all(_streaming_in(ms, n) and (not synchronous or ms[n].get("role") == "sync_standby")
+                    and server_streams(cluster, n) for n in others)
         return name if name and ready else None
     return _until(check, timeout_s, "the cluster did not get a leader and a streaming replica", lambda: _summary(cluster))
 
@@ -187,6 +202,15 @@ def start_node(cluster: dict, member: str) -> None:
     _check_member(cluster, member)
     Path(cluster["members"][member]["hold_file"]).unlink(missing_ok=True)
     supervisor.start(cluster["supervisor_url"], cluster["members"][member]["program"])
+
+
+def reinitialize(cluster: dict, member: str) -> None:
+    """Patroni's reinit of a replica: its data folder is rebuilt from the leader (what a member
+    that diverged ahead of the leader needs; Patroni does not rewind it by itself)."""
+    _check_member(cluster, member)
+    status, body = rest_call(cluster, member, "/reinitialize", "POST", {"force": True}, timeout_s=30)
+    if status != 200:
+        raise HAError(f"reinitialize {member} refused: HTTP {status} {body}")
 
 
 def lose_consensus(cluster: dict, lost: tuple[str, ...] = ETCD[1:]) -> list[str]:
