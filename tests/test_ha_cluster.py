@@ -1,7 +1,16 @@
-"""The HA database tier (Patroni on a 3-member etcd quorum): a planned switchover under writes
-loses no acknowledged write, moves the leader, and the old leader rejoins as a streaming replica
-holding exactly the acknowledged rows. Plus the pure parts: the settings, the failover window
-they promise, the ports, and the configuration files.
+"""The HA database tier (Patroni on a 3-member etcd quorum), on one cluster for the module:
+- a planned switchover under writes loses no acknowledged write, moves the leader, and the old
+  leader rejoins as a streaming replica holding exactly the acknowledged rows;
+- a split brain, Patroni's fencing disabled on purpose (maintenance mode, then the replica
+  promoted behind its back with pg_promote()): both servers take writes, and the verdict's
+  checker (harness.checkers.servers) must name the write the old primary took after the new one
+  had taken its first. The writes say which server took them as the API's do
+  (svgai.db.SERVER_COLUMNS). Resumed, Patroni demotes the member without the leader key, but that
+  member diverged *ahead* of the leader and Patroni does not rewind it (its server keeps failing
+  "highest timeline 1 of the primary is behind recovery timeline 2" while Patroni reports it
+  "running"): a reinit rebuilds it, checked on the server itself;
+plus the pure parts: the settings, the failover window they promise, the ports, and the
+configuration files.
 
 The cluster runs on its own ports (the test stack's base + 40), so it runs beside the session's
 embedded stack. Missing packages (etcd, Patroni) make the integration test fail, never skip."""
@@ -14,8 +23,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from harness.checkers.servers import servers
 from harness.targets.embedded import ha
 from harness.targets.embedded.ha import config
+from harness.targets.embedded.ha.nodes import rest_call
+from svgai.db import SERVER_COLUMNS
 
 HA_TEST_PORT_BASE = int(os.environ.get("GAMEDAY_TEST_PORT_BASE", "16400")) + 40
 # Writes resume on the new leader within this many seconds of the switchover request. Loose on
@@ -48,44 +60,151 @@ def keys_on(port: int, passfile: str) -> list[int]:
         return [r[0] for r in c.execute("select key from acked order by key")]
 
 
-@pytest.mark.integration
-def test_switchover_loses_no_acknowledged_write_and_the_old_leader_rejoins(tmp_path):
-    home = tmp_path / "ha"
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One cluster for this module's integration tests (bringing one up and down costs ~15 s)."""
+    home = tmp_path_factory.mktemp("ha") / "ha"
     srv = ha.layout_for(home, HA_TEST_PORT_BASE).srv
     try:
         try:
-            cluster = ha.up(home, HA_TEST_PORT_BASE)
+            yield ha.up(home, HA_TEST_PORT_BASE)
         except ha.HAError as e:
             pytest.fail(f"the HA cluster could not be brought up: {e}")
-        old_leader = ha.leader(cluster)
-        system_id, old_timeline = ha.system_identifier(cluster["dsn"]), ha.timeline(cluster["dsn"])
-        with psycopg.connect(cluster["dsn"], autocommit=True) as c:
-            c.execute("create table acked (key int primary key)")
-        acked = write(cluster["dsn"], range(0, 20), budget_s=10)
-
-        t_request = time.monotonic()
-        done = ha.switchover(cluster)
-        acked += write(cluster["dsn"], range(20, 21), budget_s=SWITCHOVER_BUDGET_S)
-        resumed_s = time.monotonic() - t_request
-        acked += write(cluster["dsn"], range(21, 40), budget_s=10)
-
-        assert done["from"] == old_leader and done["to"] != old_leader
-        assert ha.wait_leader(cluster, timeout_s=10) == done["to"]
-        assert resumed_s <= SWITCHOVER_BUDGET_S, f"writes resumed {resumed_s:.1f} s after the switchover request"
-        assert ha.timeline(cluster["dsn"]) > old_timeline
-        assert ha.system_identifier(cluster["dsn"]) == system_id
-        new_port = cluster["members"][done["to"]]["port"]
-        assert keys_on(new_port, cluster["passfile"]) == acked, "acknowledged writes lost in the switchover"
-
-        ha.wait_streaming(cluster, old_leader, REJOIN_BUDGET_S)
-        old_port = cluster["members"][old_leader]["port"]
-        deadline = time.monotonic() + 10
-        while keys_on(old_port, cluster["passfile"]) != acked and time.monotonic() < deadline:
-            time.sleep(0.1)  # replay catches up
-        assert keys_on(old_port, cluster["passfile"]) == acked, "the rejoined old leader lacks acknowledged rows"
     finally:
         ha.down(home, remove=True)
     assert not home.exists() and not srv.exists(), "down(remove=True) left folders behind"
+
+
+@pytest.mark.integration
+def test_switchover_loses_no_acknowledged_write_and_the_old_leader_rejoins(cluster):
+    old_leader = ha.wait_healthy(cluster, 60)
+    system_id, old_timeline = ha.system_identifier(cluster["dsn"]), ha.timeline(cluster["dsn"])
+    with psycopg.connect(cluster["dsn"], autocommit=True) as c:
+        c.execute("create table acked (key int primary key)")
+    acked = write(cluster["dsn"], range(0, 20), budget_s=10)
+
+    t_request = time.monotonic()
+    done = ha.switchover(cluster)
+    acked += write(cluster["dsn"], range(20, 21), budget_s=SWITCHOVER_BUDGET_S)
+    resumed_s = time.monotonic() - t_request
+    acked += write(cluster["dsn"], range(21, 40), budget_s=10)
+
+    assert done["from"] == old_leader and done["to"] != old_leader
+    assert ha.wait_leader(cluster, timeout_s=10) == done["to"]
+    assert resumed_s <= SWITCHOVER_BUDGET_S, f"writes resumed {resumed_s:.1f} s after the switchover request"
+    assert ha.timeline(cluster["dsn"]) > old_timeline
+    assert ha.system_identifier(cluster["dsn"]) == system_id
+    new_port = cluster["members"][done["to"]]["port"]
+    assert keys_on(new_port, cluster["passfile"]) == acked, "acknowledged writes lost in the switchover"
+
+    ha.wait_streaming(cluster, old_leader, REJOIN_BUDGET_S)
+    old_port = cluster["members"][old_leader]["port"]
+    deadline = time.monotonic() + 10
+    while keys_on(old_port, cluster["passfile"]) != acked and time.monotonic() < deadline:
+        time.sleep(0.1)  # replay catches up
+    assert keys_on(old_port, cluster["passfile"]) == acked, "the rejoined old leader lacks acknowledged rows"
+
+
+# -- a split brain, fencing disabled on purpose ------------------------------------------------
+
+class Ledger:
+    """Writes as the load records them: invoke, then ok with the server that took it."""
+
+    def __init__(self):
+        self.t0 = time.monotonic()
+        self.events: list[dict] = []
+
+    def write(self, conn: psycopg.Connection, key: str) -> dict:
+        sent = time.monotonic() - self.t0
+        sql = f"insert into split_acked (key) values (%s) returning {SERVER_COLUMNS}"
+        row = conn.execute(sql, (key,)).fetchone()
+        server = {"system_id": row[0], "timeline": row[1], "port": row[2]}
+        self.events += [{"kind": "op", "t": sent, "type": "invoke", "f": "write", "key": key},
+                        {"kind": "op", "t": time.monotonic() - self.t0, "type": "ok", "f": "write", "key": key,
+                         "server": server}]
+        return server
+
+
+def member_dsn(cluster: dict, member: str, user: str) -> str:
+    dbname = "svgai" if user == "svgai" else "postgres"
+    return (f"host=127.0.0.1 port={cluster['members'][member]['port']} dbname={dbname} user={user} "
+            f"connect_timeout=2 passfile={cluster['passfile']}")
+
+
+def read_only(dsn: str) -> bool:
+    try:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            return bool(c.execute("select pg_is_in_recovery()").fetchone()[0])
+    except psycopg.OperationalError:
+        return False  # restarting as a standby
+
+
+def keys(dsn: str) -> list[str] | None:
+    try:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            return [r[0] for r in c.execute("select key from split_acked order by key")]
+    except psycopg.OperationalError:
+        return None
+
+
+def pause(cluster: dict, member: str, paused: bool) -> None:
+    status, body = rest_call(cluster, member, "/config", method="PATCH", body={"pause": paused}, timeout_s=5)
+    assert status == 200, body
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        status, state = rest_call(cluster, member, "/cluster", timeout_s=2)
+        if status == 200 and bool(state.get("pause")) == paused:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"Patroni did not {'pause' if paused else 'resume'} within 15 s")
+
+
+@pytest.mark.integration
+def test_a_primary_promoted_behind_patronis_back_is_a_split_brain_and_a_reinit_heals_it(cluster):
+    """Ground truth for the split_brain criterion on real servers (see the module docstring)."""
+    old = ha.wait_healthy(cluster, 60)
+    [other] = [m for m in cluster["members"] if m != old]
+    with psycopg.connect(cluster["dsn"], autocommit=True) as c:
+        c.execute("create table split_acked (key text primary key)")
+    ha.wait_streaming(cluster, other, 30)
+    ledger = Ledger()
+    with psycopg.connect(member_dsn(cluster, old, "svgai"), autocommit=True) as on_old:
+        first = [ledger.write(on_old, f"before-{i}") for i in range(5)]
+        # Fencing disabled on purpose: Patroni in maintenance mode does not act, and the replica
+        # is promoted behind its back while the old primary keeps its clients.
+        pause(cluster, old, True)
+        with psycopg.connect(member_dsn(cluster, other, "postgres"), autocommit=True) as admin:
+            assert admin.execute("select pg_promote(wait => true)").fetchone()[0] is True
+        with psycopg.connect(member_dsn(cluster, other, "svgai"), autocommit=True) as on_new:
+            promoted = ledger.write(on_new, "on-the-new-primary")
+        stale = ledger.write(on_old, "on-the-old-primary-after")
+
+    assert promoted["timeline"] > first[0]["timeline"] == stale["timeline"]
+    s = servers(ledger.events)
+    assert s["split_brain_writes"] == 1 and s["split_brain_sample"] == ["on-the-old-primary-after"], s
+    assert len(s["servers"]) == 2 and "split brain" in s["detail"]
+    # The control: the writes before the promotion alone are one server, nothing to judge.
+    assert servers(ledger.events[:10])["split_brain_writes"] == 0
+
+    # Patroni resumed ends the split brain: the member without the leader key is demoted
+    # (its server refuses writes). It diverged ahead of the leader (timeline 2 against 1), so
+    # Patroni cannot rewind it: the runbook's reinit rebuilds it, and the server itself must
+    # then stream holding exactly the leader's rows (the new primary's write is gone).
+    pause(cluster, old, False)
+    assert ha.wait_leader(cluster, timeout_s=30) == old
+    deadline = time.monotonic() + 60
+    while not read_only(member_dsn(cluster, other, "svgai")):
+        assert time.monotonic() < deadline, f"{other} still takes writes 60 s after Patroni resumed"
+        time.sleep(0.5)
+    ha.reinitialize(cluster, other)
+    ha.wait_streaming(cluster, other, 120)
+    with psycopg.connect(member_dsn(cluster, old, "svgai"), autocommit=True) as c:
+        kept = [r[0] for r in c.execute("select key from split_acked order by key")]
+    assert "on-the-new-primary" not in kept and "on-the-old-primary-after" in kept
+    deadline = time.monotonic() + 20
+    while keys(member_dsn(cluster, other, "svgai")) != kept:
+        assert time.monotonic() < deadline, f"{other} streams but does not hold the leader's rows"
+        time.sleep(0.2)
 
 
 # -- pure parts ------------------------------------------------------------------------------
