@@ -272,9 +272,11 @@ def test_etcd_members_form_one_new_cluster_of_three_with_a_home_specific_token()
 
 
 def test_the_launcher_waits_while_held_then_execs_patroni():
-    script = config.PATRONI_LAUNCH
+    from harness.targets.embedded import launchers
+    script = launchers.render(config.PATRONI_LAUNCH)
     assert "while held; do" in script and script.rstrip().endswith('exec "$@"')
-    assert "HELD" not in script  # the shared hold logic was substituted
+    assert "HELD" not in script and "STALE_PIDFILE" not in script  # the shared snippets were substituted
+    assert 'rm -f "$DATA/postmaster.pid"' in script
 
 
 @pytest.mark.parametrize("lost", [("e9",), ("e1", "e1")])

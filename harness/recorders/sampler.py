@@ -109,11 +109,6 @@ def _judge(spec: ProbeSpec, status: int, content: bytes) -> tuple[bool, str | No
     return True, None
 
 
-def make_probes(target: dict, names: list[str], timeout_s: float, pool_size: int = 8,
-                keep_alive: bool = True) -> dict[str, Callable[[], tuple[bool, str | None]]]:
-    return {n: _http_probe(spec, timeout_s, pool_size, keep_alive) for n, spec in probe_specs(target, names).items()}
-
-
 class _Watcher:
     """One request at a time on one kept-alive connection (stdlib http.client, so stop() can cut a
     pending request by shutting its socket down), every `every_s`, again at once after a failure's
@@ -185,7 +180,8 @@ class Sampler:
         self.history = history
         self.interval_s = interval_s
         workers = max(8, int(4 * timeout_s / interval_s) * len(probes))
-        self.probes = make_probes(target, probes, timeout_s, pool_size=workers, keep_alive=keep_alive)
+        specs = probe_specs(target, probes)
+        self.probes = {n: _http_probe(spec, timeout_s, workers, keep_alive) for n, spec in specs.items()}
         # A sparse probe is asked every `_sparse_every` ticks (the RTO probe never is sparse).
         self.sparse = {n for n in sparse_probes if n in self.probes}
         self._sparse_every = max(1, round(sparse_interval_s / interval_s))
@@ -196,7 +192,6 @@ class Sampler:
         # (t, ok, started) per probe, for waiting on stability by the checkers' own rule.
         self.latest: dict[str, list[tuple[float, bool, float]]] = {n: [] for n in probes}
         self._died: str | None = None  # why the scheduler thread ended on its own
-        specs = probe_specs(target, list(watched))
         self._watchers = [_Watcher(n, specs[n], self._record, history.now, self._stop, every_s=sparse_interval_s,
                                    retry_s=interval_s) for n in watched if n in self.probes]
 

@@ -13,7 +13,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,7 @@ import psycopg
 from chaoslib.exceptions import ActivityFailed
 
 from harness.targets import description as target_mod
+from harness.core import ports
 from harness.core.errors import first_line
 from harness.core.pgroles import passfile_of, server_dsn, server_role
 from harness.recovery.backup import choose_backup, install_backup, mtime, scan_backups
@@ -59,7 +59,7 @@ def verify_backup(backup_id: str = "latest", target: str | None = None, records_
     except OSError as e:
         raise RecoveryInputError(f"records_dir {records} cannot be created: {e.strerror}") from None
     port = int(t["scratch_port"])
-    if not _port_free(port):
+    if not ports.free(port):
         raise RecoveryInputError(f"scratch port {port} is in use (another verification running?); try again later")
 
     wall = datetime.now(timezone.utc)
@@ -91,16 +91,6 @@ def _standing_exposure(target: str | None) -> dict:
     if not exposure:
         return {"rpo_exposure_s": None, "rpo_exposure_error": "Prometheus has no svg_ai_rpo_exposure_seconds"}
     return {"rpo_exposure_s": exposure, "rpo_exposure_error": None}
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def _scratch_settings(port: int, socket_dir: Path, archive: Path) -> str:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from harness.targets.containers import engine
 from harness.targets.containers import images
 from harness.targets.containers.engine import EngineError
 from harness.records.heartbeat_ledger import freshness
+from harness.core import ports
 from harness.core.pgroles import conninfo_value
 from harness.targets import credentials
 from harness.targets.embedded.monitoring import RULES, alertmanager_config
@@ -324,14 +324,9 @@ def _check_home(n: _Names) -> None:
 
 
 def _check_ports_free(n: _Names) -> None:
-    for component in PORTS:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", n.port(component)))
-            except OSError:
-                raise ContainersError(f"port {n.port(component)} ({component}) on 127.0.0.1 is in use; stop what holds "
-                                      f"it or choose another --port-base") from None
+    for component, port in ports.in_use({component: n.port(component) for component in PORTS})[:1]:
+        raise ContainersError(f"port {port} ({component}) on 127.0.0.1 is in use; stop what holds "
+                              f"it or choose another --port-base")
 
 
 def _run_py(args: list[str], what: str) -> None:

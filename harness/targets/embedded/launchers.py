@@ -36,12 +36,7 @@ if [ -n "$pids" ]; then
   kill -9 $pids 2>/dev/null
   for _ in $(seq 100); do [ -z "$(leftovers)" ] && break; sleep 0.05; done
 fi
-# A postmaster.pid left by a killed server names a pid that may since have been reused by another
-# process of this user (another stack's server): PostgreSQL would then refuse to start.
-if [ -f "$DATA/postmaster.pid" ]; then
-  old=$(head -n 1 "$DATA/postmaster.pid")
-  if ! [ "/proc/$old/cwd" -ef "$DATA" ]; then rm -f "$DATA/postmaster.pid"; fi
-fi
+STALE_PIDFILE
 exec "$POSTGRES" -D "$DATA" "$@"
 """
 
@@ -85,11 +80,23 @@ held() {
 }"""
 # (exec replaces the shell once the hold is gone: the trap does not outlive it.)
 
+# A postmaster.pid left by a killed server names a pid that may since have been reused by another
+# process of this user (another stack's server): PostgreSQL would then refuse to start.
+STALE_PIDFILE = r"""if [ -f "$DATA/postmaster.pid" ]; then
+  old=$(head -n 1 "$DATA/postmaster.pid")
+  if ! [ "/proc/$old/cwd" -ef "$DATA" ]; then rm -f "$DATA/postmaster.pid"; fi
+fi"""
+
+
+def render(template: str) -> str:
+    """A launch script: its `HELD` and `STALE_PIDFILE` lines replaced by the shared snippets."""
+    return template.replace("\nHELD\n", f"\n{HELD}\n", 1).replace("\nSTALE_PIDFILE\n", f"\n{STALE_PIDFILE}\n", 1)
+
 
 def write_launchers(bin_dir: Path) -> dict[str, Path]:
     bin_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, text in (("pg-launch", PG_LAUNCH.replace("HELD", HELD, 1)), ("api-launch", API_LAUNCH.replace("HELD", HELD, 1))):
+    for name, text in (("pg-launch", render(PG_LAUNCH)), ("api-launch", render(API_LAUNCH))):
         path = bin_dir / f"{name}.sh"
         path.write_text(text)
         path.chmod(0o755)

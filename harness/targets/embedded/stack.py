@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.records import fault_ledger
-from harness.core import procs, signing
+from harness.core import ports, procs, signing
 from harness.records.heartbeat_ledger import freshness
 from harness.targets import description as target_mod
 from harness.core.errors import first_line
@@ -115,15 +114,9 @@ def check_home(layout: Layout) -> None:
 
 
 def check_ports_free(layout: Layout) -> None:
-    for name in PORT_OFFSETS:
-        port = layout.port(name)
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                raise StackError(f"port {port} ({name}) on 127.0.0.1 is in use; stop what holds it or choose "
-                                 f"another --port-base") from None
+    for name, port in ports.in_use({name: layout.port(name) for name in PORT_OFFSETS})[:1]:
+        raise StackError(f"port {port} ({name}) on 127.0.0.1 is in use; stop what holds it or choose "
+                         f"another --port-base")
 
 
 def programs(layout: Layout) -> list[supervisor.Program]:
@@ -492,22 +485,12 @@ def down(home: str | os.PathLike | None = None, port_base: int | None = None,
             os.killpg(api_group, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    busy = []
+    named = {name: layout.port(name) for name in PORT_OFFSETS}
     deadline = time.monotonic() + 10
-    while True:
-        busy = []
-        for name in PORT_OFFSETS:
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind(("127.0.0.1", layout.port(name)))
-                except OSError:
-                    busy.append(f"{name}:{layout.port(name)}")
-        if not busy or time.monotonic() > deadline:
-            break
+    while (busy := ports.in_use(named)) and time.monotonic() <= deadline:
         time.sleep(0.2)
     if busy:
-        raise StackError(f"after down, ports still in use: {', '.join(busy)}")
+        raise StackError(f"after down, ports still in use: {', '.join(f'{name}:{port}' for name, port in busy)}")
     for entry in fault_ledger.entries(layout.home):  # a lost whole stack taken down on purpose: nothing to undo
         if entry.get("undo", {}).get("kind") == "cold_start":
             fault_ledger.clear(layout.home, entry["id"])

@@ -19,7 +19,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -32,11 +31,11 @@ import psycopg
 import yaml
 from psycopg import sql
 
-from harness.core import procs
+from harness.core import ports, procs
 from harness.core.errors import first_line
 from harness.core.pgroles import server_dsn
 from harness.targets import credentials
-from harness.targets.embedded import supervisor
+from harness.targets.embedded import launchers, supervisor
 from harness.targets.embedded.ha import nodes
 from harness.targets.embedded.ha.config import (ETCD, MARKER, MEMBERS, PATRONI_LAUNCH, SETTINGS, HAError,
                                                  HaLayout, describe, etcd_url, patroni_config, port_offsets, programs,
@@ -211,15 +210,7 @@ def _check_home(layout: HaLayout) -> None:
 
 
 def _busy_ports(layout: HaLayout) -> list[str]:
-    busy = []
-    for name in port_offsets():
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", layout.port(name)))
-            except OSError:
-                busy.append(f"{layout.port(name)} ({name})")
-    return busy
+    return [f"{port} ({name})" for name, port in ports.in_use({name: layout.port(name) for name in port_offsets()})]
 
 
 def _patroni_interpreter() -> tuple[str, str | None]:
@@ -259,9 +250,7 @@ def _passwords(layout: HaLayout) -> dict[str, str]:
         extra = {}
     if not all(extra.get(k) for k in ("replicator", "rest")):
         extra = {k: extra.get(k) or secrets.token_urlsafe(24) for k in ("replicator", "rest")}
-        fd = os.open(layout.ha_secrets, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(extra, f)
+        _write_private(layout.ha_secrets, json.dumps(extra))
     return {**passwords, **extra}
 
 
@@ -283,7 +272,7 @@ def _write_files(layout: HaLayout, passwords: dict, settings: dict, etcd_bin: st
         d.mkdir(exist_ok=True)
     for hold in layout.holds_dir.iterdir():  # a fresh up is never held down
         hold.unlink()
-    layout.launcher.write_text(PATRONI_LAUNCH)
+    layout.launcher.write_text(launchers.render(PATRONI_LAUNCH))
     layout.launcher.chmod(0o755)
     for m in MEMBERS:
         layout.member_dir(m).mkdir(mode=0o700, exist_ok=True)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from harness.core.pgroles import conninfo_value
 from harness.targets.embedded import supervisor
-from harness.targets.embedded.launchers import HELD
 from harness.targets.embedded.layout import MAX_PORT, PG_BIN
 
 __all__ = ["SETTINGS", "PROMOTION_S", "SCOPE", "ETCD", "MEMBERS", "MARKER", "REST_USER", "HAError", "HaLayout",
@@ -277,21 +276,17 @@ def patroni_config(layout: HaLayout, member: str, passwords: dict[str, str], set
 # Runs in front of each Patroni agent (as the database's OS user). While the member's hold file
 # exists it waits: a node "lost" by kill_node stays down although supervisord restarts this
 # script; start_node removes the hold. Then it writes the agent's pid (its own: exec keeps it).
+# A template: launchers.render fills in the HELD and STALE_PIDFILE snippets every launcher shares.
 PATRONI_LAUNCH = r"""#!/bin/bash
 # patroni-launch HOLD_FILE PIDFILE DATA_DIR command...
 set -u
 HOLD="$1"; PIDFILE="$2"; DATA="$3"; shift 3
 HELD
 while held; do sleep 0.2 & wait $!; done
-# A killed node's postmaster.pid names a pid that may since have been reused by another process
-# of this user: PostgreSQL would then refuse to start.
-if [ -f "$DATA/postmaster.pid" ]; then
-  old=$(head -n 1 "$DATA/postmaster.pid")
-  [ "/proc/$old/cwd" -ef "$DATA" ] || rm -f "$DATA/postmaster.pid"
-fi
+STALE_PIDFILE
 echo $$ > "$PIDFILE"
 exec "$@"
-""".replace("HELD", HELD, 1)
+"""
 
 
 def python_isolation(pythonpath: str | None) -> str:
