@@ -81,8 +81,8 @@ class History:
         self.add("marker", t, name=name, **fields)
         return self
 
-    def steady_state(self, t: float, met: bool, phase: str = "before") -> "History":
-        return self.marker(t, "steady_state", met=met, phase=phase)
+    def steady_state(self, t: float, met: bool, phase: str = "before", detail=None) -> "History":
+        return self.marker(t, "steady_state", met=met, phase=phase, **({"detail": detail} if detail is not None else {}))
 
     def stall(self, t: float, gap_s: float, recorder: str = "sampler", expected_s: float = 0.1) -> "History":
         self.add("stall", t, recorder=recorder, gap_s=gap_s, expected_s=expected_s)
@@ -102,9 +102,15 @@ class History:
             self.add("op", t + latency_s, type=outcome, f="write", key=key, **extra)
         return self
 
-    def heartbeats(self, t: float, acked: Iterable[tuple[Any, float]], window_s: float = 600.0) -> "History":
-        """The heartbeat ledger's acknowledgements read at t: (key, t acknowledged) pairs."""
-        self.add("heartbeat", t, acked=[[k, at, digest(k)] for k, at in acked], window_s=window_s, ok=True)
+    def heartbeats(self, t: float, acked: Iterable[tuple], window_s: float = 600.0) -> "History":
+        """The heartbeat ledger's acknowledgements read at t: (key, t acknowledged) pairs, or
+        (key, t acknowledged, timeline) for beats that say which server took them (sent 0.01 s
+        before their acknowledgement, as `write` does)."""
+        entries = []
+        for k, at, *tl in acked:
+            server = {"system_id": 7000, "timeline": tl[0], "port": 5432 + tl[0]} if tl else None
+            entries.append([k, at, digest(k)] + ([round(at - 0.01, 6), server] if tl else []))
+        self.add("heartbeat", t, acked=entries, window_s=window_s, ok=True)
         return self
 
     def final_read(self, t: float, keys: Iterable[Any] | None, ok: bool = True, error: str | None = None,

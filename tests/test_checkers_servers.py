@@ -56,6 +56,24 @@ def test_a_failback_is_a_third_server_and_the_first_may_not_come_back_on_its_old
     assert s["split_brain_writes"] == 1 and s["split_brain_sample"] == ["stale"]
 
 
+def test_a_heartbeat_the_old_primary_took_after_the_new_one_is_a_split_brain_too():
+    # The heartbeat writes through the same API as the load: an old primary that only its beats
+    # reached (the load paused, or routed elsewhere) must not read as one server taking writes.
+    h = failover(History()).heartbeats(40.0, [("hb-1", 5.0, 1), ("hb-2", 20.0, 2), ("hb-3", 21.0, 1)])
+    s = servers(h.events())
+    assert s["split_brain_writes"] == 1 and s["split_brain_sample"] == ["hb-3"]
+    # The same beats, read twice (one event per read), are counted once.
+    h.heartbeats(41.0, [("hb-3", 21.0, 1)])
+    assert servers(h.events())["split_brain_writes"] == 1
+
+
+def test_heartbeats_that_do_not_say_their_server_are_counted_as_unattributed_not_judged():
+    h = failover(History())
+    h.add("heartbeat", 40.0, acked=[["hb-1", 20.0, "d", 19.99, None], ["hb-2", 21.0, "d"]], window_s=600.0, ok=True)
+    s = servers(h.events())
+    assert s["split_brain_writes"] == 0 and s["unattributed_writes"] == 1  # the 3-field entry is an older ledger
+
+
 def read_back_everything(h: History) -> History:
     """The final read finds every acknowledged write (what a split brain that merged back would show)."""
     keys = [e["key"] for e in h.events() if e["kind"] == "op" and e["type"] == "ok"]

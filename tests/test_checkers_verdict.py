@@ -269,6 +269,19 @@ def test_steady_state_not_met_is_error_with_criteria_still_computed():
     assert len(v["criteria"]) == 10
 
 
+def test_steady_state_not_met_names_the_probe_that_missed_and_what_it_answered():
+    # The control records each probe as Chaos Toolkit ran it; the reason must say which one missed.
+    probes = [{"name": "api-ready", "status": "succeeded", "tolerance_met": True, "output": True},
+              {"name": "rpo-exposure-under-warning", "status": "succeeded", "tolerance_met": False, "output": False},
+              {"name": "optimize-works", "status": "failed", "tolerance_met": False, "output": None,
+               "exception": "requests.exceptions.ReadTimeout: read timed out"}]
+    v = verdict(healthy_run().steady_state(0.5, False, detail=probes).events(), objectives())
+    assert v["status"] == "error"
+    assert "rpo-exposure-under-warning: answered False" in v["reason"]
+    assert "optimize-works: requests.exceptions.ReadTimeout" in v["reason"]
+    assert "api-ready" not in v["reason"]
+
+
 def test_no_fault_is_error():
     h = History().steady_state(0, True).up(0, 30).final_read(31, []).checks_after_recovery(32)
     v = verdict(h.events(), objectives())

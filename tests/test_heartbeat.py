@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness.records.heartbeat_ledger import ledger_file, read_window
+from harness.records.heartbeat_ledger import ledger_file, read_entries, read_window
 
 
 def _write(folder, entries, torn=False):
@@ -73,4 +73,8 @@ def test_writer_records_only_acknowledged_writes(tmp_path):
     assert len(_Api.seen) > len(ledger)  # the refused ones were sent, never recorded
     assert all(k.startswith("hb-") for k, _, _ in ledger) and len({k for k, _, _ in ledger}) == len(ledger)
     assert all(d for _, _, d in ledger)  # each acknowledgement keeps the digest of what it stored
+    # ... and which server took it, and when it was sent: what the split-brain check judges it by.
+    entries = read_entries(tmp_path, 0, time.time() + 1)
+    assert all(e["server"] == {"system_id": "7", "timeline": 1, "port": 1} for e in entries)
+    assert all(e["sent"] is not None and e["sent"] <= e["wall"] for e in entries)
     assert proc.returncode == 0  # SIGTERM is a clean stop

@@ -30,3 +30,15 @@ def test_a_twin_that_passes_or_errs_is_wrong():
 
 def test_a_twin_naming_no_criterion_is_wrong():
     assert "names no criterion" in check.wrong_reason(_verdict(expect=()))
+
+
+def test_only_a_twin_that_injected_nothing_is_run_again():
+    not_steady = {**_verdict(status="error"), "reason": "target not healthy before fault: the steady-state hypothesis "
+                                                          "did not hold (api-ready: answered False), so nothing was tested"}
+    assert check.nothing_injected(not_steady)
+    # A fault that failed, a run interrupted, a twin that passed: each already says something, and
+    # running it again until it comes out right would make the check unable to fail.
+    assert not check.nothing_injected({**_verdict(status="error"), "reason": "fault action failed: stop-wal-archiving"})
+    assert not check.nothing_injected({**_verdict(status="interrupted"), "reason": "target not healthy before fault"})
+    assert not check.nothing_injected(_verdict(status="pass", failed=()))
+    assert not check.nothing_injected(_verdict())

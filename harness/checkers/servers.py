@@ -2,7 +2,8 @@
 evidence. Pure, like every checker.
 
 Every acknowledged write carries the server that took it (`server`: system identifier and the
-timeline it was on, read in the write's own transaction: svgai/db.py). A promoted standby, a
+timeline it was on, read in the write's own transaction: svgai/db.py), the load's and the
+heartbeat's alike (a heartbeat event's `acked` entries: key, ack t, digest, sent t, server). A promoted standby, a
 restore and a failback each start a new timeline, so (system_id, timeline) names one server's
 history. Servers are ordered by their first acknowledged write. Once a newer server has
 acknowledged a write, an older one must never acknowledge a write sent after that: such a write
@@ -38,7 +39,20 @@ def servers(events: list[dict]) -> dict:
     sent: dict[Any, float] = {}
     acks: list[tuple[float, float | None, str, Any]] = []  # (ack t, sent t, server, key)
     unknown = 0
+    beats: set = set()  # heartbeat keys already counted
     for e in events:
+        if e["kind"] == "heartbeat":
+            # The heartbeat writes through the same API: [key, ack t, digest, sent t, server].
+            for entry in e.get("acked") or []:
+                if len(entry) < 5 or entry[0] in beats:
+                    continue  # an older ledger: no server recorded, nothing to judge
+                sid = server_id(entry[4])
+                if sid is None:
+                    unknown += 1
+                else:
+                    acks.append((entry[1], entry[3], sid, entry[0]))
+                beats.add(entry[0])
+            continue
         if e["kind"] != "op" or e.get("f", "write") != "write":
             continue
         if e.get("type") == "invoke":

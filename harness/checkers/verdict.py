@@ -480,8 +480,10 @@ def _status(events: list[dict], criteria: list[dict], a: dict, lost: dict, st: d
         signal = why.get("signal")
         return "interrupted", (f"the run was interrupted{f' by {signal}' if signal else ''} before it finished, "
                                f"so it proves nothing either way")
-    if any(m.get("name") == "steady_state" and m.get("phase") == "before" and m.get("met") is False for m in markers):
-        return "error", "target not healthy before fault: the steady-state hypothesis did not hold, so nothing was tested"
+    unmet = [m for m in markers if m.get("name") == "steady_state" and m.get("phase") == "before" and m.get("met") is False]
+    if unmet:
+        return "error", (f"target not healthy before fault: the steady-state hypothesis did not hold "
+                         f"({_unmet_probes(unmet[0].get('detail'))}), so nothing was tested")
     faults = [e for e in events if e["kind"] == "fault"]
     if not any(f.get("phase") == "start" for f in faults):
         return "error", "no fault was injected: the history has no fault start"
@@ -622,6 +624,21 @@ def _n(x: Any) -> str:
 
 def _many(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _unmet_probes(detail: Any) -> str:
+    """Which probes of a hypothesis missed and what they answered (a warm-up without a write says
+    so in words)."""
+    if not isinstance(detail, list):
+        return _short(detail) if detail not in (None, "") else "no detail recorded"
+    missed = [p for p in detail if isinstance(p, dict) and not p.get("tolerance_met")]
+    if not missed:
+        return "no probe recorded as missing"
+    said = []
+    for p in missed:
+        answer = p.get("exception") or (f"answered {p['output']!r}" if "output" in p else p.get("status") or "no answer")
+        said.append(f"{p.get('name')}: {_short(answer, 120)}")
+    return "; ".join(said)
 
 
 def _short(detail: Any, limit: int = 160) -> str:

@@ -1,8 +1,10 @@
 """The heartbeat ledger's format and its reader (the writer is harness/recorders/heartbeat.py).
 
 Ledger: `<dir>/heartbeat-YYYYMMDD.jsonl` (UTC day), one line per acknowledged write:
-    {"key": "hb-…", "wall": <epoch s when the 200 arrived>, "sent": <epoch s sent>, "digest": <what it stored>}
+    {"key": "hb-…", "wall": <epoch s when the 200 arrived>, "sent": <epoch s sent>, "digest": <what it stored>,
+     "server": <the database server that took it: system_id, timeline>}
 
+    read_entries(ledger_dir, since_epoch, until_epoch) → [{key, wall, sent, digest, server}, …]
     read_window(ledger_dir, since_epoch, until_epoch)  → [(key, wall, digest), …]
     freshness(ledger_dir, fresh_s)                     → (healthy, detail): the stack's health check
 
@@ -16,7 +18,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-__all__ = ["KEY_PREFIX", "ledger_file", "read_window", "freshness"]
+__all__ = ["KEY_PREFIX", "ledger_file", "read_entries", "read_window", "freshness"]
 
 KEY_PREFIX = "hb-"
 
@@ -25,12 +27,12 @@ def ledger_file(ledger_dir: str | os.PathLike, when: datetime) -> Path:
     return Path(ledger_dir) / f"heartbeat-{when.astimezone(timezone.utc):%Y%m%d}.jsonl"
 
 
-def read_window(ledger_dir: str | os.PathLike, since_epoch: float,
-                until_epoch: float) -> list[tuple[str, float, str | None]]:
-    """Acknowledged heartbeats with `since_epoch <= wall <= until_epoch`, oldest first. Only the
-    day files that overlap the window are opened. A torn last line (the writer killed mid-write)
-    is skipped: it was never an acknowledgement on disk."""
-    out: list[tuple[str, float, str | None]] = []
+def read_entries(ledger_dir: str | os.PathLike, since_epoch: float, until_epoch: float) -> list[dict]:
+    """Acknowledged heartbeats with `since_epoch <= wall <= until_epoch`, oldest first, as written
+    (`sent`, `digest` and `server` None where an older writer did not record them). Only the day
+    files that overlap the window are opened. A torn last line (the writer killed mid-write) is
+    skipped: it was never an acknowledgement on disk."""
+    out: list[dict] = []
     day = datetime.fromtimestamp(since_epoch, timezone.utc).date()
     last = datetime.fromtimestamp(until_epoch, timezone.utc).date()
     while day <= last:
@@ -41,15 +43,23 @@ def read_window(ledger_dir: str | os.PathLike, since_epoch: float,
                     try:
                         entry = json.loads(line)
                         key, wall = entry["key"], float(entry["wall"])
-                    except (ValueError, KeyError, TypeError):
+                        sent = float(entry["sent"]) if entry.get("sent") is not None else None
+                    except (ValueError, KeyError, TypeError, AttributeError):
                         continue
                     if since_epoch <= wall <= until_epoch:
-                        out.append((key, wall, entry.get("digest")))
+                        out.append({"key": key, "wall": wall, "sent": sent, "digest": entry.get("digest"),
+                                    "server": entry.get("server") if isinstance(entry.get("server"), dict) else None})
         except FileNotFoundError:
             pass
         day += timedelta(days=1)
-    out.sort(key=lambda kw: kw[1])
+    out.sort(key=lambda e: e["wall"])
     return out
+
+
+def read_window(ledger_dir: str | os.PathLike, since_epoch: float,
+                until_epoch: float) -> list[tuple[str, float, str | None]]:
+    """read_entries as (key, wall, digest): what the loss checks need."""
+    return [(e["key"], e["wall"], e["digest"]) for e in read_entries(ledger_dir, since_epoch, until_epoch)]
 
 
 def freshness(ledger_dir: str | os.PathLike, fresh_s: float) -> tuple[bool, str]:

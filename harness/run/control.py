@@ -96,8 +96,12 @@ def after_hypothesis_control(context: dict, state: dict = None, configuration: d
         return
     s.in_hypothesis = False
     state = state or {}
+    # What each probe answered goes into the history: a hypothesis that did not hold must say which
+    # probe missed and with what, or the error it makes of the run cannot be diagnosed afterwards.
     probes = [{"name": p.get("activity", {}).get("name"), "status": p.get("status"),
-               "tolerance_met": p.get("tolerance_met")} for p in state.get("probes", [])]
+               "tolerance_met": p.get("tolerance_met"), "output": _brief(p.get("output")),
+               **({"exception": _brief(p["exception"])} if p.get("exception") else {})}
+              for p in state.get("probes", [])]
     s.history.append("marker", name="steady_state", met=bool(state.get("steady_state_met")),
                      phase="after" if s.method_started else "before", detail=probes)
 
@@ -315,3 +319,12 @@ def _session(configuration: dict | None) -> RunSession | None:
     return (configuration or {}).get(SESSION_KEY)
 
 
+def _brief(value, limit: int = 300):
+    """A probe's answer as the history keeps it: JSON scalars as they are, a traceback (Chaos
+    Toolkit keeps one as a list of lines) by its last line, anything else as short text."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        value = next((v for v in reversed(value) if v.strip()), "")
+    text = " ".join((value if isinstance(value, str) else repr(value)).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -23,7 +23,7 @@ from harness.checkers import judged, stable_since
 from harness.checkers.loss import WITNESS_GAP_S, largest_gap, witness_window_s
 from harness.core.errors import first_line
 from harness.recorders.sampler import Sampler
-from harness.records.heartbeat_ledger import read_window
+from harness.records.heartbeat_ledger import read_entries, read_window
 from harness.records.shards import run_events, shard_dir
 from harness.run import checks, steady_state
 from harness.run.session import RunSession
@@ -142,16 +142,21 @@ def heartbeat_evidence(s: RunSession, window_s: float) -> dict:
                 "error": "the target description names no heartbeat_ledger (run 'gameday heartbeat start')"}
     now_wall, now_t = time.time(), s.history.now()
     since = (s.fault_start_epoch or now_wall) - window_s
-    acked = read_window(ledger, since, now_wall)
+    acked = read_entries(ledger, since, now_wall)
     if s.heartbeat_baseline is not None:
-        counted = [a for a in acked if a[1] > s.heartbeat_baseline_epoch or a[0] in s.heartbeat_baseline]
+        counted = [a for a in acked if a["wall"] > s.heartbeat_baseline_epoch or a["key"] in s.heartbeat_baseline]
     else:
         counted = acked
     # The ledger is on the wall clock; the run is on the monotonic one. A wall clock stepped since
     # the fault (NTP, a VM resumed) moves every heartbeat by that much: measured, the RPO is widened by it.
     step = ((now_wall - s.fault_start_epoch) - (now_t - s.fault_start_t)
             if s.fault_start_epoch is not None and s.fault_start_t is not None else 0.0)
-    return {"acked": [[key, round(now_t - (now_wall - wall), 6), digest] for key, wall, digest in counted],
+    # Each: [key, acknowledged t, digest, sent t, server]: the loss checks read the first three;
+    # the servers checker the rest (a heartbeat taken by a superseded primary is a split brain too).
+    def on_run_clock(wall):
+        return round(now_t - (now_wall - wall), 6) if wall is not None else None
+    return {"acked": [[a["key"], on_run_clock(a["wall"]), a["digest"], on_run_clock(a["sent"]), a["server"]]
+                      for a in counted],
             "set_aside": len(acked) - len(counted), "window_s": window_s, "ok": True, "ledger": ledger,
             "clock_step_s": round(step, 6)}
 

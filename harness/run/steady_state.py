@@ -42,9 +42,14 @@ def check(experiment: dict) -> dict:
             results.append({"name": name, "met": met, "output": output})
         except Exception as e:  # a probe that raises does not hold
             results.append({"name": name, "met": False, "error": f"{type(e).__name__}: {first_line(e)}"})
-    missed = [r["name"] for r in results if not r["met"]]
+    missed = [f"{r['name']} ({r['error'] if 'error' in r else _answer(r['output'])})" for r in results if not r["met"]]
     return {"met": not missed, "probes": results,
-            "detail": "every probe within tolerance" if not missed else f"not within tolerance: {', '.join(missed)}"}
+            "detail": "every probe within tolerance" if not missed else f"not within tolerance: {'; '.join(missed)}"}
+
+
+def _answer(output: Any, limit: int = 120) -> str:
+    text = " ".join(repr(output).split())
+    return "answered " + (text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def wait_until_met(experiment: dict, timeout_s: float, interval_s: float = 2.0,
