@@ -403,7 +403,7 @@ def main() -> int:
     if outside:
         print(f"FLAG: {len(outside)} automatic failovers outside the expected window: "
               + ", ".join(f"{r['rto_s']:.1f} s" for r in outside))
-    print(f"expected failover window from the settings (ttl - loop_wait + 1 .. ttl + loop_wait + 2): "
+    print(f"expected failover window from the settings (ttl - loop_wait + 0.3 .. ttl + loop_wait + 2): "
           f"{low:.1f}–{high:.1f} s")
     ok = True
     if failovers:

@@ -35,10 +35,12 @@ CREATE INDEX IF NOT EXISTS optimization_results_created_at_idx ON optimization_r
 _ROW = "to_jsonb(optimization_results.*) AS stored"
 # Which server took the write: its system identifier and the timeline it was on. After a
 # failover a write acknowledged by the old primary carries the old server's timeline. (The HA
-# tests read it the same way for their own writes.)
+# tests read it the same way for their own writes.) `at`: the server's own clock as it executed
+# the write, before its commit: an old primary that executed a write after the new one executed
+# its first took writes at the same time as it, whenever the client sent or heard of them.
 SERVER_COLUMNS = ("(SELECT system_identifier::text FROM pg_control_system()) AS system_id, "
                   "('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int AS timeline, "
-                  "inet_server_port() AS port")
+                  "inet_server_port() AS port, extract(epoch FROM clock_timestamp())::float8 AS at")
 
 _INSERT = (
     "INSERT INTO optimization_results "
@@ -128,4 +130,5 @@ class _transaction:
 
 def _answer(found: Mapping[str, Any]) -> dict:
     return {"stored": dict(found["stored"]),
-            "server": {"system_id": found["system_id"], "timeline": found["timeline"], "port": found["port"]}}
+            "server": {"system_id": found["system_id"], "timeline": found["timeline"], "port": found["port"],
+                       "at": found.get("at")}}

@@ -90,15 +90,16 @@ class History:
 
     # -- writes and the final read ---------------------------------------------------------
     def write(self, key: Any, t: float, outcome: str | None = "ok", latency_s: float = 0.01,
-              timeline: int | None = None, system_id: str = "7000") -> "History":
+              timeline: int | None = None, system_id: str = "7000", server_at: float | None = None) -> "History":
         """invoke at t, then `outcome` (ok|fail|info) at t + latency_s; outcome None: no completion.
         An acknowledged write carries the digest of what it stored: digest(key), and with
-        `timeline` the server that took it."""
+        `timeline` the server that took it (with `server_at`: that server's clock as it executed it)."""
         self.add("op", t, type="invoke", f="write", key=key)
         if outcome is not None:
             extra: dict[str, Any] = {"digest": digest(key)} if outcome == "ok" else {}
             if outcome == "ok" and timeline is not None:
-                extra["server"] = {"system_id": system_id, "timeline": timeline, "port": 5432 + timeline}
+                extra["server"] = {"system_id": system_id, "timeline": timeline, "port": 5432 + timeline,
+                                   **({"at": server_at} if server_at is not None else {})}
             self.add("op", t + latency_s, type=outcome, f="write", key=key, **extra)
         return self
 

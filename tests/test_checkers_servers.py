@@ -47,6 +47,22 @@ def test_a_write_sent_before_the_promotion_and_acknowledged_after_is_in_doubt_no
     assert s["split_brain_writes"] == 0 and s["in_doubt_writes"] == 1
 
 
+def test_the_servers_clocks_settle_a_write_in_doubt_either_way():
+    # Both sent at 13.9, before the new server's first acknowledgement (14.01), both acknowledged
+    # by the old server after it. The servers' clocks (epoch-like values here) say which one the
+    # old primary executed while the new one was already executing writes.
+    h = History()
+    for i in range(100):
+        h.write(f"a{i}", i / 10, timeline=1, server_at=1000 + i / 10)
+    for i in range(140, 300):
+        h.write(f"b{i}", i / 10, timeline=2, server_at=1000 + i / 10)  # the new server's first: 1014.0
+    h.write("executed-before", 13.9, timeline=1, latency_s=0.5, server_at=1013.95)
+    h.write("executed-after", 13.9, timeline=1, latency_s=0.6, server_at=1014.2)
+    s = servers(h.events())
+    assert s["split_brain_writes"] == 1 and s["split_brain_sample"] == ["executed-after"]
+    assert s["in_doubt_writes"] == 1  # executed before the promotion took a write: not a split brain
+
+
 def test_a_failback_is_a_third_server_and_the_first_may_not_come_back_on_its_old_timeline():
     h = failover(History(), gap=(10.0, 12.0))
     h.write("back", 31.0, timeline=3)

@@ -114,11 +114,13 @@ class Ledger:
         self.t0 = time.monotonic()
         self.events: list[dict] = []
 
-    def write(self, conn: psycopg.Connection, key: str) -> dict:
-        sent = time.monotonic() - self.t0
+    def write(self, conn: psycopg.Connection, key: str, sent: float | None = None) -> dict:
+        """One write; `sent`: when its request left the client, if earlier than now (a request that
+        waited in a queue before the server executed it)."""
+        sent = time.monotonic() - self.t0 if sent is None else sent
         sql = f"insert into split_acked (key) values (%s) returning {SERVER_COLUMNS}"
         row = conn.execute(sql, (key,)).fetchone()
-        server = {"system_id": row[0], "timeline": row[1], "port": row[2]}
+        server = {"system_id": row[0], "timeline": row[1], "port": row[2], "at": row[3]}
         self.events += [{"kind": "op", "t": sent, "type": "invoke", "f": "write", "key": key},
                         {"kind": "op", "t": time.monotonic() - self.t0, "type": "ok", "f": "write", "key": key,
                          "server": server}]
@@ -170,6 +172,7 @@ def test_a_primary_promoted_behind_patronis_back_is_a_split_brain_and_a_reinit_h
     ledger = Ledger()
     with psycopg.connect(member_dsn(cluster, old, "svgai"), autocommit=True) as on_old:
         first = [ledger.write(on_old, f"before-{i}") for i in range(5)]
+        queued = time.monotonic() - ledger.t0  # a request sent now, executed only after the promotion
         # Fencing disabled on purpose: Patroni in maintenance mode does not act, and the replica
         # is promoted behind its back while the old primary keeps its clients.
         pause(cluster, old, True)
@@ -178,10 +181,14 @@ def test_a_primary_promoted_behind_patronis_back_is_a_split_brain_and_a_reinit_h
         with psycopg.connect(member_dsn(cluster, other, "svgai"), autocommit=True) as on_new:
             promoted = ledger.write(on_new, "on-the-new-primary")
         stale = ledger.write(on_old, "on-the-old-primary-after")
+        ledger.write(on_old, "sent-before-executed-after", sent=queued)
 
     assert promoted["timeline"] > first[0]["timeline"] == stale["timeline"]
     s = servers(ledger.events)
-    assert s["split_brain_writes"] == 1 and s["split_brain_sample"] == ["on-the-old-primary-after"], s
+    # The second was sent before the new primary's first acknowledgement: the client's clock alone
+    # leaves it in doubt; the servers' own clocks show the old primary executed it afterwards.
+    assert s["split_brain_writes"] == 2 and s["in_doubt_writes"] == 0, s
+    assert s["split_brain_sample"] == ["on-the-old-primary-after", "sent-before-executed-after"], s
     assert len(s["servers"]) == 2 and "split brain" in s["detail"]
     # The control: the writes before the promotion alone are one server, nothing to judge.
     assert servers(ledger.events[:10])["split_brain_writes"] == 0
@@ -210,8 +217,8 @@ def test_a_primary_promoted_behind_patronis_back_is_a_split_brain_and_a_reinit_h
 # -- pure parts ------------------------------------------------------------------------------
 
 def test_expected_failover_window_follows_the_formula():
-    assert ha.expected_failover_window(ha.SETTINGS) == (19.0, 24.0)  # 20 - 2 + 1 .. 20 + 2 + 2
-    assert ha.expected_failover_window({**ha.SETTINGS, "ttl": 30, "loop_wait": 5, "retry_timeout": 10}) == (26.0, 37.0)
+    assert ha.expected_failover_window(ha.SETTINGS) == (18.3, 24.0)  # 20 - 2 + 0.3 .. 20 + 2 + 2
+    assert ha.expected_failover_window({**ha.SETTINGS, "ttl": 30, "loop_wait": 5, "retry_timeout": 10}) == (25.3, 37.0)
 
 
 def test_settings_state_every_dynamic_setting_and_keep_patronis_rule():

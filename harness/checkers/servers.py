@@ -15,9 +15,13 @@ went to a primary that should have stopped (a split brain: two primaries took wr
 
 `write_gap_s` is the failover as the servers saw it (CloudNativePG's e2e measure): from the last
 write the old server acknowledged to the first the new one did, client-side acknowledgement times
-(each an upper bound of its commit). `in_doubt_writes`: sent to the old server before the newer
-one's first acknowledgement, acknowledged after it: they may have committed before the promotion
-or after; reported, not judged.
+(each an upper bound of its commit). A write acknowledged by the old server after that, but sent
+before it, is settled by the servers' own clocks (`server.at`, read as each executed the write):
+executed after the newer server executed its first write, it is a split brain too. Only what
+neither clock settles is `in_doubt_writes` (reported, not judged): a write with no server clock,
+or one the old server executed before the newer one's first. The servers' clocks are compared
+directly: one machine's clock for the embedded stack and containers; across machines their skew
+counts against the comparison.
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ def server_id(server: Any) -> str | None:
 
 def servers(events: list[dict]) -> dict:
     sent: dict[Any, float] = {}
-    acks: list[tuple[float, float | None, str, Any]] = []  # (ack t, sent t, server, key)
+    acks: list[tuple[float, float | None, str, Any, float | None]] = []  # (ack t, sent t, server, key, server at)
     unknown = 0
     beats: set = set()  # heartbeat keys already counted
     for e in events:
@@ -50,7 +54,7 @@ def servers(events: list[dict]) -> dict:
                 if sid is None:
                     unknown += 1
                 else:
-                    acks.append((entry[1], entry[3], sid, entry[0]))
+                    acks.append((entry[1], entry[3], sid, entry[0], _at(entry[4])))
                 beats.add(entry[0])
             continue
         if e["kind"] != "op" or e.get("f", "write") != "write":
@@ -62,7 +66,7 @@ def servers(events: list[dict]) -> dict:
             if sid is None:
                 unknown += 1
                 continue
-            acks.append((e["t"], sent.get(e.get("key")), sid, e.get("key")))
+            acks.append((e["t"], sent.get(e.get("key")), sid, e.get("key"), _at(e.get("server"))))
     acks.sort(key=lambda a: a[0])
     out: dict[str, Any] = {"known": bool(acks), "servers": [], "changes": [], "split_brain_writes": 0,
                            "split_brain_sample": [], "split_brain_s": 0.0, "in_doubt_writes": 0,
@@ -73,25 +77,33 @@ def servers(events: list[dict]) -> dict:
 
     order: list[str] = []
     info: dict[str, dict] = {}
-    for t, _, sid, _ in acks:
+    first_at: dict[str, float] = {}  # each server's earliest own clock reading of a write it executed
+    for t, _, sid, _, at in acks:
         if sid not in info:
             order.append(sid)
             info[sid] = {"id": sid, "first_ack_t": t, "last_ack_t": t, "acks": 0}
         info[sid]["last_ack_t"] = t
         info[sid]["acks"] += 1
+        if at is not None:
+            first_at[sid] = min(first_at.get(sid, at), at)
     # A server is superseded from the first acknowledgement of any server first seen after it.
     superseded = {sid: info[order[i + 1]]["first_ack_t"] for i, sid in enumerate(order[:-1])}
+    superseded_at = {sid: first_at.get(order[i + 1]) for i, sid in enumerate(order[:-1])}
     split, doubt = [], 0
-    for t, sent_t, sid, key in acks:
+    for t, sent_t, sid, key, at in acks:
         since = superseded.get(sid)
         if since is None or t <= since:
             continue
-        if sent_t is not None and sent_t > since:
+        # Sent after the newer server acknowledged a write (the client's clock), or executed by
+        # the old server after the newer one executed a write (the servers' clocks): either way
+        # two primaries took writes at once.
+        newer_at = superseded_at.get(sid)
+        if (sent_t is not None and sent_t > since) or (at is not None and newer_at is not None and at > newer_at):
             split.append((t, key, sid, since))
         else:
             doubt += 1
     for old, new in zip(order, order[1:]):
-        before = [t for t, _, sid, _ in acks if sid == old and t <= info[new]["first_ack_t"]]
+        before = [t for t, _, sid, _, _ in acks if sid == old and t <= info[new]["first_ack_t"]]
         last_old = max(before) if before else info[old]["last_ack_t"]
         out["changes"].append({"from": old, "to": new, "last_old_ack_t": _r(last_old),
                                "first_new_ack_t": _r(info[new]["first_ack_t"]),
@@ -114,6 +126,12 @@ def servers(events: list[dict]) -> dict:
     else:
         out["detail"] = f"one server took every acknowledged write ({order[0]})"
     return out
+
+
+def _at(server: Any) -> float | None:
+    """The server's clock as it executed the write (svgai/db.py SERVER_COLUMNS), when it said."""
+    at = server.get("at") if isinstance(server, dict) else None
+    return float(at) if isinstance(at, (int, float)) and not isinstance(at, bool) else None
 
 
 def _r(x: float) -> float:

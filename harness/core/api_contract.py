@@ -59,8 +59,11 @@ def answer_digest(answer: Any) -> str | None:
 
 
 def answer_server(answer: Any) -> dict | None:
-    """Which server took a write: {system_id, timeline, port}, as the answer says; None if it does not."""
+    """Which server took a write: {system_id, timeline, port[, at]}, as the answer says (`at`: the
+    server's clock as it executed the write); None if it does not say."""
     server = answer.get("server") if isinstance(answer, dict) else None
     if not isinstance(server, dict) or not isinstance(server.get("system_id"), str):
         return None
-    return {"system_id": server["system_id"], "timeline": server.get("timeline"), "port": server.get("port")}
+    at = server.get("at")
+    return {"system_id": server["system_id"], "timeline": server.get("timeline"), "port": server.get("port"),
+            **({"at": float(at)} if isinstance(at, (int, float)) and not isinstance(at, bool) else {})}
