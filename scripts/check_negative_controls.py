@@ -1,4 +1,5 @@
-"""Runs every negative control (experiments/negative/) through `gameday run` and checks that each
+"""Runs every negative control (experiments/negative/ on the embedded stack; experiments/ha/negative/
+on its patroni tier, in a home of its own) through `gameday run` and checks that each
 one came out FAIL for the reason it names: every criterion in its `expect_failure` failed. A twin
 that comes out PASS, ERROR or INTERRUPTED, or FAIL on other criteria only, proves nothing about
 the criterion it was built for. A harness that cannot fail is worthless: exit 0 only if every
@@ -6,6 +7,7 @@ twin failed as it must."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,32 +37,60 @@ def nothing_injected(verdict: dict) -> bool:
     return verdict.get("status") == "error" and str(verdict.get("reason", "")).startswith("target not healthy before fault")
 
 
-def run(files: list[str], reports: Path) -> list[dict]:
+# The HA scenarios' twins run on the embedded stack's patroni tier, in the home `make gameday-ha`
+# uses (the Makefile's HA_HOME and HA_PORT_BASE).
+HA_HOME = os.environ.get("HA_HOME", ".gameday-ha")
+HA_PORT_BASE = os.environ.get("HA_PORT_BASE", "15420")
+
+
+def gameday(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=ROOT)
+
+
+def run(files: list[str], reports: Path, home: str | None = None) -> list[dict]:
     # No calibration run: these runs are evidence about the harness itself, never about the plan.
-    subprocess.run([sys.executable, "-m", "harness.cli", "run", *files, "--reports-dir", str(reports),
-                    "--calibration-s", "0"], cwd=ROOT)
+    gameday("run", *files, "--reports-dir", str(reports), "--calibration-s", "0", *(["--home", home] if home else []))
     return [json.loads(p.read_text()) for p in sorted(reports.rglob("verdict.json"))]
+
+
+def run_ha(files: list[str], reports: Path) -> list[dict]:
+    """The HA twins on the patroni tier: brought up for them, and down again unless it was up."""
+    if not files:
+        return []
+    was_up = subprocess.run([sys.executable, "-m", "harness.cli", "target", "status", "--home", HA_HOME], cwd=ROOT,
+                            capture_output=True).returncode == 0
+    if gameday("target", "up", "--db-tier", "patroni", "--home", HA_HOME, "--port-base", HA_PORT_BASE).returncode:
+        print(f"  !! the patroni tier did not come up in {HA_HOME}: its {len(files)} twin(s) did not run")
+        return []
+    try:
+        return run(files, reports, home=HA_HOME)
+    finally:
+        if not was_up:
+            gameday("target", "down", "--home", HA_HOME)
 
 
 def main() -> int:
     files = sorted(str(p) for p in (ROOT / "experiments" / "negative").glob("*.yaml"))
+    ha_files = sorted(str(p) for p in (ROOT / "experiments" / "ha" / "negative").glob("*.yaml"))
     (ROOT / "reports").mkdir(exist_ok=True)
     reports = Path(tempfile.mkdtemp(prefix="negative-controls-", dir=ROOT / "reports"))
-    verdicts = run(files, reports)
+    verdicts = run(files, reports / "plain") + run_ha(ha_files, reports / "patroni")
+    homes = {v.get("experiment"): (HA_HOME if str(v.get("experiment", "")).startswith("experiments/ha/") else None)
+             for v in verdicts}
     # A twin that injected nothing is run once more, alone, after the others: it has not yet shown
     # whether its criterion can fail. Its first verdict is printed (the probe that missed, and what
     # it answered) and stays in the reports; only a second "nothing injected" fails the check.
     for i, v in enumerate(verdicts):
         if nothing_injected(v) and v.get("experiment"):
             print(f"\n{v.get('scenario')}: nothing was injected ({v.get('reason')}); running it once more, alone")
-            again = run([v["experiment"]], reports / f"again-{v.get('scenario')}")
+            again = run([v["experiment"]], reports / f"again-{v.get('scenario')}", home=homes.get(v["experiment"]))
             verdicts[i] = again[0] if again else v
     bad = [(v, why) for v in verdicts if (why := wrong_reason(v))]
     print(f"\nnegative controls: {len(verdicts)} run, {len(verdicts) - len(bad)} failed for the criteria they name")
     for v, why in bad:
         print(f"  !! {v.get('scenario')}: {why}")
-    if len(verdicts) != len(files):
-        print(f"  !! {len(files)} negative experiments but {len(verdicts)} verdicts")
+    if len(verdicts) != len(files) + len(ha_files):
+        print(f"  !! {len(files) + len(ha_files)} negative experiments but {len(verdicts)} verdicts")
         return 1
     return 1 if bad else 0
 

@@ -15,7 +15,12 @@ Behind it, a small simulation of the controllers, ticking every `tick_s`:
     (RollingUpdate), or remove all then create (Recreate);
   - a deleted pod with a grace period terminates after min(grace, `terminate_s`); an evicted pod
     is gone at once (so chaosk8s's drain never waits its 10 s poll);
-  - a cordoned node keeps its pods; a drained node's pods are recreated on another node.
+  - a cordoned node keeps its pods; a drained node's pods are recreated on another node;
+  - the pods of a StatefulSet that runs Patroni with its Kubernetes DCS (they mount a ConfigMap
+    whose Patroni YAML has a `kubernetes` section) carry the role labels Patroni writes, with the
+    label and values that YAML names: one running member is the leader; when no live pod is,
+    `failover_s` later (the leader key's expiry) the running member labelled replica is promoted
+    (the lowest ordinal when none is, as at bootstrap); every other running member is a replica.
 Workload statuses are computed from the pods, as the controllers report them (zero counts
 omitted, as the API server does).
 """
@@ -33,6 +38,8 @@ from copy import deepcopy
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+import yaml
 
 WORKLOAD_KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet"}
 MAX_WATCH_S = 120.0  # a watch nobody closes ends by itself
@@ -88,12 +95,16 @@ def _check_selector(selector: str | None) -> None:
 class FakeCluster:
     """The cluster's objects and its controllers. Thread-safe: one lock for everything."""
 
-    def __init__(self, ready_delay_s: float = 0.15, terminate_s: float = 0.3, tick_s: float = 0.02):
+    def __init__(self, ready_delay_s: float = 0.15, terminate_s: float = 0.3, tick_s: float = 0.02,
+                 failover_s: float = 0.3):
         self.ready_delay_s, self.terminate_s, self.tick_s = ready_delay_s, terminate_s, tick_s
+        self.failover_s = failover_s
         self.lock = threading.RLock()
         self.nodes: dict[str, dict] = {}
         self.pods: dict[tuple[str, str], dict] = {}
         self.workloads: dict[tuple[str, str, str], dict] = {}  # (resource, ns, name)
+        self.patroni: dict[tuple[str, str, str], dict] = {}  # workload → Patroni's role labels
+        self._leader_lost_at: dict[tuple[str, str, str], float] = {}
         self.requests: list[tuple[str, str]] = []
         self.unserved: list[str] = []
         self.events: list[tuple[float, str]] = []  # (monotonic, what) for assertions
@@ -110,17 +121,23 @@ class FakeCluster:
                                              "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
                                 "spec": {}}
 
-    def add_workload(self, manifest: dict) -> None:
-        """A Deployment or StatefulSet from a manifest; its pods start Running and Ready."""
+    def add_workload(self, manifest: dict, patroni: dict | None = None) -> None:
+        """A Deployment or StatefulSet from a manifest; its pods start Running and Ready. `patroni`
+        (patroni_roles()): its pods are Patroni members, the first one the leader."""
         resource = {"Deployment": "deployments", "StatefulSet": "statefulsets"}[manifest["kind"]]
         obj = deepcopy(manifest)
         meta = obj["metadata"]
         meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=_now_iso())
         obj["spec"].setdefault("replicas", 1)
+        owner = (resource, meta["namespace"], meta["name"])
         with self.lock:
-            self.workloads[(resource, meta["namespace"], meta["name"])] = obj
+            self.workloads[owner] = obj
+            if patroni:
+                self.patroni[owner] = dict(patroni)
             self._reconcile(resource, obj, time.monotonic(), ready_now=True)
             self._schedule(time.monotonic(), ready_now=True)
+            if patroni:
+                self._patroni_roles(owner, time.monotonic(), bootstrap=True)
 
     def kubeconfig(self) -> str:
         host, port = self._server.server_address[:2]
@@ -155,6 +172,8 @@ class FakeCluster:
                 for (resource, _, _), obj in list(self.workloads.items()):
                     self._reconcile(resource, obj, now)
                 self._schedule(now)
+                for owner in self.patroni:
+                    self._patroni_roles(owner, now)
 
     # -- queries for tests ---------------------------------------------------------------------
 
@@ -256,6 +275,30 @@ class FakeCluster:
             pod["_ready_at"] = now if pod.pop("_ready_now", False) else now + self.ready_delay_s
             if now >= pod["_ready_at"]:
                 pod["_phase"] = "Running"
+
+    def _patroni_roles(self, owner: tuple[str, str, str], now: float, bootstrap: bool = False) -> None:
+        """What the members' Patroni agents write on their pods: the leader's label, and the
+        replicas' once a leader exists. A leader's pod that is terminating leads no more."""
+        roles = self.patroni[owner]
+        key, leader, follower = roles["role_label"], roles["leader"], roles["follower"]
+        members = sorted(self._live(owner), key=lambda p: int(p["metadata"]["name"].rsplit("-", 1)[1]))
+        running = [p for p in members if self._ready(p)]
+        leaders = [p for p in members if p["metadata"]["labels"].get(key) == leader]
+        if not leaders:
+            lost_at = self._leader_lost_at.setdefault(owner, now)
+            if running and (bootstrap or now - lost_at >= self.failover_s):
+                promoted = ([p for p in running if p["metadata"]["labels"].get(key) == follower] or running)[0]
+                self._label(promoted, key, leader, now)
+                leaders = [promoted]
+        if leaders:
+            self._leader_lost_at.pop(owner, None)
+            for p in running:
+                if p not in leaders and p["metadata"]["labels"].get(key) != follower:
+                    self._label(p, key, follower, now)
+
+    def _label(self, pod: dict, key: str, value: str, now: float) -> None:
+        pod["metadata"]["labels"][key] = value
+        self.events.append((now, f"label {pod['metadata']['namespace']}/{pod['metadata']['name']} {key}={value}"))
 
     @staticmethod
     def _ready(pod: dict) -> bool:
@@ -507,15 +550,37 @@ def _handler(cluster: FakeCluster):
     return Handler
 
 
+def patroni_roles(workload: dict, manifests: list[dict]) -> dict | None:
+    """The role label and values Patroni writes on the pods of `workload`, if they run Patroni
+    with its Kubernetes DCS: a ConfigMap they mount holds Patroni's YAML with a `kubernetes`
+    section. What it leaves out is Patroni 4's default (role: primary / replica)."""
+    if workload.get("kind") != "StatefulSet":
+        return None
+    ns = workload["metadata"]["namespace"]
+    mounted = {v["configMap"]["name"] for v in workload["spec"]["template"]["spec"].get("volumes") or []
+               if "configMap" in v}
+    for m in manifests:
+        if m.get("kind") != "ConfigMap" or m["metadata"].get("namespace") != ns or m["metadata"]["name"] not in mounted:
+            continue
+        for name, text in (m.get("data") or {}).items():
+            config = yaml.safe_load(text) if name.endswith((".yml", ".yaml")) else None
+            if isinstance(config, dict) and isinstance(config.get("kubernetes"), dict):
+                k8s = config["kubernetes"]
+                return {"role_label": k8s.get("role_label", "role"), "leader": k8s.get("leader_label_value", "primary"),
+                        "follower": k8s.get("follower_label_value", "replica")}
+    return None
+
+
 def svg_ai_cluster(manifests: list[dict], nodes: int = 3, failing_node_label: dict | None = None,
                    **timing) -> FakeCluster:
     """A started fake cluster running the Deployments and StatefulSets of `manifests` (the objects
     of deploy/kubernetes) on `nodes` nodes; the first node carries `failing_node_label` (the
-    node-failure scenario's) and, placed first, one of the API's pods."""
+    node-failure scenario's) and, placed first, one of the API's pods. A StatefulSet that runs
+    Patroni (patroni_roles) starts with its first member the leader, the others replicas."""
     cluster = FakeCluster(**timing)
     for i in range(1, nodes + 1):
         cluster.add_node(f"node-{i}", failing_node_label if i == 1 else None)
     for m in manifests:
         if m.get("kind") in ("Deployment", "StatefulSet"):
-            cluster.add_workload(m)
+            cluster.add_workload(m, patroni=patroni_roles(m, manifests))
     return cluster.start()

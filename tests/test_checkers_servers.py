@@ -110,3 +110,31 @@ def test_the_verdict_fails_a_split_brain_and_names_the_keys():
     assert failed[0]["measured"] == 1 and "old0" in failed[0]["detail"]
     # One server: no criterion to add (a split brain needs two).
     assert not [c for c in verdict(healthy_run().events(), objectives())["criteria"] if c["name"] == "split_brain"]
+
+
+def _with_window(h: History, t_fault: float, window=(18.3, 24.0)) -> History:
+    h.add("fault", t_fault, phase="start", name="lose-the-leader-node")
+    h.add("fault", t_fault + 0.1, phase="end", name="lose-the-leader-node", ok=True,
+          detail={"node": "pg0", "expected_failover_window_s": list(window)})
+    return h
+
+
+def test_a_failover_is_measured_against_the_window_its_ha_settings_promise():
+    # Writes on timeline 1 until 10 s, on timeline 2 from 29 s: a failover 19 s after a fault at 10 s.
+    inside = _with_window(failover(History(), gap=(10.0, 29.0)), 10.0).events()
+    v = verdict(inside, objectives())
+    assert v["measured"]["failover_s"] == pytest.approx(19.01, abs=0.02)
+    assert v["measured"]["expected_failover_window_s"] == [18.3, 24.0]
+    assert not [f for f in v["flags"] if "HA settings" in f]
+    # The same failover 6 s later is flagged: the settings do not say what the cluster does.
+    late = verdict(_with_window(failover(History(), gap=(10.0, 29.0)), 4.0).events(), objectives())
+    assert [f for f in late["flags"] if "outside the 18.3–24 s the HA settings promise" in f], late["flags"]
+    # No newer server at all (automation paused): flagged as no failover.
+    none = verdict(_with_window(failover(History(), gap=(30.0, 30.0)), 10.0).events(), objectives())
+    assert none["measured"]["failover_s"] is None
+    assert [f for f in none["flags"] if f.startswith("no failover")], none["flags"]
+
+
+def test_without_a_declared_window_nothing_is_measured_or_flagged():
+    v = verdict(failover(History()).events(), objectives())
+    assert "failover_s" not in v["measured"] and not [f for f in v["flags"] if "HA settings" in f]

@@ -13,8 +13,11 @@ from harness.run import checks, objectives
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / "experiments" / "local"
 NEGATIVE = ROOT / "experiments" / "negative"
+HA = ROOT / "experiments" / "ha"  # the patroni tier's scenarios, each with its twin in ha/negative
 BCP = objectives.load(str(ROOT / "bcp.yaml"))
-FILES = sorted(LOCAL.glob("*.yaml")) + sorted(NEGATIVE.glob("*.yaml"))
+SCENARIOS = sorted(LOCAL.glob("*.yaml")) + sorted(HA.glob("*.yaml"))
+TWINS = sorted(NEGATIVE.glob("*.yaml")) + sorted((HA / "negative").glob("*.yaml"))
+FILES = SCENARIOS + TWINS
 NEGATIVE_TIMEOUT_MAX_S = 30  # a negative control is quick: it only has to show that it fails
 
 
@@ -53,22 +56,27 @@ def test_it_is_measured_against_a_bcp_scenario(path):
     assert resolved["scenario"] in BCP.scenarios
     assert checks.unknown_names(resolved) == []
     # A negative control beyond the twins (named for what it breaks) measures an existing scenario.
-    extra_control = path.parent == NEGATIVE and not (LOCAL / path.name).is_file()
+    extra_control = path.parent.name == "negative" and not (path.parent.parent / _positive_dir(path) / path.name).is_file()
     assert path.stem == resolved["scenario"] or extra_control, \
         f"{_id(path)} is named after a different scenario than it measures"
     faults = _activities(experiment, "fault")
     assert faults, f"{_id(path)}: no method activity tagged 'fault'"
 
 
-@pytest.mark.parametrize("path", sorted(LOCAL.glob("*.yaml")), ids=_id)
+def _positive_dir(twin: Path) -> str:
+    """Where a twin's positive experiment lives, relative to the twin's parent's parent."""
+    return "local" if twin.parent == NEGATIVE else "."
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=_id)
 def test_every_local_scenario_has_a_negative_twin(path):
-    twin = NEGATIVE / path.name
+    twin = (NEGATIVE if path.parent == LOCAL else path.parent / "negative") / path.name
     assert twin.is_file(), f"{_id(path)} has no negative twin experiments/negative/{path.name}"
     assert _bcp(_load(twin))["scenario"] == _bcp(_load(path))["scenario"]
     assert not _bcp(_load(path)).get("negative_control"), f"{_id(path)} is marked as a negative control"
 
 
-@pytest.mark.parametrize("path", sorted(NEGATIVE.glob("*.yaml")), ids=_id)
+@pytest.mark.parametrize("path", TWINS, ids=_id)
 def test_negative_control_is_marked_quick_and_names_what_must_fail(path):
     experiment = _load(path)
     ext = _bcp(experiment)
@@ -76,7 +84,7 @@ def test_negative_control_is_marked_quick_and_names_what_must_fail(path):
     assert ext.get("expect_failure"), f"{_id(path)}: name the criteria that must fail (expect_failure)"
     timeout = (ext.get("objectives") or {}).get("timeout_s")
     assert timeout is not None and timeout <= NEGATIVE_TIMEOUT_MAX_S, f"{_id(path)}: set a short timeout_s"
-    if (LOCAL / path.name).is_file():  # the twin of a scenario: recovery disabled
+    if (path.parent.parent / _positive_dir(path) / path.name).is_file():  # the twin of a scenario: recovery disabled
         assert not _activities(experiment, "recovery"), f"{_id(path)}: a twin runs no recovery"
         assert experiment.get("rollbacks"), f"{_id(path)}: its rollbacks must repair the stack for the next run"
     else:  # a control of its own (a stale restore, a failed runbook step): it says which criterion it proves
@@ -84,13 +92,13 @@ def test_negative_control_is_marked_quick_and_names_what_must_fail(path):
 
 
 def test_every_bcp_scenario_has_an_experiment():
-    covered = ({p.stem for p in LOCAL.glob("*.yaml")}
+    covered = ({p.stem for p in SCENARIOS}
                | {_bcp(_load(p))["scenario"] for p in (ROOT / "experiments" / "kubernetes").glob("*.yaml")}
                | {p.stem for p in (ROOT / "experiments" / "containers").glob("*.yaml")})
     assert set(BCP.scenarios) <= covered, f"scenarios without an experiment: {sorted(set(BCP.scenarios) - covered)}"
 
 
-POSITIVE = sorted(LOCAL.glob("*.yaml")) + sorted((ROOT / "experiments" / "containers").glob("*.yaml")) \
+POSITIVE = SCENARIOS + sorted((ROOT / "experiments" / "containers").glob("*.yaml")) \
     + sorted((ROOT / "experiments" / "kubernetes").glob("*.yaml"))
 
 

@@ -52,3 +52,20 @@ def test_calibration_finds_the_run_session_under_its_key():
     assert run_context.SESSION_KEY == session.SESSION_KEY
     with pytest.raises(ActivityFailed, match=r"no run session in the configuration"):
         calibration.delete_acknowledged_rows(configuration={})
+
+
+@pytest.fixture
+def plain_stack_target(tmp_path, monkeypatch) -> str:
+    path = tmp_path / "target.json"
+    path.write_text(json.dumps({"kind": "local", "home": str(tmp_path), "api_url": "http://127.0.0.1:1",
+                                "db_tier": "plain"}))
+    monkeypatch.setenv("GAMEDAY_TARGET", str(path))
+    return str(path)
+
+
+def test_ha_faults_refuse_a_stack_without_patroni_and_inject_nothing(plain_stack_target):
+    from harness.faults import ha
+    for fault in (ha.lose_the_leader_node, ha.pause_failover, ha.switchover, ha.wait_for_a_new_leader):
+        with pytest.raises(ActivityFailed, match=r"database tier is not Patroni: .*--db-tier patroni"):
+            fault()
+    assert not [k for k in pending() if k.startswith("ha-")]

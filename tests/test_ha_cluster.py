@@ -26,7 +26,6 @@ import pytest
 from harness.checkers.servers import servers
 from harness.targets.embedded import ha
 from harness.targets.embedded.ha import config
-from harness.targets.embedded.ha.nodes import rest_call
 from svgai.db import SERVER_COLUMNS
 
 HA_TEST_PORT_BASE = int(os.environ.get("GAMEDAY_TEST_PORT_BASE", "16400")) + 40
@@ -149,18 +148,6 @@ def keys(dsn: str) -> list[str] | None:
         return None
 
 
-def pause(cluster: dict, member: str, paused: bool) -> None:
-    status, body = rest_call(cluster, member, "/config", method="PATCH", body={"pause": paused}, timeout_s=5)
-    assert status == 200, body
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        status, state = rest_call(cluster, member, "/cluster", timeout_s=2)
-        if status == 200 and bool(state.get("pause")) == paused:
-            return
-        time.sleep(0.2)
-    pytest.fail(f"Patroni did not {'pause' if paused else 'resume'} within 15 s")
-
-
 @pytest.mark.integration
 def test_a_primary_promoted_behind_patronis_back_is_a_split_brain_and_a_reinit_heals_it(cluster):
     """Ground truth for the split_brain criterion on real servers (see the module docstring)."""
@@ -175,7 +162,7 @@ def test_a_primary_promoted_behind_patronis_back_is_a_split_brain_and_a_reinit_h
         queued = time.monotonic() - ledger.t0  # a request sent now, executed only after the promotion
         # Fencing disabled on purpose: Patroni in maintenance mode does not act, and the replica
         # is promoted behind its back while the old primary keeps its clients.
-        pause(cluster, old, True)
+        ha.set_pause(cluster, True)
         with psycopg.connect(member_dsn(cluster, other, "postgres"), autocommit=True) as admin:
             assert admin.execute("select pg_promote(wait => true)").fetchone()[0] is True
         with psycopg.connect(member_dsn(cluster, other, "svgai"), autocommit=True) as on_new:
@@ -197,7 +184,7 @@ def test_a_primary_promoted_behind_patronis_back_is_a_split_brain_and_a_reinit_h
     # (its server refuses writes). It diverged ahead of the leader (timeline 2 against 1), so
     # Patroni cannot rewind it: the runbook's reinit rebuilds it, and the server itself must
     # then stream holding exactly the leader's rows (the new primary's write is gone).
-    pause(cluster, old, False)
+    ha.set_pause(cluster, False)
     assert ha.wait_leader(cluster, timeout_s=30) == old
     deadline = time.monotonic() + 60
     while not read_only(member_dsn(cluster, other, "svgai")):

@@ -42,7 +42,7 @@ SERVICE_MODULES = {"probes.http", "probes.database", "probes.monitoring", "harne
 K8S_MODULE_PREFIXES = ("chaosk8s.", "harness.faults.kubernetes", "probes.kubernetes")
 # the fake recovers within a second or two; a twin's steady state need not wait long to fail
 SHORT_TIMEOUTS = {"rollout_timeout_s": 15, "drain_timeout_s": 15, "steady_state_timeout_s": 3}
-NS, API = "svg-ai-prod", "svg-ai-api"
+NS, API, POSTGRES = "svg-ai-prod", "svg-ai-api", "svg-ai-postgres"
 FAILING_NODE = {"svg-ai.io/gameday-node-failure": "true"}
 # A replacement pod is ready this long after it is scheduled: long enough that the experiments'
 # "the workload is down" watch (started ~0.1 s after the fault, longer on a loaded machine) sees
@@ -79,7 +79,7 @@ class Run:
         target.update(kubeconfig=str(folder / "kubeconfig"), context="fake")
         (folder / "target.json").write_text(json.dumps(target))
         self.api_before = {p["metadata"]["uid"]: p for p in self.cluster.pods_of("deployments", NS, API)}
-        self.primary_before = self.cluster.pods_of("statefulsets", NS, "svg-ai-postgres-primary")
+        self.postgres_before = self.cluster.pods_of("statefulsets", NS, POSTGRES)
         self.journal: dict | None = None
         self.error = ""
 
@@ -219,7 +219,6 @@ def test_positive_run_recovers_on_the_fake_cluster(path, runs):
     assert run.journal is not None, run.error
     assert run.cluster.unserved == [], f"calls the fake does not serve: {run.cluster.unserved}"
     journal, cluster, before = run.journal, run.cluster, run.api_before
-    primary_uid = run.primary_before[0]["metadata"]["uid"]
     assert journal["steady_states"]["before"]["steady_state_met"] is True, _failed(journal)
     assert _failed(journal) == []
     assert journal["deviated"] is False and journal["status"] == "completed", _after_probes(journal)
@@ -233,9 +232,18 @@ def test_positive_run_recovers_on_the_fake_cluster(path, runs):
     elif stem == "api-crash":
         assert not set(before) & {p["metadata"]["uid"] for p in after}, "every API pod was replaced"
     elif stem == "database-failure":
-        new = cluster.pods_of("statefulsets", NS, "svg-ai-postgres-primary")
-        assert [p["metadata"]["name"] for p in new] == ["svg-ai-postgres-primary-0"]
-        assert new[0]["metadata"]["uid"] != primary_uid, "the primary pod was recreated under its name"
+        # Patroni's failover: the replica promoted, the lost leader's pod recreated as a replica
+        roles_before = {p["metadata"]["name"]: (p["metadata"]["labels"].get("role"), p["metadata"]["uid"])
+                        for p in run.postgres_before}
+        assert {n: r for n, (r, _) in roles_before.items()} == {"svg-ai-postgres-0": "primary",
+                                                                "svg-ai-postgres-1": "replica"}
+        after_db = {p["metadata"]["name"]: p for p in cluster.pods_of("statefulsets", NS, POSTGRES)}
+        assert {n: p["metadata"]["labels"].get("role") for n, p in after_db.items()} == {
+            "svg-ai-postgres-0": "replica", "svg-ai-postgres-1": "primary"}
+        assert after_db["svg-ai-postgres-0"]["metadata"]["uid"] != roles_before["svg-ai-postgres-0"][1], \
+            "the leader's pod was recreated under its name"
+        assert after_db["svg-ai-postgres-1"]["metadata"]["uid"] == roles_before["svg-ai-postgres-1"][1], \
+            "the replica was promoted, not replaced"
     elif stem == "monitoring-failure":
         prom = cluster.workload("deployments", "monitoring", "prometheus")
         assert "kubectl.kubernetes.io/restartedAt" in prom["spec"]["template"]["metadata"]["annotations"]

@@ -34,8 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "deploy" / "kubernetes" / "target.example.json"
 API_SELECTOR = "app.kubernetes.io/name=svg-ai-api"
 API_LABELS = {"app.kubernetes.io/name": "svg-ai-api"}
-PG_PRIMARY = {"app.kubernetes.io/name": "svg-ai-postgres", "svg-ai.io/role": "primary"}
-PG_STANDBY = {"app.kubernetes.io/name": "svg-ai-postgres", "svg-ai.io/role": "standby"}
+# The Patroni members of deploy/kubernetes/postgres.yaml: one StatefulSet, the role labels Patroni writes
+PG_MEMBERS = {"app.kubernetes.io/name": "svg-ai-postgres", "cluster-name": "svg-ai-postgres"}
+PG_PRIMARY = {**PG_MEMBERS, "role": "primary"}
+PG_STANDBY = {**PG_MEMBERS, "role": "replica"}
 PROM_LABELS = {"app.kubernetes.io/name": "prometheus"}
 
 
@@ -245,12 +247,11 @@ def cluster(served, target) -> FakeCluster:
     fake = served[0]
     fake.pods = [pod("svg-ai-api-b", API_LABELS), pod("svg-ai-api-a", API_LABELS), pod("svg-ai-api-c", API_LABELS),
                  pod("svg-ai-api-old", API_LABELS, phase="Succeeded"),
-                 pod("svg-ai-postgres-primary-0", PG_PRIMARY), pod("svg-ai-postgres-standby-0", PG_STANDBY),
+                 pod("svg-ai-postgres-0", PG_PRIMARY), pod("svg-ai-postgres-1", PG_STANDBY),
                  pod("prometheus-7d9f", PROM_LABELS, namespace="monitoring")]
     fake.add_workload("deployment", deployment("svg-ai-api", "svg-ai-prod", API_LABELS))
     fake.add_workload("deployment", deployment("prometheus", "monitoring", PROM_LABELS, replicas=1))
-    fake.add_workload("statefulset", statefulset("svg-ai-postgres-primary", "svg-ai-prod", PG_PRIMARY))
-    fake.add_workload("statefulset", statefulset("svg-ai-postgres-standby", "svg-ai-prod", PG_STANDBY))
+    fake.add_workload("statefulset", statefulset("svg-ai-postgres", "svg-ai-prod", PG_MEMBERS, replicas=2))
     yield fake
     assert fake.unserved == [], f"requests the fake does not serve: {fake.unserved}"
     for key in faults.pending():  # never leave an undo for the atexit safety net
@@ -351,28 +352,28 @@ def test_no_target_description_is_an_activity_failure(cluster, tmp_path):
 def test_kill_database_primary_uses_the_role_selector_and_a_short_grace(cluster, target):
     record = k8s.kill_database_pod(target=target)
     assert cluster.calls_to("list_namespaced_pod") == [
-        ("list_namespaced_pod", "svg-ai-prod", "app.kubernetes.io/name=svg-ai-postgres,svg-ai.io/role=primary")]
-    assert deleted(cluster) == [("svg-ai-postgres-primary-0", "svg-ai-prod", 1, "uid-svg-ai-postgres-primary-0")]
-    assert record["component"] == "database-primary" and record["deleted"][0]["uid"] == "uid-svg-ai-postgres-primary-0"
+        ("list_namespaced_pod", "svg-ai-prod", "app.kubernetes.io/name=svg-ai-postgres,role=primary")]
+    assert deleted(cluster) == [("svg-ai-postgres-0", "svg-ai-prod", 1, "uid-svg-ai-postgres-0")]
+    assert record["component"] == "database-primary" and record["deleted"][0]["uid"] == "uid-svg-ai-postgres-0"
 
 
 def test_kill_database_standby(cluster, target):
     k8s.kill_database_pod(role="standby", grace_period_s=0, target=target)
-    assert deleted(cluster) == [("svg-ai-postgres-standby-0", "svg-ai-prod", 0, "uid-svg-ai-postgres-standby-0")]
+    assert deleted(cluster) == [("svg-ai-postgres-1", "svg-ai-prod", 0, "uid-svg-ai-postgres-1")]
 
 
 def test_kill_database_refuses_a_selector_matching_two_live_pods(cluster, target):
-    cluster.pods.append(pod("svg-ai-postgres-primary-1", PG_PRIMARY))
-    with pytest.raises(ActivityFailed, match=r"matches 2 live pods .*svg-ai-postgres-primary-0, svg-ai-postgres-primary-1"):
+    cluster.pods.append(pod("svg-ai-postgres-2", PG_PRIMARY))  # two pods labelled leader: Patroni mid-change
+    with pytest.raises(ActivityFailed, match=r"matches 2 live pods .*svg-ai-postgres-0, svg-ai-postgres-2"):
         k8s.kill_database_pod(target=target)
     assert cluster.calls_to("delete_namespaced_pod") == []
 
 
 def test_kill_database_kills_a_terminating_primary_when_it_is_the_only_one(cluster, target):
-    primary = next(p for p in cluster.pods if p.metadata.name == "svg-ai-postgres-primary-0")
+    primary = next(p for p in cluster.pods if p.metadata.name == "svg-ai-postgres-0")
     primary.metadata.deletion_timestamp = datetime(2026, 1, 2, tzinfo=timezone.utc)
     record = k8s.kill_database_pod(target=target)
-    assert [p["name"] for p in record["deleted"]] == ["svg-ai-postgres-primary-0"]
+    assert [p["name"] for p in record["deleted"]] == ["svg-ai-postgres-0"]
 
 
 @pytest.mark.parametrize("role", ["master", "", None, "PRIMARY"])
@@ -437,7 +438,7 @@ def test_rollout_restart_of_prometheus_by_component_and_by_name(cluster, target)
 
 def test_rollout_restart_of_a_statefulset(cluster, target):
     k8s.rollout_restart(component="database-primary", target=target)
-    assert [(c[1], c[2]) for c in cluster.calls_to("patch_namespaced_stateful_set")] == [("svg-ai-postgres-primary", "svg-ai-prod")]
+    assert [(c[1], c[2]) for c in cluster.calls_to("patch_namespaced_stateful_set")] == [("svg-ai-postgres", "svg-ai-prod")]
 
 
 @pytest.mark.parametrize("kwargs, named", [
@@ -579,10 +580,10 @@ def test_a_second_scale_keeps_the_first_original(cluster, target):
 def test_scale_the_database_primary_statefulset(cluster, target):
     k8s.scale_deployment(0, component="database-primary", target=target)
     assert cluster.calls_to("patch_namespaced_stateful_set_scale") == [
-        ("patch_namespaced_stateful_set_scale", "svg-ai-postgres-primary", "svg-ai-prod", {"spec": {"replicas": 0}})]
-    assert "scale:statefulset/svg-ai-prod/svg-ai-postgres-primary" in faults.pending()
+        ("patch_namespaced_stateful_set_scale", "svg-ai-postgres", "svg-ai-prod", {"spec": {"replicas": 0}})]
+    assert "scale:statefulset/svg-ai-prod/svg-ai-postgres" in faults.pending()
     k8s.restore_scale(component="database-primary", target=target)
-    assert cluster.workloads[("statefulset", "svg-ai-prod", "svg-ai-postgres-primary")].spec.replicas == 1
+    assert cluster.workloads[("statefulset", "svg-ai-prod", "svg-ai-postgres")].spec.replicas == 2
     assert faults.pending() == []
 
 

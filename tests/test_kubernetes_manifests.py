@@ -1,19 +1,25 @@
 """The Kubernetes deployment and experiments, checked without a cluster: every manifest parses, is
 listed in the kustomization and is valid against the official Kubernetes schemas (strict,
 kubernetes-validate, offline); the API Deployment is the BCP's (3 replicas, liveness /health,
-readiness /ready); Prometheus carries the embedded stack's alert rules; the example target
-description names what the manifests create; the game-day CronJob runs on the first Monday of the
-month only, with the least-privilege RBAC; every Kubernetes experiment is valid Chaos Toolkit,
-measured by harness.run.control against a scenario of bcp.yaml + bcp-kubernetes.yaml, calls only
-functions that exist (chaosk8s's and the harness's) with arguments they take, and has its negative
-twin. The experiments run against a fake cluster in test_kubernetes_chaosk8s.py."""
+readiness /ready); PostgreSQL is a Patroni cluster on Patroni's Kubernetes DCS with the embedded
+HA tier's settings and Patroni version, the least RBAC Patroni needs, the leader Service Patroni
+keeps and the replica Service on its role label; Prometheus carries the embedded stack's alert
+rules; the example target description names what the manifests create; the game-day CronJob runs
+on the first Monday of the month only, with the least-privilege RBAC; every Kubernetes experiment
+is valid Chaos Toolkit, measured by harness.run.control against a scenario of bcp.yaml +
+bcp-kubernetes.yaml, calls only functions that exist (chaosk8s's and the harness's) with arguments
+they take, and has its negative twin. The experiments run against a fake cluster in
+test_kubernetes_chaosk8s.py."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import json
+import os
 import re
 import subprocess
+import tomllib
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,6 +30,7 @@ from harness import targets
 import yaml
 
 from harness.run import checks, objectives
+from harness.targets.embedded.ha import config as ha_config
 from harness.targets.embedded.monitoring import RULES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,8 +141,8 @@ def test_volumes_for_models_and_backups():
     for name in ("svg-ai-models", "svg-ai-backups"):
         pvc = _one("PersistentVolumeClaim", name, "svg-ai-prod")
         assert "ReadWriteMany" in pvc["spec"]["accessModes"]
-    primary = _one("StatefulSet", "svg-ai-postgres-primary", "svg-ai-prod")
-    claims = [v.get("persistentVolumeClaim", {}).get("claimName") for v in primary["spec"]["template"]["spec"]["volumes"]]
+    claims = [v.get("persistentVolumeClaim", {}).get("claimName")
+              for v in _one("StatefulSet", "svg-ai-postgres", "svg-ai-prod")["spec"]["template"]["spec"]["volumes"]]
     assert "svg-ai-backups" in claims  # the WAL archive
 
 
@@ -148,14 +155,237 @@ def test_the_app_config_matches_its_approved_checksum(tmp_path):
     assert verify_config(tmp_path / "svgai.json") == (True, "config ok")
 
 
-def test_postgres_primary_and_standby():
-    for role in ("primary", "standby"):
-        s = _one("StatefulSet", f"svg-ai-postgres-{role}", "svg-ai-prod")
-        assert s["spec"]["replicas"] == 1
-        assert s["spec"]["template"]["metadata"]["labels"]["svg-ai.io/role"] == role
-        service = _one("Service", f"svg-ai-postgres-{role}", "svg-ai-prod")
-        assert service["spec"]["selector"].items() <= s["spec"]["template"]["metadata"]["labels"].items()
-        assert _one("Service", s["spec"]["serviceName"], "svg-ai-prod")["spec"]["clusterIP"] == "None"
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL: a Patroni cluster on Patroni's Kubernetes DCS
+
+POSTGRES_NS = "svg-ai-prod"
+DCS_SECTIONS = {"consul", "etcd", "etcd3", "exhibitor", "kubernetes", "raft", "zookeeper"}
+
+
+def _postgres() -> dict:
+    return _one("StatefulSet", "svg-ai-postgres", POSTGRES_NS)
+
+
+def _patroni_configmap() -> dict:
+    return _one("ConfigMap", "svg-ai-postgres-patroni", POSTGRES_NS)
+
+
+def _patroni() -> dict:
+    return yaml.safe_load(_patroni_configmap()["data"]["patroni.yml"])
+
+
+def _patroni_labels() -> dict:
+    """The labels Patroni lists its members by: kubernetes.labels plus scope_label=scope."""
+    config = _patroni()
+    return {**config["kubernetes"]["labels"], config["kubernetes"].get("scope_label", "cluster-name"): config["scope"]}
+
+
+def _pinned_patroni() -> str:
+    pin = next(d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+               if re.match(r"patroni\b", d))
+    return pin.split("==", 1)[1]
+
+
+def test_patroni_settings_are_the_embedded_ha_tiers_and_obey_patronis_rule():
+    dcs = _patroni()["bootstrap"]["dcs"]
+    for key, value in ha_config.SETTINGS.items():  # ttl, loop_wait, retry_timeout, lag, failsafe_mode …
+        assert key in dcs and dcs[key] == value and type(dcs[key]) is type(value), \
+            f"bootstrap.dcs.{key} is {dcs.get(key)!r}, the embedded HA tier's is {value!r}"
+    assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"], "a leader must retry twice before its key expires"
+    ha_config.check_settings(dcs)  # and the project's own reading of Patroni's floor and rule
+
+
+def test_patronis_own_schema_accepts_the_dcs_sections_and_knows_every_kubernetes_key():
+    from patroni.validator import Schema, schema
+
+    dcs_case = next(v for k, v in schema.validator.items() if getattr(k, "args", None) and "kubernetes" in k.args)
+    config = _patroni()
+    assert list(Schema({"kubernetes": dcs_case._schema["kubernetes"]})({"kubernetes": config["kubernetes"]})) == []
+    bootstrap = next(v for k, v in schema.validator.items() if getattr(k, "name", None) == "bootstrap")
+    assert list(Schema({"bootstrap": bootstrap})({"bootstrap": {"dcs": config["bootstrap"]["dcs"]}})) == []
+    known = {getattr(k, "name", k) for k in dcs_case._schema["kubernetes"]}
+    assert set(config["kubernetes"]) <= known, f"not Patroni settings: {sorted(set(config['kubernetes']) - known)}"
+
+
+def test_one_patroni_version_for_the_image_the_manifest_and_the_embedded_tier():
+    version = _pinned_patroni()
+    from patroni.version import __version__ as installed
+    assert installed == version, "the installed Patroni (whose source the RBAC test reads) is the pinned one"
+    dockerfile = (DEPLOY / "Dockerfile.patroni").read_text()
+    assert re.search(rf"^ARG PATRONI_VERSION={re.escape(version)}$", dockerfile, re.M)
+    assert '"patroni[kubernetes]==${PATRONI_VERSION}"' in dockerfile and "postgresql-15" in dockerfile
+    assert _container(_postgres(), "patroni")["image"] == f"svg-ai-patroni:{version}"
+    assert f"svg-ai-patroni:{version}" in (DEPLOY / "README.md").read_text()
+
+
+def test_the_dcs_is_kubernetes_with_endpoints_in_the_pods_own_namespace():
+    config = _patroni()
+    assert set(config) & DCS_SECTIONS == {"kubernetes"}, "Patroni would use the first DCS it finds"
+    k8s = config["kubernetes"]
+    assert k8s["use_endpoints"] is True
+    assert "namespace" not in k8s and "pod_ip" not in k8s, "per pod: from the downward API"
+    env = {e["name"]: e for e in _container(_postgres(), "patroni")["env"]}
+    assert env["PATRONI_KUBERNETES_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["PATRONI_KUBERNETES_POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert env["PATRONI_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name", \
+        "Patroni labels the pod by its name"
+
+
+def _pod_environment(workload: dict, container: str, pod_ip: str = "10.0.0.7") -> dict[str, str]:
+    """The container's environment as the kubelet gives it to one pod (secrets as placeholders)."""
+    meta = {"metadata.name": f"{workload['metadata']['name']}-0", "metadata.namespace": workload["metadata"]["namespace"],
+            "status.podIP": pod_ip}
+    out: dict[str, str] = {}
+    for e in _container(workload, container)["env"]:
+        if "value" in e:
+            out[e["name"]] = re.sub(r"\$\((\w+)\)", lambda m: out[m[1]], e["value"])
+        elif "fieldRef" in e["valueFrom"]:
+            out[e["name"]] = meta[e["valueFrom"]["fieldRef"]["fieldPath"]]
+        else:
+            ref = e["valueFrom"]["secretKeyRef"]
+            out[e["name"]] = f"<{ref['name']}/{ref['key']}>"
+    return out
+
+
+def test_patroni_reads_the_pods_environment_into_the_configuration_it_runs(tmp_path, monkeypatch):
+    # Patroni's own loader, file + environment: a misspelt PATRONI_* variable would be ignored.
+    from patroni.config import Config
+
+    for name in [n for n in os.environ if n.startswith("PATRONI")]:
+        monkeypatch.delenv(name)
+    for name, value in _pod_environment(_postgres(), "patroni").items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "patroni.yml"
+    path.write_text(_patroni_configmap()["data"]["patroni.yml"])
+    config = Config(str(path), validator=None).local_configuration
+    assert config["name"] == "svg-ai-postgres-0" and config["scope"] == "svg-ai-postgres"
+    assert config["kubernetes"]["namespace"] == POSTGRES_NS and config["kubernetes"]["pod_ip"] == "10.0.0.7"
+    assert config["postgresql"]["connect_address"] == "10.0.0.7:5432"
+    assert config["restapi"]["connect_address"] == "10.0.0.7:8008"
+    auth = config["postgresql"]["authentication"]
+    assert auth["superuser"] == {"username": "postgres", "password": "<svg-ai-db/postgres-password>"}
+    assert auth["replication"] == {"username": "replicator", "password": "<svg-ai-db/replication-password>"}
+    assert config["restapi"]["authentication"] == {"username": "patroni", "password": "<svg-ai-db/postgres-password>"}
+
+
+def _patroni_calls() -> set[tuple[str, str]]:
+    """(resource, verb) of every Kubernetes API call in the installed Patroni's Kubernetes DCS,
+    read from its source; with use_endpoints the "kind" it keeps is Endpoints, and what it lists
+    it also watches (its object caches)."""
+    source = Path(importlib.util.find_spec("patroni.dcs.kubernetes").origin).read_text()
+    resources = {"kind": "endpoints", "pod": "pods", "service": "services", "endpoints": "endpoints",
+                 "config_map": "configmaps"}
+    verbs = {"list": ["list", "watch"], "read": ["get"], "create": ["create"], "patch": ["patch"],
+             "replace": ["update"], "delete": ["delete"], "delete_collection": ["deletecollection"]}
+    calls = re.findall(r"self\._api\.(\w+?)_namespaced_(\w+)\b", source)
+    assert calls, "Patroni's Kubernetes DCS changed shape: read it again"
+    return {(resources[kind], v) for verb, kind in calls for v in verbs[verb]}
+
+
+# Calls the Role leaves out on purpose: the config Service is declared in postgres.yaml (Patroni
+# tolerates the refusal to create it), and only `patronictl remove` deletes the cluster's objects.
+NOT_GRANTED_TO_PATRONI = {("services", "create"), ("endpoints", "deletecollection")}
+
+
+def test_patronis_role_grants_exactly_the_calls_its_kubernetes_dcs_makes_and_nothing_cluster_wide():
+    role = _one("Role", "svg-ai-postgres", POSTGRES_NS)
+    granted = {(r, v) for g, r, v in _granted(role["rules"])}
+    assert {g for g, _, _ in _granted(role["rules"])} == {""}
+    needed = _patroni_calls() - NOT_GRANTED_TO_PATRONI
+    assert granted == needed, f"missing {sorted(needed - granted)}, more than needed {sorted(granted - needed)}"
+    assert ("endpoints", "patch") in granted and ("pods", "patch") in granted and ("pods", "watch") in granted
+    assert not {r for r, _ in granted} & {"configmaps", "services", "secrets"}, "endpoints mode needs none"
+    assert _one("Service", f"{_patroni()['scope']}-config", POSTGRES_NS)  # why services/create is not needed
+    binding = _one("RoleBinding", "svg-ai-postgres", POSTGRES_NS)
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "svg-ai-postgres"}
+    account = {"kind": "ServiceAccount", "name": "svg-ai-postgres", "namespace": POSTGRES_NS}
+    assert binding["subjects"] == [account]
+    assert not [o for o in OBJECTS if o["kind"] == "ClusterRoleBinding" and account in o.get("subjects", [])]
+    assert _postgres()["spec"]["template"]["spec"]["serviceAccountName"] == "svg-ai-postgres"
+
+
+def test_the_pods_are_the_members_patroni_lists_and_their_role_label_is_patronis_alone():
+    s = _postgres()
+    template, match = s["spec"]["template"]["metadata"]["labels"], s["spec"]["selector"]["matchLabels"]
+    assert _patroni_labels().items() <= template.items(), "Patroni would find no member"
+    assert match.items() <= template.items()
+    role_label = _patroni()["kubernetes"]["role_label"]
+    assert role_label not in template and role_label not in match, "Patroni changes it: not the StatefulSet's"
+    assert s["spec"]["replicas"] == 2 and s["spec"]["podManagementPolicy"] == "Parallel"
+    assert _one("Service", s["spec"]["serviceName"], POSTGRES_NS)["spec"]["clusterIP"] == "None"
+    pdb = _one("PodDisruptionBudget", "svg-ai-postgres", POSTGRES_NS)
+    assert pdb["spec"]["maxUnavailable"] == 1 and pdb["spec"]["selector"]["matchLabels"].items() <= template.items()
+
+
+def test_the_leader_service_is_the_one_patroni_keeps_and_every_dsn_points_at_it():
+    config = _patroni()
+    leader = _one("Service", config["scope"], POSTGRES_NS)  # Patroni's leader Endpoints are named by its scope
+    assert "selector" not in leader["spec"], "with a selector Kubernetes would overwrite Patroni's Endpoints"
+    assert [(p["name"], p["port"]) for p in leader["spec"]["ports"]] == \
+        [(p["name"], p["port"]) for p in config["kubernetes"]["ports"]], "Endpoints ports match the Service's by name"
+    assert "selector" not in _one("Service", f"{config['scope']}-config", POSTGRES_NS)["spec"]
+    host = f"{config['scope']}.{POSTGRES_NS}.svc.cluster.local"
+    for dsn in ("app_dsn", "admin_dsn"):
+        assert re.search(r"\bhost=(\S+)", TARGET[dsn])[1] == host and "port=5432 " in TARGET[dsn], dsn
+    readme_dsn = re.search(r'--from-literal=app-dsn="([^"]+)"', (DEPLOY / "README.md").read_text())[1]
+    assert re.search(r"\bhost=(\S+)", readme_dsn)[1] == config["scope"]
+    assert "target_session_attrs=read-write" in readme_dsn
+
+
+def test_the_replica_service_selects_the_role_label_patroni_writes():
+    k8s = _patroni()["kubernetes"]
+    replica = _one("Service", "svg-ai-postgres-replica", POSTGRES_NS)
+    assert replica["spec"]["selector"] == {**_patroni_labels(), k8s["role_label"]: k8s["follower_label_value"]}
+    # Patroni 4's own values (4.0 renamed the leader's from master): what it writes unless told otherwise
+    assert (k8s["role_label"], k8s["leader_label_value"], k8s["follower_label_value"]) == ("role", "primary", "replica")
+
+
+def test_liveness_and_readiness_ask_patronis_rest_api():
+    c = _container(_postgres(), "patroni")
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    rest_port = int(_patroni()["restapi"]["listen"].rsplit(":", 1)[1])
+    for probe, path in (("livenessProbe", "/liveness"), ("readinessProbe", "/readiness")):
+        get = c[probe]["httpGet"]
+        assert get["path"] == path, probe
+        assert ports.get(get["port"], get["port"]) == rest_port, f"{probe} must ask Patroni, not PostgreSQL"
+    pg_port = int(_patroni()["postgresql"]["listen"].rsplit(":", 1)[1])
+    assert ports["postgres"] == pg_port
+
+
+def test_patroni_runs_its_mounted_configuration_and_bootstraps_the_application(tmp_path):
+    pod = _postgres()["spec"]["template"]["spec"]
+    c = _container(_postgres(), "patroni")
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    config_dir = next(mounts[n] for n, v in volumes.items()
+                      if v.get("configMap", {}).get("name") == "svg-ai-postgres-patroni")
+    assert c["command"] == ["patroni", f"{config_dir}/patroni.yml"]
+    config = _patroni()
+    script_path = config["bootstrap"]["post_bootstrap"].split()[-1]
+    assert Path(script_path).parent == Path(config_dir)
+    script = _patroni_configmap()["data"][Path(script_path).name]
+    (tmp_path / "post-bootstrap.sh").write_text(script)
+    assert subprocess.run(["bash", "-n", str(tmp_path / "post-bootstrap.sh")]).returncode == 0
+    for sql in ("CREATE ROLE svgai LOGIN", "CREATE DATABASE svgai OWNER svgai", "CREATE EXTENSION IF NOT EXISTS amcheck"):
+        assert sql in script, sql
+    assert "SVGAI_PASSWORD" in {e["name"] for e in c["env"]}
+    assert Path(config["postgresql"]["data_dir"]).parent == Path(mounts["data"]), "PGDATA below the mount (lost+found)"
+    archive = config["bootstrap"]["dcs"]["postgresql"]["parameters"]["archive_command"]
+    assert f"{mounts['backups']}/wal/%f" in archive
+    assert volumes["backups"]["persistentVolumeClaim"]["claimName"] == "svg-ai-backups"
+
+
+def test_the_database_secret_keys_used_are_those_the_readme_creates():
+    readme = (DEPLOY / "README.md").read_text()
+    command = readme[readme.index("create secret generic svg-ai-db"):]
+    command = command[:command.index("\nkubectl apply")]
+    created = set(re.findall(r"--from-literal=([a-z-]+)=", command))
+    assert created == {"postgres-password", "svgai-password", "replication-password", "app-dsn"}
+    used = {m for m in re.findall(r"'name': 'svg-ai-db', 'key': '([a-z-]+)'", repr(OBJECTS))}
+    assert used and used <= created, f"not created by the README: {sorted(used - created)}"
+    postgres_keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in _container(_postgres(), "patroni")["env"]
+                     if "secretKeyRef" in e.get("valueFrom", {})}
+    assert postgres_keys == {"postgres-password", "svgai-password", "replication-password"}
 
 
 def _prometheus_files() -> dict:
@@ -198,12 +428,17 @@ def test_the_example_target_names_what_the_manifests_create():
     assert TARGET["api_replicas"] == api["spec"]["replicas"]
     prom = _one("Deployment", TARGET["prometheus_deployment"], TARGET["monitoring_namespace"])
     assert _selects(TARGET["prometheus_label_selector"], prom["spec"]["template"]["metadata"]["labels"])
-    for role in ("primary", "standby"):
-        s = _one("StatefulSet", TARGET["database_statefulsets"][role], TARGET["database_namespace"])
-        assert _selects(TARGET["database_pod_selectors"][role], s["spec"]["template"]["metadata"]["labels"])
-        other = "standby" if role == "primary" else "primary"
-        assert not _selects(TARGET["database_pod_selectors"][role],
-                            _one("StatefulSet", TARGET["database_statefulsets"][other])["spec"]["template"]["metadata"]["labels"])
+    # One StatefulSet of Patroni members plays both roles; a role is the label Patroni writes, so
+    # each selector picks a member only once Patroni has labelled it, and never the other role.
+    members = _postgres()["spec"]["template"]["metadata"]["labels"]
+    roles = _patroni()["kubernetes"]
+    as_labelled = {"primary": {**members, roles["role_label"]: roles["leader_label_value"]},
+                   "standby": {**members, roles["role_label"]: roles["follower_label_value"]}}
+    for role, other in (("primary", "standby"), ("standby", "primary")):
+        assert TARGET["database_statefulsets"][role] == _postgres()["metadata"]["name"], role
+        selector = TARGET["database_pod_selectors"][role]
+        assert _selects(selector, as_labelled[role]), role
+        assert not _selects(selector, as_labelled[other]) and not _selects(selector, members), role
     assert "svg-ai-api.svg-ai-prod" in TARGET["api_url"] and "prometheus.monitoring" in TARGET["prometheus_url"]
     for dsn in ("app_dsn", "admin_dsn"):
         assert "password" not in TARGET[dsn] and "target_session_attrs=read-write" in TARGET[dsn]
@@ -347,10 +582,11 @@ def test_the_weekly_backup_verification():
     backups = volumes[mounts["/var/lib/svgai/backups"]]["persistentVolumeClaim"]["claimName"]
     assert backups == "svg-ai-backups" and target["archive_dir"].startswith("/var/lib/svgai/backups/")
     assert target["backup_dir"].startswith("/var/lib/svgai/backups/") and target["srv_dir"] in mounts
-    primary = _one("StatefulSet", "svg-ai-postgres-primary", "svg-ai-prod")
-    archive = next(a for a in primary["spec"]["template"]["spec"]["containers"][0]["args"] if a.startswith("archive_command"))
-    assert target["archive_dir"] + "/%f" in archive, "verifies the archive the primary writes"
-    assert pod["securityContext"]["runAsUser"] == primary["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+    archive = _patroni()["bootstrap"]["dcs"]["postgresql"]["parameters"]["archive_command"]
+    assert target["archive_dir"] + "/%f" in archive, "verifies the archive the leader writes"
+    members = _postgres()["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == members["securityContext"]["runAsUser"]
+    assert "-h svg-ai-postgres " in pod["initContainers"][0]["args"][0], "the base backup comes from the leader Service"
     assert target["scratch_port"] < 32768
 
 
@@ -458,7 +694,7 @@ def test_its_configuration_names_every_variable_it_uses_and_its_defaults_match_t
              "api_deployment": TARGET["api_deployment"], "api_selector": TARGET["api_label_selector"],
              "prometheus_deployment": TARGET["prometheus_deployment"],
              "prometheus_selector": TARGET["prometheus_label_selector"],
-             "db_primary_statefulset": TARGET["database_statefulsets"]["primary"],
+             "db_statefulset": TARGET["database_statefulsets"]["primary"],
              "db_primary_selector": TARGET["database_pod_selectors"]["primary"]}
     for key, value in config.items():
         if key in names:
@@ -504,6 +740,37 @@ def test_negative_twin_disables_restart_by_scaling_to_zero_and_scales_back(path)
     assert [a["provider"]["arguments"]["component"] for a in restores] == [component]
     waits = [a for a in rollbacks if a["provider"]["func"].endswith("_fully_available")]
     assert waits and rollbacks.index(restores[0]) < rollbacks.index(waits[0]), "scale back, then wait"
+
+
+def _resolved(value: str, experiment: dict) -> str:
+    return re.sub(r"\$\{(\w+)\}", lambda m: str(experiment["configuration"][m[1]]), value)
+
+
+def test_the_database_twin_stops_every_patroni_member_so_none_can_be_promoted():
+    # Under Patroni a killed leader is replaced by promoting a replica: the twin's switch must stop
+    # every member of the cluster, or the service would come back and the twin would pass.
+    twin, positive = _load(NEGATIVE / "database-failure.yaml"), _load(EXPERIMENTS / "database-failure.yaml")
+    fault, = _tagged(twin, "fault")
+    setup, = _tagged(twin, "setup")
+    assert setup["provider"]["arguments"]["replicas"] == 0
+    role = setup["provider"]["arguments"]["component"].split("-", 1)[1]
+    scaled = _one("StatefulSet", TARGET["database_statefulsets"][role], TARGET["database_namespace"])
+    roles = _patroni()["kubernetes"]
+    leader = {**scaled["spec"]["template"]["metadata"]["labels"], roles["role_label"]: roles["leader_label_value"]}
+    assert _selects(_resolved(fault["provider"]["arguments"]["label_selector"], twin), leader), \
+        "the fault kills a pod of the StatefulSet the twin scales to 0"
+    runs_members = [o["metadata"]["name"] for o in OBJECTS if o["kind"] in ("StatefulSet", "Deployment")
+                    and _patroni_labels().items() <= o["spec"]["template"]["metadata"]["labels"].items()]
+    assert runs_members == [scaled["metadata"]["name"]], "a member elsewhere would be promoted"
+    # the positive run waits for the same members, and asks for exactly one leader after
+    *_, last = positive["method"]
+    assert _resolved(last["provider"]["arguments"]["name"], positive) == scaled["metadata"]["name"]
+    one_primary = next(p for p in positive["steady-state-hypothesis"]["probes"] if p["name"] == "exactly-one-primary")
+    assert one_primary["tolerance"] == 1
+    assert _resolved(one_primary["provider"]["arguments"]["label_selector"], positive) == \
+        TARGET["database_pod_selectors"]["primary"]
+    assert [p["name"] for p in twin["steady-state-hypothesis"]["probes"]] == \
+        [p["name"] for p in positive["steady-state-hypothesis"]["probes"]]
 
 
 def test_the_production_guard_reads_chaosk8s_namespaces_from_the_configuration():

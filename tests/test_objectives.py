@@ -16,7 +16,9 @@ SCENARIOS = {"database-failure", "database-corruption", "database-logical-corrup
              "k8s-api-replica-crash", "k8s-api-crash", "k8s-database-failure", "k8s-monitoring-failure",
              "k8s-node-failure", "k8s-api-rollout-restart",
              # the container target's own faults (experiments/containers)
-             "network-partition", "network-latency"}
+             "network-partition", "network-latency",
+             # the embedded stack's patroni tier (experiments/ha)
+             "database-node-lost"}
 
 MINIMAL = """\
 defaults:

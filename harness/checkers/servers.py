@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["servers", "server_id"]
+__all__ = ["servers", "server_id", "failover_window"]
 
 SAMPLE = 20
 
@@ -126,6 +126,23 @@ def servers(events: list[dict]) -> dict:
     else:
         out["detail"] = f"one server took every acknowledged write ({order[0]})"
     return out
+
+
+def failover_window(events: list[dict], srv: dict, t_fault: float | None) -> dict | None:
+    """The failover against the window its HA manager's settings promise, when a fault declares one
+    (`expected_failover_window_s` in its record: harness/faults/ha.py): `failover_s` from the fault
+    to the first write a newer server acknowledged (None: no newer server took a write), and
+    whether it fell within. None when no fault declares a window."""
+    window = next((e["detail"]["expected_failover_window_s"] for e in events
+                   if e["kind"] == "fault" and e.get("phase") == "end" and isinstance(e.get("detail"), dict)
+                   and e["detail"].get("expected_failover_window_s")), None)
+    if window is None or t_fault is None:
+        return None
+    low, high = float(window[0]), float(window[1])
+    after = [c for c in srv.get("changes") or [] if c["first_new_ack_t"] > t_fault]
+    failover = _r(after[0]["first_new_ack_t"] - t_fault) if after else None
+    return {"expected_s": [low, high], "failover_s": failover,
+            "within": failover is not None and low <= failover <= high}
 
 
 def _at(server: Any) -> float | None:

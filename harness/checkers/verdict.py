@@ -27,7 +27,7 @@ from .latency import p95_latency
 from .loss import CLOCK_STEP_S, loss, witnesses
 from .phases import phases
 from .rollbacks import after_rollbacks
-from .servers import servers
+from .servers import failover_window, servers
 from .shards import ledger_clock, widen
 from .steps import steps
 
@@ -66,6 +66,7 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
     wit = witnesses(events, obj["rpo_s"])
     existing = existing_rows(events, _recovery_point_t(lost, t_fault))
     srv = servers(events)
+    window = failover_window(events, srv, t_fault)  # None unless the fault declares one (HA settings)
     # The service is measured in every scenario: an API outage during "monitoring-failure" is an
     # outage of the service, judged against the same RTO as the component the scenario names.
     service = None
@@ -137,6 +138,8 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
             "servers": [x["id"] for x in srv["servers"]],
             "failover_write_gap_s": srv["changes"][0]["write_gap_s"] if srv["changes"] else None,
             "split_brain_writes": srv["split_brain_writes"],
+            **({"failover_s": window["failover_s"], "expected_failover_window_s": window["expected_s"]}
+               if window else {}),
             "witnesses": {k: wit[k] for k in ("ok", "window_s", "count", "largest_gap_s", "max_gap_s")},
             "heartbeat_set_aside": lost.get("heartbeat_set_aside") or 0,
             **_exposure(events),
@@ -154,8 +157,21 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
         "functions": funcs,
         "existing_rows": existing,
         "steps": [{k: x[k] for k in ("name", "section", "type", "provider", "tags", "ok", "detail")} for x in st["steps"]],
-        "flags": _flags(events, avail, lost, t_fault, t_fault_end),
+        "flags": _flags(events, avail, lost, t_fault, t_fault_end) + _window_flags(window),
     }
+
+
+def _window_flags(window: dict | None) -> list[str]:
+    """A failover outside the window its HA settings promise is flagged (a slow one may still meet
+    the RTO; a fast one means the settings do not say what the cluster does)."""
+    if window is None or window["within"]:
+        return []
+    low, high = window["expected_s"]
+    if window["failover_s"] is None:
+        return [f"no failover: no newer database server took a write, where the HA settings promise one "
+                f"{_n(low)}–{_n(high)} s after the fault"]
+    return [f"failover {_n(window['failover_s'])} s after the fault, outside the {_n(low)}–{_n(high)} s "
+            f"the HA settings promise (ttl, loop_wait)"]
 
 
 # Internals ---------------------------------------------------------------------------------

@@ -22,6 +22,10 @@ def register(sub) -> None:
     p.add_argument("--kind", choices=KINDS, default=None,
                    help="local: the embedded stack (default for a new home); containers: Docker containers "
                         "(testcontainers)")
+    p.add_argument("--db-tier", choices=("plain", "patroni"), default=None,
+                   help="the embedded stack's database tier, for a new home: plain (default; the BCP's "
+                        "failover runbook promotes the standby) or patroni (Patroni on a 3-member etcd "
+                        "quorum fails over by itself); a home keeps the tier it was set up with")
     p.set_defaults(func=cmd_up)
     p = tsub.add_parser("down", help="stop everything the stack started")
     add_home_options(p, port_base=True, target=False)
@@ -44,6 +48,10 @@ def cmd_up(args) -> int:
     if args.kind is None and t.kind not in KINDS:
         raise UsageError(f"{t.home} holds {t.label}, which gameday does not bring up")
     base = t.parse_port_base(args.port_base)
+    if args.db_tier is not None:
+        if args.db_tier not in t.db_tiers:
+            raise UsageError(f"--db-tier is for the embedded stack, not {t.label}")
+        t.db_tier = args.db_tier
     _heal(t)
     try:
         t.up(base)

@@ -72,7 +72,9 @@ def kill_api_pods(count: int | str = 1, grace_period_s: int = 0, target: str | N
 
 def kill_database_pod(role: str = "primary", grace_period_s: int = 1, target: str | None = None) -> dict:
     """Delete the PostgreSQL pod that plays `role` (primary or standby), the BCP's "database
-    failure": its StatefulSet recreates it on the same volume and crash recovery replays the WAL.
+    failure". Under Patroni (deploy/kubernetes/postgres.yaml) the replica is promoted and the
+    StatefulSet recreates the lost pod on its volume, which rejoins as a replica; a plain
+    StatefulSet restarts it there and crash recovery replays the WAL.
 
     The default grace of 1 s is deliberate: a force deletion (0) removes the pod object before the
     kubelet has stopped the container, so the StatefulSet may start the replacement while the old
@@ -85,8 +87,9 @@ def kill_database_pod(role: str = "primary", grace_period_s: int = 1, target: st
     namespace = database_namespace(t, src)
     selectors = t.get("database_pod_selectors")
     if not isinstance(selectors, dict) or not isinstance(selectors.get(role), str) or not selectors[role].strip():
+        example = "role=primary" if role == "primary" else "role=replica"  # the labels Patroni writes
         raise ActivityFailed(f"target description {src} has no database_pod_selectors.{role} (a label selector such "
-                             f"as 'app.kubernetes.io/name=svg-ai-postgres,svg-ai.io/role={role}'), got {selectors!r}")
+                             f"as 'app.kubernetes.io/name=svg-ai-postgres,{example}'), got {selectors!r}")
     selector = selectors[role]
     apis = k8s_client.make_apis(t, src)
     pods = _pods(apis, namespace, selector)

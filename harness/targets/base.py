@@ -42,6 +42,7 @@ class Target:
     fault_family: ClassVar[str] = ""
     runs_here: ClassVar[bool] = False
     owns_lifecycle: ClassVar[bool] = False  # `gameday target up/down` manages it
+    db_tiers: ClassVar[tuple[str, ...]] = ()  # database tiers `up` can bring (--db-tier), if any
 
     def __init__(self, path: str | os.PathLike, home: str | os.PathLike | None = None):
         self.path = Path(path).resolve()

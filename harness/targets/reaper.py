@@ -12,6 +12,7 @@ one-shot timer, since a frozen process may be the very thing that would otherwis
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from harness.core import pgroles, procs
 from harness.targets.containers import engine as container_engine
 from harness.core.errors import first_line
 from harness.targets.embedded import supervisor
+from harness.targets.embedded.ha import nodes as ha_nodes
 
 __all__ = ["undo", "reap", "start_timer", "main"]
 
@@ -61,6 +63,9 @@ def undo(entry: dict) -> str:
             return f"started {u['program']}"
         if kind == "cold_start":
             return "needs a cold start: run 'gameday target up'"
+        if kind == "patroni_resume":  # maintenance mode left on by a twin of an automatic failover
+            ha_nodes.set_pause(json.loads(Path(u["cluster_file"]).read_text()), False)
+            return "resumed Patroni (maintenance mode off)"
         if kind in container_engine.UNDO_KINDS:  # a paused, stopped, cut-off or slowed container
             return container_engine.undo(u)
         return f"no undo of kind {kind!r}"

@@ -7,6 +7,7 @@ the server, so its folders then go to a per-home place under /var/tmp instead.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pwd
 import subprocess
@@ -63,14 +64,30 @@ def user_can_traverse(user: str, folder: Path) -> bool:
     return r.returncode == 0
 
 
+# The database tier a home runs: "plain" (two PostgreSQL programs of the stack's own, failed over
+# by the BCP's runbook) or "patroni" (an HA cluster of its own: Patroni on an etcd quorum,
+# harness/targets/embedded/ha, in <home>/ha, from this offset of the port base).
+DB_TIERS = ("plain", "patroni")
+HA_PORT_OFFSET = 8
+
+
 @dataclass
 class Layout:
+    """`db`: where the database tier lives when it is not the stack's own (the patroni tier): the
+    two servers' ports and data folders, its passfile, WAL archive and socket folder, as the stack
+    recorded them in the home's marker at `up`. None: the plain tier, everything from the base."""
     home: Path
     port_base: int
+    db: dict | None = None
     srv: Path = field(init=False)  # folders the database user must reach
 
     def __post_init__(self):
         self.home = Path(self.home).resolve()
+        if self.db is None:
+            try:
+                self.db = json.loads((self.home / ".gameday-home").read_text()).get("db")
+            except (OSError, ValueError, AttributeError):
+                self.db = None
         user = server_user()
         if user_can_traverse(user, self.home.parent):
             self.srv = self.home / "srv"
@@ -78,7 +95,13 @@ class Layout:
             digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:10]
             self.srv = Path("/var/tmp") / f"gameday-srv-{digest}"
 
+    @property
+    def db_tier(self) -> str:
+        return "patroni" if self.db else "plain"
+
     def port(self, name: str) -> int:
+        if self.db and name in self.db["ports"]:
+            return int(self.db["ports"][name])
         return self.port_base + PORT_OFFSETS[name]
 
     # Folders and files; names say what they hold.
@@ -113,11 +136,11 @@ class Layout:
     @property
     def standby_dir(self) -> Path: return self.srv / "standby"
     @property
-    def archive_dir(self) -> Path: return self.srv / "archive"
+    def archive_dir(self) -> Path: return Path(self.db["archive_dir"]) if self.db else self.srv / "archive"
     @property
     def backup_dir(self) -> Path: return self.srv / "backups"
     @property
-    def socket_dir(self) -> Path: return self.srv / "run"
+    def socket_dir(self) -> Path: return Path(self.db["socket_dir"]) if self.db else self.srv / "run"
     @property
     def holds_dir(self) -> Path: return self.srv / "holds"
     @property
@@ -127,7 +150,8 @@ class Layout:
     @property
     def secrets_dir(self) -> Path: return self.home / "secrets"  # 0700: generated at target up
     @property
-    def passfile(self) -> Path: return self.secrets_dir / "pgpass"  # libpq's format, 0600
+    def passfile(self) -> Path:  # libpq's format, 0600
+        return Path(self.db["passfile"]) if self.db else self.secrets_dir / "pgpass"
 
     @property
     def supervisor_socket(self) -> Path:
@@ -145,6 +169,8 @@ class Layout:
 
     def data_dir(self, program: str) -> Path:
         """The data folder a PostgreSQL program runs on (programs keep their folders when roles move)."""
+        if self.db:
+            return Path(self.db["data_dirs"][program])
         return self.primary_dir if program == "postgres-primary" else self.standby_dir
 
     def hold_file(self, program: str) -> Path:

@@ -32,14 +32,16 @@ from harness.core import ports, procs, signing
 from harness.records.heartbeat_ledger import freshness
 from harness.targets import description as target_mod
 from harness.core.errors import first_line
-from harness.targets.embedded import artifact_backup, launchers, monitoring, postgres, supervisor
-from harness.targets.embedded.layout import PG_BIN, PORT_OFFSETS, Layout, port_base_from_env, server_user
+from harness.targets.embedded import artifact_backup, ha, launchers, monitoring, postgres, supervisor
+from harness.targets.embedded.layout import (DB_TIERS, HA_PORT_OFFSET, PG_BIN, PORT_OFFSETS, Layout, port_base_from_env,
+                                             server_user)
 from harness.targets.description import PROJECT_ROOT
 
 API_REPLICAS = 2
 API_WORKER_TIMEOUT_S = 10
 START_ORDER = ("postgres-primary", "postgres-standby", "api", "prometheus", "alertmanager",
                "alert-receiver", "liveness", "heartbeat", "fault-reaper", "rpo-exporter")
+DB_PROGRAMS = ("postgres-primary", "postgres-standby")
 HEARTBEAT_FRESH_S = 10.0  # the heartbeat counts as healthy while its newest acknowledgement is this recent
 
 
@@ -113,13 +115,27 @@ def check_home(layout: Layout) -> None:
         raise StackError(f"corrupt home {home}: {layout.primary_dir} has no PG_VERSION; take it down and remove the folder")
 
 
+def stack_programs(layout: Layout) -> tuple[str, ...]:
+    """The programs this stack's supervisord runs: with the patroni tier, the database servers
+    are the HA cluster's (its own supervisord runs the Patroni agents), not the stack's."""
+    return tuple(n for n in START_ORDER if not (layout.db and n in DB_PROGRAMS))
+
+
+def _stack_ports(layout: Layout) -> dict[str, int]:
+    return {name: layout.port(name) for name in PORT_OFFSETS if not (layout.db and name in DB_PROGRAMS)}
+
+
 def check_ports_free(layout: Layout) -> None:
-    for name, port in ports.in_use({name: layout.port(name) for name in PORT_OFFSETS})[:1]:
+    for name, port in ports.in_use(_stack_ports(layout))[:1]:
         raise StackError(f"port {port} ({name}) on 127.0.0.1 is in use; stop what holds it or choose "
                          f"another --port-base")
 
 
 def programs(layout: Layout) -> list[supervisor.Program]:
+    return [p for p in _all_programs(layout) if p.name in stack_programs(layout)]
+
+
+def _all_programs(layout: Layout) -> list[supervisor.Program]:
     pg_user = server_user() if os.geteuid() == 0 else None
     pg_launch = layout.bin_dir / "pg-launch.sh"
     api_launch = layout.bin_dir / "api-launch.sh"
@@ -231,8 +247,18 @@ def describe(layout: Layout, roles: dict | None = None) -> dict:
         "supervisor_url": layout.supervisor_url,
         "api_pidfile": str(layout.api_pidfile),
         "logs_dir": str(layout.logs),
-        "programs": list(START_ORDER),
+        "programs": list(stack_programs(layout)),
+        "db_tier": layout.db_tier,
+        **({"ha": _ha_handle(layout)} if layout.db else {}),
     }
+
+
+def _ha_handle(layout: Layout) -> dict | None:
+    """The HA cluster's handle (harness/targets/embedded/ha), as its `up` wrote it."""
+    try:
+        return json.loads((Path(layout.db["ha_home"]) / "cluster.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,8 +360,9 @@ def _start_supervisord(layout: Layout) -> None:
 
 
 def up(home: str | os.PathLike | None = None, port_base: int | None = None,
-       log: Callable[[str], None] = print) -> dict:
-    """Bring the embedded stack up (idempotent) and return its target description."""
+       log: Callable[[str], None] = print, db_tier: str | None = None) -> dict:
+    """Bring the embedded stack up (idempotent) and return its target description. `db_tier`:
+    "plain" or "patroni" for a new home (default plain); a home keeps the tier it was set up with."""
     home_path = Path(home) if home else target_mod.default_home()
     layout = Layout(home_path, port_base_from_env(port_base if port_base is not None else recorded_port_base(home_path)))
     t_start = time.monotonic()
@@ -343,6 +370,7 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
     def step(msg: str) -> None:
         log(f"[{time.monotonic() - t_start:6.1f}s] {msg}")
 
+    tier = _check_tier(layout, db_tier)
     check_binaries()
     check_home(layout)
     sup_url = layout.supervisor_url
@@ -352,14 +380,16 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
     started_here = not already
     try:
         layout.home.mkdir(parents=True, exist_ok=True)
-        layout.marker.write_text(json.dumps({"port_base": layout.port_base}) + "\n")
+        layout.marker.write_text(json.dumps({"port_base": layout.port_base, **({"db": layout.db} if layout.db else {})}) + "\n")
+        if tier == "patroni":
+            _up_patroni_tier(layout, step)
         postgres.prepare_srv(layout)
         launchers.write_launchers(layout.bin_dir)
         # A fresh `up` is never held down. A held PostgreSQL program may be a fenced ex-primary
         # (failover): it is only released once we know whether it must be rebuilt (below).
         pg_held = []
         for hold in layout.holds_dir.iterdir():
-            if hold.name in ("postgres-primary", "postgres-standby"):
+            if hold.name in DB_PROGRAMS and not layout.db:
                 pg_held.append(hold.name)
             else:
                 hold.unlink()
@@ -367,44 +397,52 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
             step("training models (torch quality predictor, sklearn regressors)")
             _run_py(["-m", "svgai.train", "--model-dir", str(layout.model_dir), "--config", str(layout.config_path)],
                     "model training")
-        fresh_db = not (layout.primary_dir / "PG_VERSION").exists()
-        if fresh_db:
+        if layout.db:
+            pass  # the HA cluster made its own servers
+        elif not (layout.primary_dir / "PG_VERSION").exists():
             step("initdb primary")
             postgres.init_primary(layout)
         else:
             postgres.configure(layout, layout.primary_dir, layout.port("postgres-primary"))
         monitoring.write_configs(layout)
         if not already:
-            for removed in postgres.remove_stale_locks(layout):
-                step(f"removed stale lock file {removed}")
+            if not layout.db:
+                for removed in postgres.remove_stale_locks(layout):
+                    step(f"removed stale lock file {removed}")
             step("starting supervisord")
             _start_supervisord(layout)
 
-        step("starting PostgreSQL")
-        pg_programs = ["postgres-primary"] + (["postgres-standby"] if (layout.standby_dir / "PG_VERSION").exists() else [])
-        free = [n for n in pg_programs if n not in pg_held] or pg_programs
-        for name in free:
-            if name in pg_held:  # every server held: none of them is fenced by another primary
-                launchers.release(layout, name)
-            supervisor.start(sup_url, name)
-        for name in free:
-            postgres.wait_ready(layout.port(name), 60, name)
-        postgres.set_passwords(layout, [layout.port(name) for name in free])
-        fenced = _release_or_rebuild_held(layout, sup_url, [n for n in pg_programs if n not in free], free, step)
-        pg_programs = free + fenced
+        if layout.db:
+            pg_programs = list(DB_PROGRAMS)
+        else:
+            step("starting PostgreSQL")
+            pg_programs = ["postgres-primary"] + (["postgres-standby"] if (layout.standby_dir / "PG_VERSION").exists() else [])
+            free = [n for n in pg_programs if n not in pg_held] or pg_programs
+            for name in free:
+                if name in pg_held:  # every server held: none of them is fenced by another primary
+                    launchers.release(layout, name)
+                supervisor.start(sup_url, name)
+            for name in free:
+                postgres.wait_ready(layout.port(name), 60, name)
+            postgres.set_passwords(layout, [layout.port(name) for name in free])
+            fenced = _release_or_rebuild_held(layout, sup_url, [n for n in pg_programs if n not in free], free, step)
+            pg_programs = free + fenced
         roles = current_roles(layout, pg_programs)
         primary_port = layout.port(roles["primary"])
         postgres.create_app_database(layout, primary_port)
         _run_py(["-m", "svgai.migrate", "--dsn", layout.dsn(roles["primary"])], "schema migration")
-        if not any(layout.backup_dir.iterdir()):
-            step("taking the first base backup")
-            postgres.take_base_backup(layout, port=primary_port)
-        if "postgres-standby" not in pg_programs:
-            step("cloning the streaming standby")
-            postgres.clone_standby(layout, primary_port, layout.standby_dir, layout.port("postgres-standby"))
+        if layout.db:
+            pass  # Patroni cloned the replica; base backups of this tier are not taken yet (README)
         else:
-            postgres.configure(layout, layout.standby_dir, layout.port("postgres-standby"))
-        for name in START_ORDER[1:]:
+            if not any(layout.backup_dir.iterdir()):
+                step("taking the first base backup")
+                postgres.take_base_backup(layout, port=primary_port)
+            if "postgres-standby" not in pg_programs:
+                step("cloning the streaming standby")
+                postgres.clone_standby(layout, primary_port, layout.standby_dir, layout.port("postgres-standby"))
+            else:
+                postgres.configure(layout, layout.standby_dir, layout.port("postgres-standby"))
+        for name in [n for n in stack_programs(layout) if n not in DB_PROGRAMS]:
             step(f"starting {name}")
             supervisor.start(sup_url, name)
         for name, timeout_s in (("postgres-standby", 60), ("api", 90), ("alert-receiver", 20),
@@ -436,6 +474,38 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
         if isinstance(e, postgres.PostgresError):
             raise StackError(str(e)) from None
         raise
+
+
+def _check_tier(layout: Layout, asked: str | None) -> str:
+    """The database tier this `up` brings: the home's own, else the one asked for (plain by default)."""
+    if asked is not None and asked not in DB_TIERS:
+        raise StackError(f"database tier must be one of {', '.join(DB_TIERS)}, got {asked!r}")
+    if layout.marker.exists():
+        have = layout.db_tier
+        if asked is not None and asked != have:
+            raise StackError(f"home {layout.home} runs the {have} database tier, not {asked}; choose another --home")
+        return have
+    return asked or "plain"
+
+
+def _up_patroni_tier(layout: Layout, step: Callable[[str], None]) -> None:
+    """The HA cluster in <home>/ha (Patroni on an etcd quorum; idempotent), and where its servers
+    are recorded in the home's marker for every later Layout of this home."""
+    step("the database tier: Patroni on a 3-member etcd quorum")
+    cluster = ha.up(layout.home / "ha", layout.port_base + HA_PORT_OFFSET, log=lambda m: step(f"  ha: {m}"))
+    (pg0, m0), (pg1, m1) = sorted(cluster["members"].items())
+    layout.db = {
+        "ha_home": cluster["home"],
+        # The stack's two database names stay (programs keep names when roles move); each is one
+        # Patroni member, and whichever leads is the primary.
+        "ports": {"postgres-primary": m0["port"], "postgres-standby": m1["port"]},
+        "data_dirs": {"postgres-primary": m0["data_dir"], "postgres-standby": m1["data_dir"]},
+        "members": {"postgres-primary": pg0, "postgres-standby": pg1},
+        "passfile": cluster["passfile"],
+        "archive_dir": cluster["archive_dir"],
+        "socket_dir": str(Path(cluster["srv_dir"]) / "run"),
+    }
+    layout.marker.write_text(json.dumps({"port_base": layout.port_base, "db": layout.db}) + "\n")
 
 
 def supervisor_identifier(layout: Layout) -> str:
@@ -477,15 +547,19 @@ def down(home: str | os.PathLike | None = None, port_base: int | None = None,
         if procs.alive(sup_pid) and _is_our_supervisord(sup_pid, layout):
             os.kill(sup_pid, signal.SIGKILL)
     # Leftovers a crash may have orphaned: postgres backends, API workers of a killed arbiter.
-    for folder in (layout.primary_dir, layout.standby_dir):
-        procs.signal_all(procs.pids_in(folder), signal.SIGKILL)
+    if layout.db:
+        log("stopping the HA database tier")
+        ha.down(layout.db["ha_home"])
+    else:
+        for folder in (layout.primary_dir, layout.standby_dir):
+            procs.signal_all(procs.pids_in(folder), signal.SIGKILL)
     api_group = procs.read_pid(layout.api_pidfile)
     if api_group:
         try:
             os.killpg(api_group, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    named = {name: layout.port(name) for name in PORT_OFFSETS}
+    named = _stack_ports(layout)
     deadline = time.monotonic() + 10
     while (busy := ports.in_use(named)) and time.monotonic() <= deadline:
         time.sleep(0.2)
@@ -520,6 +594,12 @@ def status(home: str | os.PathLike | None = None) -> dict:
     for name in START_ORDER:
         info = infos.get(name, {})
         state = info.get("statename", "UNKNOWN")
+        if layout.db and name in DB_PROGRAMS:  # a Patroni member: its server answers for it
+            state = "PATRONI"
+            healthy, detail = component_health(layout, name)
+            components.append({"name": name, "healthy": healthy, "pid": None, "state": state,
+                               "detail": f"{layout.db['members'][name]}: {detail}"})
+            continue
         healthy, detail = (component_health(layout, name) if state == "RUNNING" else (False, f"supervisor state {state}"))
         components.append({"name": name, "healthy": healthy, "pid": info.get("pid") or None, "state": state,
                            "detail": detail})

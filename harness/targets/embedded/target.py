@@ -9,7 +9,7 @@ from chaoslib.exceptions import ActivityFailed
 from harness.targets.base import Target
 from harness.targets.embedded import stack, supervisor
 from harness.targets.description import TargetError
-from harness.targets.embedded.layout import LayoutError, port_base_from_env
+from harness.targets.embedded.layout import DB_TIERS, LayoutError, port_base_from_env
 
 __all__ = ["EmbeddedTarget"]
 
@@ -34,8 +34,11 @@ class EmbeddedTarget(Target):
 
     lifecycle_errors = (stack.StackError, LayoutError)
 
+    db_tiers = DB_TIERS
+    db_tier: str | None = None  # for a new home: "plain" or "patroni" (gameday target up --db-tier)
+
     def _up(self, port_base: int | None, log: Callable[[str], None]) -> dict:
-        return stack.up(self.home, port_base, log=log)
+        return stack.up(self.home, port_base, log=log, db_tier=self.db_tier)
 
     def _down(self, port_base: int | None, log: Callable[[str], None]) -> None:
         stack.down(self.home, port_base, log=log)

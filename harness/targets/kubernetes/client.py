@@ -8,8 +8,11 @@ workloads are named by component, so an experiment never spells a cluster's name
     api               the API Deployment            (api_deployment, api_label_selector, namespace)
     monitoring        the Prometheus Deployment     (prometheus_deployment, prometheus_label_selector,
                                                      monitoring_namespace)
-    database-primary  the PostgreSQL primary        (database_statefulsets.primary,
-    database-standby  and standby StatefulSets       database_pod_selectors.<role>, database_namespace)
+    database-primary  the StatefulSet running the   (database_statefulsets.<role>,
+    database-standby  PostgreSQL primary / standby   database_pod_selectors.<role>, database_namespace)
+
+Under Patroni (deploy/kubernetes/postgres.yaml) both roles are members of one StatefulSet: both
+names are that StatefulSet, and the pod selectors are the role labels Patroni writes.
 
 Bad input raises ActivityFailed naming the value, before anything is asked of the cluster.
 

@@ -57,14 +57,21 @@ def members(cluster: dict) -> list[dict]:
     """Patroni's view of the members (`GET /cluster` on the first member that answers): name, role
     (leader, replica, sync_standby), state (running, streaming, ...), timeline, lag. [] when no
     member answers."""
+    state = cluster_state(cluster)
+    return state.get("members", []) if state is not None else []
+
+
+def cluster_state(cluster: dict) -> dict | None:
+    """Patroni's `GET /cluster` from the first member that answers (members, pause, ...); None
+    when none answers."""
     for name in cluster["members"]:
         try:
             status, body = rest_call(cluster, name, "/cluster")
         except OSError:
             continue
         if status == 200 and isinstance(body, dict):
-            return body.get("members", [])
-    return []
+            return body
+    return None
 
 
 def leader(cluster: dict) -> str | None:
@@ -177,6 +184,28 @@ def agent_pid(cluster: dict, member: str) -> int | None:
 def _postgres_pids(cluster: dict, member: str) -> list[int]:
     """The member's postmaster and every backend: they run with the data folder as working folder."""
     return [p for p in procs.pids_in(cluster["members"][member]["data_dir"]) if procs.running(p)]
+
+
+def set_pause(cluster: dict, paused: bool, timeout_s: float = 15.0) -> None:
+    """Patroni's maintenance mode on or off (`PATCH /config {"pause": ...}` on any member that
+    answers), and wait until the cluster reports it. Paused, Patroni neither promotes nor demotes
+    nor starts a stopped server: the automation is off, the servers run on."""
+    last = "no member answered"
+    for name in cluster["members"]:
+        try:
+            status, body = rest_call(cluster, name, "/config", method="PATCH", body={"pause": paused})
+        except OSError as e:
+            last = f"{name}: {e}"
+            continue
+        if status == 200:
+            break
+        last = f"{name}: HTTP {status} {body}"
+    else:
+        raise HAError(f"Patroni could not be {'paused' if paused else 'resumed'}: {last}")
+    def reported() -> bool:
+        state = cluster_state(cluster)  # Patroni shows "pause" only while paused
+        return state is not None and bool(state.get("pause")) == paused
+    _until(reported, timeout_s, f"Patroni did not report pause={paused}")
 
 
 def kill_node(cluster: dict, member: str, hold_s: float = DEFAULT_HOLD_S) -> dict:
