@@ -442,7 +442,7 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
                 postgres.clone_standby(layout, primary_port, layout.standby_dir, layout.port("postgres-standby"))
             else:
                 postgres.configure(layout, layout.standby_dir, layout.port("postgres-standby"))
-        for name in [n for n in stack_programs(layout) if n not in DB_PROGRAMS]:
+        for name in [n for n in stack_programs(layout) if n != "postgres-primary"]:  # started above
             step(f"starting {name}")
             supervisor.start(sup_url, name)
         for name, timeout_s in (("postgres-standby", 60), ("api", 90), ("alert-receiver", 20),
