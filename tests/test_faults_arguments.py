@@ -65,7 +65,8 @@ def plain_stack_target(tmp_path, monkeypatch) -> str:
 
 def test_ha_faults_refuse_a_stack_without_patroni_and_inject_nothing(plain_stack_target):
     from harness.faults import ha
-    for fault in (ha.lose_the_leader_node, ha.pause_failover, ha.switchover, ha.wait_for_a_new_leader):
+    for fault in (ha.lose_the_leader_node, ha.pause_failover, ha.switchover, ha.wait_for_a_new_leader,
+                  ha.freeze_the_leader_node, ha.synchronous_replication):
         with pytest.raises(ActivityFailed, match=r"database tier is not Patroni: .*--db-tier patroni"):
             fault()
     assert not [k for k in pending() if k.startswith("ha-")]

@@ -18,7 +18,7 @@ SCENARIOS = {"database-failure", "database-corruption", "database-logical-corrup
              # the container target's own faults (experiments/containers)
              "network-partition", "network-latency",
              # the embedded stack's patroni tier (experiments/ha)
-             "database-node-lost"}
+             "database-node-lost", "database-primary-frozen"}
 
 MINIMAL = """\
 defaults:

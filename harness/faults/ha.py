@@ -6,6 +6,8 @@ and the scenario watches Patroni recover it.
     lose_the_leader_node   the leader's Patroni agent and PostgreSQL SIGKILLed and kept down
     wait_for_a_new_leader  until another member leads (Patroni promoted it)
     bring_back_lost_nodes  every node kept down starts again; waits until it streams (rollback)
+    freeze_the_leader_node the leader's agent and PostgreSQL SIGSTOPped for 2 x ttl, then resumed
+    synchronous_replication Patroni's synchronous_mode on or off
     pause_failover         Patroni's maintenance mode: nobody promotes (the negative twins' switch)
     resume_failover        its rollback
     switchover             a planned change of leader, under load
@@ -20,12 +22,14 @@ from pathlib import Path
 
 from chaoslib.exceptions import ActivityFailed
 
+from harness.core import procs
 from harness.faults import clear_undo, register_undo
-from harness.faults._common import lease, local_target
+from harness.faults._common import duration, lease, local_target, stop_for
 from harness.targets.embedded.ha import nodes
 from harness.targets.embedded.ha.config import HAError
 
-__all__ = ["lose_the_leader_node", "wait_for_a_new_leader", "bring_back_lost_nodes", "pause_failover", "resume_failover", "switchover"]
+__all__ = ["lose_the_leader_node", "wait_for_a_new_leader", "bring_back_lost_nodes", "freeze_the_leader_node",
+           "synchronous_replication", "pause_failover", "resume_failover", "switchover"]
 
 
 def lose_the_leader_node(target: str | None = None, configuration: dict = None) -> dict:
@@ -85,7 +89,8 @@ def pause_failover(target: str | None = None, configuration: dict = None) -> dic
     t, cluster = _ha(target)
     cluster_file = str(Path(cluster["home"]) / "cluster.json")
     register_undo("ha-pause", lambda: nodes.set_pause(cluster, False),
-                  spec={"kind": "patroni_resume", "cluster_file": cluster_file}, **lease(t, configuration))
+                  spec={"kind": "patroni_config", "cluster_file": cluster_file, "config": {"pause": False}},
+                  **_setting_lease(t, configuration))
     try:
         nodes.set_pause(cluster, True)
     except HAError as e:
@@ -112,6 +117,72 @@ def switchover(target: str | None = None) -> dict:
         return nodes.switchover(cluster)
     except HAError as e:
         raise ActivityFailed(str(e)) from None
+
+
+def freeze_the_leader_node(duration_s: float = 40.0, target: str | None = None, configuration: dict = None) -> dict:
+    """Node hung: the leader's Patroni agent and every PostgreSQL process SIGSTOPped for
+    `duration_s` seconds (default 2 x ttl), then resumed. Its leader key expires unrefreshed and
+    Patroni promotes the replica meanwhile; resumed, the old leader must take no write before its
+    agent demotes it (the split_brain criterion judges every acknowledged write's server). A
+    detached timer resumes the node at the lease's end even if this harness is SIGKILLed."""
+    duration_s = duration(duration_s)
+    t, cluster = _ha(target)
+    leader = nodes.leader(cluster)
+    if leader is None:
+        raise ActivityFailed(f"no running leader to freeze ({_members(cluster)})")
+    agent = nodes.agent_pid(cluster, leader)
+    pids = sorted(set(procs.pids_in(cluster["members"][leader]["data_dir"])
+                      + (procs.group_members(agent) if agent else [])))
+    if not pids:
+        raise ActivityFailed(f"no process of {leader} runs")
+    held = stop_for(pids, duration_s, f"ha-freeze:{leader}", lease(t, configuration))
+    return {"node": leader, "pids": pids, **held, "expected_failover_window_s": cluster.get("expected_failover_window_s"),
+            "settings": {**(cluster.get("settings") or {}), "synchronous_mode": _synchronous(cluster)}}
+
+
+def synchronous_replication(on: bool = True, timeout_s: float = 30.0, target: str | None = None,
+                            configuration: dict = None) -> dict:
+    """Patroni's synchronous_mode on (a commit is acknowledged only once the synchronous standby
+    has it) or off; with it on, wait until a member is the synchronous standby. Turning it on
+    registers turning it back off (in the fault ledger too)."""
+    t, cluster = _ha(target)
+    before = _synchronous(cluster)
+    if on and not before:
+        cluster_file = str(Path(cluster["home"]) / "cluster.json")
+        register_undo("ha-synchronous", lambda: nodes.patch_config(cluster, {"synchronous_mode": False}),
+                      spec={"kind": "patroni_config", "cluster_file": cluster_file,
+                            "config": {"synchronous_mode": False}}, **_setting_lease(t, configuration))
+    try:
+        nodes.patch_config(cluster, {"synchronous_mode": bool(on)})
+    except HAError as e:
+        raise ActivityFailed(str(e)) from None
+    if not on:
+        clear_undo("ha-synchronous")
+        return {"synchronous_mode": False, "was": before}
+    deadline = time.monotonic() + float(timeout_s)
+    while not any(m.get("role") == "sync_standby" for m in nodes.members(cluster)):
+        if time.monotonic() > deadline:
+            raise ActivityFailed(f"no member became the synchronous standby within {timeout_s:g} s ({_members(cluster)})")
+        time.sleep(0.2)
+    return {"synchronous_mode": True, "was": before}
+
+
+# A setting changed before the fault must outlast the fault itself (a freeze of up to 2 x ttl and
+# more, beyond the scenario's timeout) and the checks after it: the reaper, which undoes it at the
+# lease's end, once resumed Patroni in the middle of a twin's 60 s freeze.
+SETTING_LEASE_EXTRA_S = 180.0
+
+
+def _setting_lease(t: dict, configuration: dict | None) -> dict:
+    ledger = lease(t, configuration)
+    return {**ledger, "lease_s": ledger["lease_s"] + SETTING_LEASE_EXTRA_S}
+
+
+def _synchronous(cluster: dict) -> bool:
+    try:
+        return bool(nodes.config(cluster).get("synchronous_mode"))
+    except HAError:
+        return False
 
 
 def _ha(target: str | None) -> tuple[dict, dict]:

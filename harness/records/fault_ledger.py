@@ -17,7 +17,8 @@ Undo kinds (carried out by harness.targets.reaper.undo):
     {"kind": "rename_back", "from": …, "to": …}                     a moved folder, if nothing replaced it
     {"kind": "supervisor_start", "url": …, "program": …}            a stopped program
     {"kind": "cold_start", "home": …}                               the whole stack (only the next command)
-    {"kind": "patroni_resume", "cluster_file": …}                   Patroni's maintenance mode, ended
+    {"kind": "patroni_config", "cluster_file": …, "config": {…}}    Patroni's dynamic configuration as it was
+                                                                    (pause, synchronous_mode)
     {"kind": "docker_unpause" | "docker_start" | "docker_connect" | "netem_clear", "container": …, …}
                                                                     a container fault (harness/targets/containers/engine.py)
 

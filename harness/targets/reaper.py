@@ -63,9 +63,9 @@ def undo(entry: dict) -> str:
             return f"started {u['program']}"
         if kind == "cold_start":
             return "needs a cold start: run 'gameday target up'"
-        if kind == "patroni_resume":  # maintenance mode left on by a twin of an automatic failover
-            ha_nodes.set_pause(json.loads(Path(u["cluster_file"]).read_text()), False)
-            return "resumed Patroni (maintenance mode off)"
+        if kind == "patroni_config":  # Patroni's dynamic configuration as it was (pause, synchronous_mode)
+            ha_nodes.patch_config(json.loads(Path(u["cluster_file"]).read_text()), u["config"])
+            return f"set Patroni's configuration back: {json.dumps(u['config'], sort_keys=True)}"
         if kind in container_engine.UNDO_KINDS:  # a paused, stopped, cut-off or slowed container
             return container_engine.undo(u)
         return f"no undo of kind {kind!r}"

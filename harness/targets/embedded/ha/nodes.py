@@ -186,22 +186,40 @@ def _postgres_pids(cluster: dict, member: str) -> list[int]:
     return [p for p in procs.pids_in(cluster["members"][member]["data_dir"]) if procs.running(p)]
 
 
-def set_pause(cluster: dict, paused: bool, timeout_s: float = 15.0) -> None:
-    """Patroni's maintenance mode on or off (`PATCH /config {"pause": ...}` on any member that
-    answers), and wait until the cluster reports it. Paused, Patroni neither promotes nor demotes
-    nor starts a stopped server: the automation is off, the servers run on."""
+def patch_config(cluster: dict, change: dict) -> dict:
+    """Change Patroni's dynamic configuration (`PATCH /config` on the first member that answers);
+    return the configuration as it now is."""
     last = "no member answered"
     for name in cluster["members"]:
         try:
-            status, body = rest_call(cluster, name, "/config", method="PATCH", body={"pause": paused})
+            status, body = rest_call(cluster, name, "/config", method="PATCH", body=change)
         except OSError as e:
             last = f"{name}: {e}"
             continue
-        if status == 200:
-            break
+        if status == 200 and isinstance(body, dict):
+            return body
         last = f"{name}: HTTP {status} {body}"
-    else:
-        raise HAError(f"Patroni could not be {'paused' if paused else 'resumed'}: {last}")
+    raise HAError(f"Patroni refused the configuration change {json.dumps(change, sort_keys=True)}: {last}")
+
+
+def config(cluster: dict) -> dict:
+    """Patroni's dynamic configuration (`GET /config`)."""
+    for name in cluster["members"]:
+        try:
+            status, body = rest_call(cluster, name, "/config")
+        except OSError:
+            continue
+        if status == 200 and isinstance(body, dict):
+            return body
+    raise HAError("no Patroni member answered GET /config")
+
+
+def set_pause(cluster: dict, paused: bool, timeout_s: float = 15.0) -> None:
+    """Patroni's maintenance mode on or off, and wait until the cluster reports it. Paused,
+    Patroni neither promotes nor demotes nor starts a stopped server: the automation is off, the
+    servers run on."""
+    patch_config(cluster, {"pause": paused})
+
     def reported() -> bool:
         state = cluster_state(cluster)  # Patroni shows "pause" only while paused
         return state is not None and bool(state.get("pause")) == paused
