@@ -180,7 +180,7 @@ def _setting_lease(t: dict, configuration: dict | None) -> dict:
 
 def _synchronous(cluster: dict) -> bool:
     try:
-        return bool(nodes.config(cluster).get("synchronous_mode"))
+        return bool(nodes.dynamic_config(cluster).get("synchronous_mode"))
     except HAError:
         return False
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 from harness.targets.embedded.ha.cluster import down, layout_for, up
 from harness.targets.embedded.ha.config import SETTINGS, HAError, expected_failover_window
 from harness.targets.embedded.ha.nodes import (agent_pid, freeze_node, kill_node, leader, lose_consensus, members,
-                                               reinitialize, restore_consensus, server_streams, set_pause, patch_config, config, start_node,
+                                               reinitialize, restore_consensus, server_streams, set_pause, patch_config, dynamic_config, start_node,
                                                switchover, system_identifier, system_identifier_of, thaw_node,
                                                timeline, timeline_of, wait_healthy, wait_leader, wait_streaming)
 
 __all__ = ["SETTINGS", "HAError", "expected_failover_window", "up", "down", "layout_for", "members", "leader",
-           "switchover", "kill_node", "start_node", "lose_consensus", "restore_consensus", "reinitialize", "server_streams", "set_pause", "patch_config", "config", "freeze_node", "thaw_node", "agent_pid", "timeline",
+           "switchover", "kill_node", "start_node", "lose_consensus", "restore_consensus", "reinitialize", "server_streams", "set_pause", "patch_config", "dynamic_config", "freeze_node", "thaw_node", "agent_pid", "timeline",
            "timeline_of", "system_identifier", "system_identifier_of", "wait_leader", "wait_streaming",
            "wait_healthy"]

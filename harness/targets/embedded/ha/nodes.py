@@ -202,7 +202,7 @@ def patch_config(cluster: dict, change: dict) -> dict:
     raise HAError(f"Patroni refused the configuration change {json.dumps(change, sort_keys=True)}: {last}")
 
 
-def config(cluster: dict) -> dict:
+def dynamic_config(cluster: dict) -> dict:
     """Patroni's dynamic configuration (`GET /config`)."""
     for name in cluster["members"]:
         try:
