@@ -200,3 +200,27 @@ def test_the_watcher_marks_a_real_resume_and_stop_cuts_its_pending_request(tmp_p
         os.kill(server.pid, signal.SIGCONT)
         server.kill()
         server.wait()
+
+
+def test_the_control_waits_from_the_incident_start_the_checker_judges(tmp_path):
+    # What CI once met on the container target: the kill step began at 3.336, the kill landed at
+    # 3.396, an answer came at 3.348 and the next at 4.332 (the restarting database held every
+    # request ~1 s). Waiting from the step's start, the control called it stable at 8.38 and
+    # stopped observing at 9.05; the checker, counting from the landing, saw 4.7 s of success.
+    from harness.checkers import availability
+    from harness.run.measure import incident_start
+    h = History(tmp_path / "history.jsonl", t0=time.monotonic())
+    h.append("fault", t=3.336, phase="start", name="kill-postgres-primary")
+    h.append("fault", t=3.447, phase="end", name="kill-postgres-primary", ok=True, landed_t=3.396)
+    assert incident_start(tmp_path / "history.jsonl", 3.336) == pytest.approx(3.396)
+    samples = [(3.348, True)] + [(4.332 + i / 10, True) for i in range(0, 48)]  # 4.332 .. 9.032
+    for t, ok in samples:
+        h.append("sample", t=t, probe="api", ok=ok, latency_s=0.01)
+    sampler = FakeSampler(samples)
+    # From the step's start the control would have stopped here; from the landing it waits on.
+    assert wait_until_stable(sampler, "api", 5.0, 3.336, 20.0, lambda: 9.032)
+    assert not wait_until_stable(sampler, "api", 5.0, 3.396, 9.032, lambda: 9.032)
+    h.append("marker", t=9.04, name="observe_end")
+    judged = availability(history.read(tmp_path / "history.jsonl"), "api", 5.0)
+    assert judged["recovered"] is False  # what the checker says of an observation that short
+    assert incident_start(tmp_path / "absent.jsonl", 1.5) == 1.5  # no history yet: the fallback
