@@ -75,15 +75,14 @@ def main() -> int:
     (ROOT / "reports").mkdir(exist_ok=True)
     reports = Path(tempfile.mkdtemp(prefix="negative-controls-", dir=ROOT / "reports"))
     verdicts = run(files, reports / "plain") + run_ha(ha_files, reports / "patroni")
-    homes = {v.get("experiment"): (HA_HOME if str(v.get("experiment", "")).startswith("experiments/ha/") else None)
-             for v in verdicts}
     # A twin that injected nothing is run once more, alone, after the others: it has not yet shown
     # whether its criterion can fail. Its first verdict is printed (the probe that missed, and what
     # it answered) and stays in the reports; only a second "nothing injected" fails the check.
     for i, v in enumerate(verdicts):
         if nothing_injected(v) and v.get("experiment"):
             print(f"\n{v.get('scenario')}: nothing was injected ({v.get('reason')}); running it once more, alone")
-            again = run([v["experiment"]], reports / f"again-{v.get('scenario')}", home=homes.get(v["experiment"]))
+            home = HA_HOME if v["experiment"].startswith("experiments/ha/") else None  # where its tier runs
+            again = run([v["experiment"]], reports / f"again-{v.get('scenario')}", home=home)
             verdicts[i] = again[0] if again else v
     bad = [(v, why) for v in verdicts if (why := wrong_reason(v))]
     print(f"\nnegative controls: {len(verdicts)} run, {len(verdicts) - len(bad)} failed for the criteria they name")

@@ -397,13 +397,12 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
             step("training models (torch quality predictor, sklearn regressors)")
             _run_py(["-m", "svgai.train", "--model-dir", str(layout.model_dir), "--config", str(layout.config_path)],
                     "model training")
-        if layout.db:
-            pass  # the HA cluster made its own servers
-        elif not (layout.primary_dir / "PG_VERSION").exists():
-            step("initdb primary")
-            postgres.init_primary(layout)
-        else:
-            postgres.configure(layout, layout.primary_dir, layout.port("postgres-primary"))
+        if not layout.db:  # (the patroni tier's servers are the HA cluster's own)
+            if not (layout.primary_dir / "PG_VERSION").exists():
+                step("initdb primary")
+                postgres.init_primary(layout)
+            else:
+                postgres.configure(layout, layout.primary_dir, layout.port("postgres-primary"))
         monitoring.write_configs(layout)
         if not already:
             if not layout.db:
@@ -431,9 +430,7 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
         primary_port = layout.port(roles["primary"])
         postgres.create_app_database(layout, primary_port)
         _run_py(["-m", "svgai.migrate", "--dsn", layout.dsn(roles["primary"])], "schema migration")
-        if layout.db:
-            pass  # Patroni cloned the replica; base backups of this tier are not taken yet (README)
-        else:
+        if not layout.db:  # (Patroni cloned its replica; base backups of that tier are not taken yet: README)
             if not any(layout.backup_dir.iterdir()):
                 step("taking the first base backup")
                 postgres.take_base_backup(layout, port=primary_port)

@@ -64,9 +64,14 @@ def members(cluster: dict) -> list[dict]:
 def cluster_state(cluster: dict) -> dict | None:
     """Patroni's `GET /cluster` from the first member that answers (members, pause, ...); None
     when none answers."""
+    return _first_answer(cluster, "/cluster")
+
+
+def _first_answer(cluster: dict, path: str) -> dict | None:
+    """`GET path` on each member in turn: the first JSON object answered with 200, or None."""
     for name in cluster["members"]:
         try:
-            status, body = rest_call(cluster, name, "/cluster")
+            status, body = rest_call(cluster, name, path)
         except OSError:
             continue
         if status == 200 and isinstance(body, dict):
@@ -204,14 +209,10 @@ def patch_config(cluster: dict, change: dict) -> dict:
 
 def dynamic_config(cluster: dict) -> dict:
     """Patroni's dynamic configuration (`GET /config`)."""
-    for name in cluster["members"]:
-        try:
-            status, body = rest_call(cluster, name, "/config")
-        except OSError:
-            continue
-        if status == 200 and isinstance(body, dict):
-            return body
-    raise HAError("no Patroni member answered GET /config")
+    body = _first_answer(cluster, "/config")
+    if body is None:
+        raise HAError("no Patroni member answered GET /config")
+    return body
 
 
 def set_pause(cluster: dict, paused: bool, timeout_s: float = 15.0) -> None:
