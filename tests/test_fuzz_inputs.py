@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import example, HealthCheck, given, settings, strategies as st
 
 from harness.cli import main as cli
 
@@ -76,6 +76,8 @@ def _nothing_injected(sandbox: Path) -> None:
 @fast(400)
 @given(path=st.lists(st.integers(0, 50), min_size=1, max_size=5), value=values, delete=st.booleans(),
        as_text=st.one_of(st.none(), st.text(max_size=60)))
+# Found by this test in CI: a method step's tags set to `true` crashed the dry run (TypeError).
+@example(path=[3, 0, 2], value=True, delete=False, as_text=None)
 def test_malformed_experiments(sandbox, capsys, path, value, delete, as_text):
     f = sandbox / "exp.yaml"
     f.write_text(as_text if as_text is not None else yaml.safe_dump(_mutate(VALID, path, value, delete)))

@@ -83,12 +83,28 @@ def plan(paths: list[str | Path]) -> list[Planned]:
             raise RunnerError(f"experiment {raw}: {type(e).__name__}: {first_line(e)}") from None
         if not any(c.get("provider", {}).get("module") == "harness.run.control" for c in experiment.get("controls") or []):
             raise RunnerError(f"experiment {raw}: no harness.run.control in its controls, so nothing would be measured")
+        bad_tags = _bad_tags(experiment)
+        if bad_tags:
+            raise RunnerError(f"experiment {raw}: {bad_tags}")
         try:
             run_plan = plan_run(experiment, path)
         except ObjectivesError as e:
             raise RunnerError(f"experiment {raw}: {e}") from None
         planned.append(Planned(path, experiment, run_plan))
     return planned
+
+
+def _bad_tags(experiment: dict) -> str | None:
+    """Why an activity's `tags` cannot be read (Chaos Toolkit does not check them; every part of
+    the harness that tells a fault or a recovery step by its tags does), or None."""
+    hypothesis = experiment.get("steady-state-hypothesis") or {}
+    for section, acts in (("method", experiment.get("method")), ("rollbacks", experiment.get("rollbacks")),
+                          ("steady-state-hypothesis", hypothesis.get("probes") if isinstance(hypothesis, dict) else None)):
+        for a in acts if isinstance(acts, list) else []:
+            tags = a.get("tags") if isinstance(a, dict) else None
+            if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+                return f"{section} activity {a.get('name')!r}: tags must be a list of words, got {tags!r}"
+    return None
 
 
 def _quiet_chaoslib(log_file: Path | None = None) -> None:
