@@ -1,5 +1,5 @@
 """Runs every negative control (experiments/negative/ on the embedded stack; experiments/ha/negative/
-on its patroni tier, in a home of its own) through `gameday run` and checks that each
+on its patroni tier, in a home of its own, side by side) through `gameday run` and checks that each
 one came out FAIL for the reason it names: every criterion in its `expect_failure` failed. A twin
 that comes out PASS, ERROR or INTERRUPTED, or FAIL on other criteria only, proves nothing about
 the criterion it was built for. A harness that cannot fail is worthless: exit 0 only if every
@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,30 +44,35 @@ HA_HOME = os.environ.get("HA_HOME", ".gameday-ha")
 HA_PORT_BASE = os.environ.get("HA_PORT_BASE", "15420")
 
 
-def gameday(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=ROOT)
+def gameday(*args: str, out=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, stdout=out,
+                          stderr=subprocess.STDOUT if out else None)
 
 
-def run(files: list[str], reports: Path, home: str | None = None) -> list[dict]:
+def run(files: list[str], reports: Path, home: str | None = None, out=None) -> list[dict]:
     # No calibration run: these runs are evidence about the harness itself, never about the plan.
-    gameday("run", *files, "--reports-dir", str(reports), "--calibration-s", "0", *(["--home", home] if home else []))
+    gameday("run", *files, "--reports-dir", str(reports), "--calibration-s", "0", *(["--home", home] if home else []),
+            out=out)
     return [json.loads(p.read_text()) for p in sorted(reports.rglob("verdict.json"))]
 
 
-def run_ha(files: list[str], reports: Path) -> list[dict]:
-    """The HA twins on the patroni tier: brought up for them, and down again unless it was up."""
+def run_ha(files: list[str], reports: Path, log: Path) -> list[dict]:
+    """The HA twins on the patroni tier: brought up for them, and down again unless it was up.
+    What they print goes to `log` (they run beside the plain tier's twins)."""
     if not files:
         return []
-    was_up = subprocess.run([sys.executable, "-m", "harness.cli", "target", "status", "--home", HA_HOME], cwd=ROOT,
-                            capture_output=True).returncode == 0
-    if gameday("target", "up", "--db-tier", "patroni", "--home", HA_HOME, "--port-base", HA_PORT_BASE).returncode:
-        print(f"  !! the patroni tier did not come up in {HA_HOME}: its {len(files)} twin(s) did not run")
-        return []
-    try:
-        return run(files, reports, home=HA_HOME)
-    finally:
-        if not was_up:
-            gameday("target", "down", "--home", HA_HOME)
+    with open(log, "w") as out:
+        was_up = subprocess.run([sys.executable, "-m", "harness.cli", "target", "status", "--home", HA_HOME], cwd=ROOT,
+                                capture_output=True).returncode == 0
+        if gameday("target", "up", "--db-tier", "patroni", "--home", HA_HOME, "--port-base", HA_PORT_BASE,
+                   out=out).returncode:
+            print(f"  !! the patroni tier did not come up in {HA_HOME}: its {len(files)} twin(s) did not run", file=out)
+            return []
+        try:
+            return run(files, reports, home=HA_HOME, out=out)
+        finally:
+            if not was_up:
+                gameday("target", "down", "--home", HA_HOME, out=out)
 
 
 def main() -> int:
@@ -74,15 +80,29 @@ def main() -> int:
     ha_files = sorted(str(p) for p in (ROOT / "experiments" / "ha" / "negative").glob("*.yaml"))
     (ROOT / "reports").mkdir(exist_ok=True)
     reports = Path(tempfile.mkdtemp(prefix="negative-controls-", dir=ROOT / "reports"))
-    verdicts = run(files, reports / "plain") + run_ha(ha_files, reports / "patroni")
+    # The two tiers run side by side: each has its own stack, ports and home, and a twin is
+    # evidence about the harness (it must FAIL), not a measurement, so sharing the machine's cores
+    # cannot make one pass. One after the other they took about 13 of CI's 40 minutes.
+    log = reports / "patroni.log"
+    print(f"negative controls: {len(ha_files)} HA twin(s) run beside the others on the patroni tier; "
+          f"their output follows the others' (and is in {log.relative_to(ROOT)})", flush=True)
+    with ThreadPoolExecutor(1) as pool:
+        ha = pool.submit(run_ha, ha_files, reports / "patroni", log)
+        verdicts = run(files, reports / "plain")
+        verdicts += ha.result()
+    print(f"\n--- the HA twins, on the patroni tier ({HA_HOME}) ---\n{log.read_text() if log.exists() else ''}", flush=True)
     # A twin that injected nothing is run once more, alone, after the others: it has not yet shown
     # whether its criterion can fail. Its first verdict is printed (the probe that missed, and what
     # it answered) and stays in the reports; only a second "nothing injected" fails the check.
     for i, v in enumerate(verdicts):
         if nothing_injected(v) and v.get("experiment"):
             print(f"\n{v.get('scenario')}: nothing was injected ({v.get('reason')}); running it once more, alone")
-            home = HA_HOME if v["experiment"].startswith("experiments/ha/") else None  # where its tier runs
-            again = run([v["experiment"]], reports / f"again-{v.get('scenario')}", home=home)
+            where = reports / f"again-{v.get('scenario')}"
+            if v["experiment"].startswith("experiments/ha/"):  # its tier, brought up again for it
+                again = run_ha([v["experiment"]], where, reports / f"again-{v.get('scenario')}.log")
+                print((reports / f"again-{v.get('scenario')}.log").read_text(), flush=True)
+            else:
+                again = run([v["experiment"]], where)
             verdicts[i] = again[0] if again else v
     bad = [(v, why) for v in verdicts if (why := wrong_reason(v))]
     print(f"\nnegative controls: {len(verdicts)} run, {len(verdicts) - len(bad)} failed for the criteria they name")

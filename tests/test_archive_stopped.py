@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.targets.embedded.monitoring import RPO_WARNING_S
-from probes.monitoring import rpo_exposure
+from probes.monitoring import query, rpo_exposure
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +31,9 @@ def test_every_way_back_is_exported_and_current(healthy_stack):
     exposure = _wait_for_exposure(healthy_stack)
     assert set(exposure) == {"wal_archive", "standby"}, exposure
     assert all(0 <= v < RPO_WARNING_S for v in exposure.values()), exposure
+    # Beside it, what tells a stuck archive_command from segments never switched out.
+    waiting = query(healthy_stack["prometheus_url"], "svg_ai_wal_segments_awaiting_archive")
+    assert len(waiting) == 1 and 0 <= float(waiting[0]["value"][1]) < 8, waiting
 
 
 # The scenario itself (SvgAiRpoAtRisk fires while the exposure is still under the objective:

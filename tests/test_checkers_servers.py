@@ -32,6 +32,24 @@ def test_a_clean_failover_measures_its_write_gap():
     assert s["split_brain_writes"] == 0 and s["in_doubt_writes"] == 0
 
 
+def test_the_failover_on_the_servers_own_clocks_is_last_execution_to_first():
+    # The clients' acknowledgements say 9.91 → 14.01; the servers executed the last old write at
+    # 1009.9 and the first new one at 1014.2 (their clocks, here 1000 s ahead): 4.3 s.
+    h = History()
+    for i in range(100):
+        h.write(f"a{i}", i / 10, timeline=1, server_at=1000 + i / 10)
+    for i in range(140, 300):
+        h.write(f"b{i}", i / 10, timeline=2, server_at=1000.2 + i / 10)
+    [change] = servers(h.events())["changes"]
+    assert change["server_gap_s"] == pytest.approx(4.3, abs=1e-6)
+    assert change["write_gap_s"] == pytest.approx(4.1, abs=0.02)
+    # A split-brain write the old server executed later does not shorten it; writes without a
+    # server clock leave it unknown.
+    h.write("late", 15.0, timeline=1, server_at=1015.0)
+    assert servers(h.events())["changes"][0]["server_gap_s"] == pytest.approx(4.3, abs=1e-6)
+    assert servers(failover(History()).events())["changes"][0]["server_gap_s"] is None
+
+
 def test_writes_the_old_primary_took_after_the_new_one_are_a_split_brain():
     s = servers(failover(History(), old_after=[15.0, 16.5, 17.0]).events())
     assert s["split_brain_writes"] == 3

@@ -15,7 +15,7 @@ MEASURED_KEYS = {"rto_s", "ttd_s", "rpo_s", "downtime_s", "error_count", "availa
                  "heartbeat_acked", "heartbeat_lost", "rpo_at_least", "corrupted_writes", "phases",
                  "clock_uncertainty_s", "service_rto_s", "data_loss_s", "lost_after_fault", "loss_after_fault_s",
                  "existing_rows", "existing_rows_lost", "existing_rows_changed", "witnesses", "heartbeat_set_aside", "servers",
-                 "failover_write_gap_s", "split_brain_writes"}
+                 "failover_write_gap_s", "failover_server_gap_s", "split_brain_writes"}
 
 
 def criterion(v, name):

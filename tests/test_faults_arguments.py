@@ -65,8 +65,46 @@ def plain_stack_target(tmp_path, monkeypatch) -> str:
 
 def test_ha_faults_refuse_a_stack_without_patroni_and_inject_nothing(plain_stack_target):
     from harness.faults import ha
-    for fault in (ha.lose_the_leader_node, ha.pause_failover, ha.switchover, ha.wait_for_a_new_leader,
-                  ha.freeze_the_leader_node, ha.synchronous_replication):
+    for fault in (ha.lose_the_leader_node, ha.pause_failover, ha.wait_for_a_new_leader,
+                  ha.freeze_the_leader_node, ha.synchronous_replication, ha.failsafe_mode, ha.lose_consensus,
+                  ha.bring_back_consensus, ha.hold_back_the_replica, ha.release_the_replica):
         with pytest.raises(ActivityFailed, match=r"database tier is not Patroni: .*--db-tier patroni"):
             fault()
     assert not [k for k in pending() if k.startswith("ha-")]
+
+
+@pytest.mark.parametrize("fault, kwargs, words", [
+    ("lose_consensus", {"members": 0}, "members must be a whole number from 1 to 3"),
+    ("lose_consensus", {"members": True}, "members must be a whole number from 1 to 3"),
+    ("lose_consensus", {"duration_s": -1}, "duration_s must be between 0 and 3600"),
+    ("hold_back_the_replica", {"wal_bytes": 0}, "wal_bytes must be a whole number of at least 1"),
+    ("hold_back_the_replica", {"wal_bytes": "1MB"}, "wal_bytes must be a whole number of at least 1"),
+])
+def test_ha_faults_refuse_bad_arguments_before_touching_the_target(plain_stack_target, fault, kwargs, words):
+    from harness.faults import ha
+    with pytest.raises(ActivityFailed, match=words):
+        getattr(ha, fault)(**kwargs)
+    assert not [k for k in pending() if k.startswith("ha-")]
+
+
+def test_on_the_patroni_tier_a_database_programs_pid_is_its_postmaster(tmp_path):
+    """Patroni, not supervisord, runs PostgreSQL there: kill_database and its kin find the server
+    by its data folder's postmaster.pid; a stale pid file is no server."""
+    import os
+    from harness import targets
+    live, stale = tmp_path / "pg0", tmp_path / "pg1"
+    for d in (live, stale):
+        d.mkdir()
+    (live / "postmaster.pid").write_text(f"{os.getpid()}\n{live}\n")
+    (stale / "postmaster.pid").write_text("999999999\n")
+    (tmp_path / "target.json").write_text(json.dumps({
+        "kind": "local", "home": str(tmp_path), "api_url": "http://127.0.0.1:1", "db_tier": "patroni",
+        "supervisor_url": "unix:///nonexistent.sock",
+        "primary": {"program": "postgres-primary", "data_dir": str(live)},
+        "standby": {"program": "postgres-standby", "data_dir": str(stale)}}))
+    t = targets.load(str(tmp_path / "target.json"))
+    assert t.program_pid("postgres-primary") == os.getpid()
+    with pytest.raises(ActivityFailed, match="postgres-standby is not running .no live postmaster"):
+        t.program_pid("postgres-standby")
+    with pytest.raises(ActivityFailed, match="cannot ask supervisord about api"):  # the others: supervisord's
+        t.program_pid("api")

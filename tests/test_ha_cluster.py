@@ -9,6 +9,10 @@
   member diverged *ahead* of the leader and Patroni does not rewind it (its server keeps failing
   "highest timeline 1 of the primary is behind recovery timeline 2" while Patroni reports it
   "running"): a reinit rebuilds it, checked on the server itself;
+- consensus lost (two of three etcd members stopped) with failsafe_mode on: etcd's members say
+  they have no quorum, the leader keeps its role and keeps taking writes, the quorum comes back;
+- a replica held back (the leader's WAL senders stopped): the leader acknowledges writes the
+  replica never received, the ground truth of the synchronous scenario's twin;
 plus the pure parts: the settings, the failover window they promise, the ports, and the
 configuration files.
 
@@ -17,6 +21,7 @@ embedded stack. Missing packages (etcd, Patroni) make the integration test fail,
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -140,21 +145,27 @@ def read_only(dsn: str) -> bool:
         return False  # restarting as a standby
 
 
-def keys(dsn: str) -> list[str] | None:
+def keys(dsn: str, table: str = "split_acked") -> list[str] | None:
     try:
         with psycopg.connect(dsn, autocommit=True) as c:
-            return [r[0] for r in c.execute("select key from split_acked order by key")]
+            return [r[0] for r in c.execute(f"select key from {table} order by key")]
     except psycopg.OperationalError:
         return None
+
+
+def leader_and_replica(cluster: dict, table: str) -> tuple[str, str]:
+    """Wait for a healthy cluster, create `table` for the test's writes; (leader, replica)."""
+    leader = ha.wait_healthy(cluster, 60)
+    [replica] = [m for m in cluster["members"] if m != leader]
+    with psycopg.connect(cluster["dsn"], autocommit=True) as c:
+        c.execute(f"create table if not exists {table} (key text primary key)")
+    return leader, replica
 
 
 @pytest.mark.integration
 def test_a_primary_promoted_behind_patronis_back_is_a_split_brain_and_a_reinit_heals_it(cluster):
     """Ground truth for the split_brain criterion on real servers (see the module docstring)."""
-    old = ha.wait_healthy(cluster, 60)
-    [other] = [m for m in cluster["members"] if m != old]
-    with psycopg.connect(cluster["dsn"], autocommit=True) as c:
-        c.execute("create table split_acked (key text primary key)")
+    old, other = leader_and_replica(cluster, "split_acked")
     ha.wait_streaming(cluster, other, 30)
     ledger = Ledger()
     with psycopg.connect(member_dsn(cluster, old, "svgai"), autocommit=True) as on_old:
@@ -198,6 +209,48 @@ def test_a_primary_promoted_behind_patronis_back_is_a_split_brain_and_a_reinit_h
     deadline = time.monotonic() + 20
     while keys(member_dsn(cluster, other, "svgai")) != kept:
         assert time.monotonic() < deadline, f"{other} streams but does not hold the leader's rows"
+        time.sleep(0.2)
+
+
+@pytest.mark.integration
+def test_without_etcds_quorum_the_failsafe_leader_keeps_taking_writes_and_a_held_back_replica_lacks_them(cluster):
+    """Ground truth for consensus-lost and for the twin of database-node-lost-synchronous."""
+    old, other = leader_and_replica(cluster, "quorum_acked")
+    lost = ha.lose_consensus(cluster)
+    try:
+        deadline = time.monotonic() + 5
+        while any(ha.etcd_health(cluster).values()):
+            assert time.monotonic() < deadline, f"etcd still reports a quorum: {ha.etcd_health(cluster)}"
+            time.sleep(0.2)
+        with psycopg.connect(member_dsn(cluster, old, "svgai"), autocommit=True) as c:
+            for i in range(3):
+                c.execute("insert into quorum_acked values (%s)", (f"no-quorum-{i}",))
+                time.sleep(0.5)
+        assert ha.local_roles(cluster) == {old: "primary", other: "replica"}
+    finally:
+        ha.restore_consensus(cluster)
+    assert lost == ["etcd-e1", "etcd-e2"]
+    ha.wait_quorum(cluster, 30)
+    assert ha.etcd_health(cluster) == {"e0": True, "e1": True, "e2": True}
+
+    ha.wait_streaming(cluster, other, 30)
+    senders = ha.walsender_pids(cluster, old)
+    assert senders and not ha.walsender_pids(cluster, other)
+    for p in senders:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        with psycopg.connect(member_dsn(cluster, old, "svgai"), autocommit=True) as c:
+            c.execute("insert into quorum_acked select 'held-' || g from generate_series(1, 5000) g")
+        behind = ha.wal_behind(cluster, old, other)
+        assert behind > 64 * 1024, behind
+        held = keys(member_dsn(cluster, other, "svgai"), "quorum_acked")
+        assert not [k for k in held if k.startswith("held-")], "the replica received what its sender never sent"
+    finally:
+        for p in senders:
+            os.kill(p, signal.SIGCONT)
+    deadline = time.monotonic() + 20
+    while ha.wal_behind(cluster, old, other) > 0:
+        assert time.monotonic() < deadline, "the replica did not catch up once the senders resumed"
         time.sleep(0.2)
 
 
@@ -247,6 +300,13 @@ def test_patroni_config_carries_the_settings_rewind_archiving_and_passwords_only
     assert {k: dcs[k] for k in ha.SETTINGS} == ha.SETTINGS
     assert dcs["postgresql"]["use_pg_rewind"] is True
     assert "/var/tmp/h/srv/archive/%f" in dcs["postgresql"]["parameters"]["archive_command"]
+    # The archive's promise is the plain tier's: the same archive_mode and archive_timeout (without
+    # the timeout a quiet primary's archive lagged until 16 MB filled a segment: found by running
+    # archive-stopped on this tier, whose steady state never held).
+    from harness.targets.embedded import postgres
+    plain = dict(line.split(" = ", 1) for line in postgres.server_settings(layout, 1).splitlines()
+                 if line.startswith(("archive_mode", "archive_timeout")))
+    assert {k: str(dcs["postgresql"]["parameters"][k]) for k in plain} == {k: v.strip("'") for k, v in plain.items()}
     pg = conf["postgresql"]
     assert pg["listen"] == "127.0.0.1:16447" and pg["data_dir"] == "/var/tmp/h/srv/pg1/data"
     assert not [line for line in pg["pg_hba"] if "trust" in line or ("host" in line and "scram-sha-256" not in line)]

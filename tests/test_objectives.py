@@ -18,7 +18,8 @@ SCENARIOS = {"database-failure", "database-corruption", "database-logical-corrup
              # the container target's own faults (experiments/containers)
              "network-partition", "network-latency",
              # the embedded stack's patroni tier (experiments/ha)
-             "database-node-lost", "database-primary-frozen"}
+             "database-node-lost", "database-primary-frozen", "database-switchover",
+             "database-node-lost-synchronous", "consensus-lost"}
 
 MINIMAL = """\
 defaults:

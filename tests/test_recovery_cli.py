@@ -2,6 +2,7 @@
 touched; the weekly verification prints its restore time and newest restorable point."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from harness.targets import description as target_mod
 from harness.cli.main import main
-from harness.recovery import backup, database
+from harness.recovery import backup, database, failover
 from harness.recovery.runbook import RecoveryInputError
 from harness.targets.embedded import supervisor
 
@@ -91,3 +92,18 @@ def test_dr_testing_maps_test_types_to_experiments(tmp_path):
     assert [f.name for f in found] == ["api-crash.yaml", "config-drift.yaml"] and missing == ["model-corruption.yaml"]
     found, missing = drt.experiments_for("infrastructure", tmp_path)
     assert not found and missing == ["storage-failure.yaml", "full-stack.yaml"]
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["failover", "--no-rebuild"], "on the patroni tier the old leader always follows the new one"),
+])
+def test_the_runbooks_promotion_is_refused_on_the_patroni_tier(capsys, tmp_path, argv, says):
+    """Patroni holds the leader key: a promotion behind its back is a split brain. Refused with
+    one line and exit 2 before anything is touched (no lock taken, no server asked)."""
+    (tmp_path / "target.json").write_text(json.dumps({"kind": "local", "home": str(tmp_path), "port_base": 17990,
+                                                      "db_tier": "patroni", "api_url": "http://127.0.0.1:1"}))
+    code, out, err = gameday(capsys, *argv, "--home", str(tmp_path))
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(RecoveryInputError, match="the patroni tier promotes by itself"):
+        failover.promote_standby(target=str(tmp_path / "target.json"))
+    assert not (tmp_path / ".recovery.lock").exists()

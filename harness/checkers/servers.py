@@ -13,9 +13,11 @@ went to a primary that should have stopped (a split brain: two primaries took wr
                        last_old_ack_t, first_new_ack_t, write_gap_s}], split_brain_writes,
                        split_brain_sample, split_brain_s, in_doubt_writes, detail}
 
-`write_gap_s` is the failover as the servers saw it (CloudNativePG's e2e measure): from the last
-write the old server acknowledged to the first the new one did, client-side acknowledgement times
-(each an upper bound of its commit). A write acknowledged by the old server after that, but sent
+`write_gap_s` is the failover as the clients saw it: from the last write the old server
+acknowledged to the first the new one did, client-side acknowledgement times (each an upper bound
+of its commit). `server_gap_s` is the same failover on the servers' own clocks (CloudNativePG's
+e2e measure): from the last write the old server executed to the first the new one executed
+(`server.at`; None when the writes do not say). A write acknowledged by the old server after that, but sent
 before it, is settled by the servers' own clocks (`server.at`, read as each executed the write):
 executed after the newer server executed its first write, it is a split brain too. Only what
 neither clock settles is `in_doubt_writes` (reported, not judged): a write with no server clock,
@@ -105,9 +107,15 @@ def servers(events: list[dict]) -> dict:
     for old, new in zip(order, order[1:]):
         before = [t for t, _, sid, _, _ in acks if sid == old and t <= info[new]["first_ack_t"]]
         last_old = max(before) if before else info[old]["last_ack_t"]
+        new_at = first_at.get(new)
+        # The old server's last execution before the new one's first (a later one is a split brain).
+        old_at = max((at for _, _, sid, _, at in acks if sid == old and at is not None
+                      and (new_at is None or at <= new_at)), default=None)
         out["changes"].append({"from": old, "to": new, "last_old_ack_t": _r(last_old),
                                "first_new_ack_t": _r(info[new]["first_ack_t"]),
-                               "write_gap_s": _r(max(0.0, info[new]["first_ack_t"] - last_old))})
+                               "write_gap_s": _r(max(0.0, info[new]["first_ack_t"] - last_old)),
+                               "server_gap_s": _r(new_at - old_at) if new_at is not None and old_at is not None
+                               else None})
     out.update(
         servers=[{**info[s], "first_ack_t": _r(info[s]["first_ack_t"]), "last_ack_t": _r(info[s]["last_ack_t"])}
                  for s in order],

@@ -137,6 +137,7 @@ def verdict(events: list[dict], objectives: dict, run: dict | None = None) -> di
             "existing_rows_changed": existing.get("changed"),
             "servers": [x["id"] for x in srv["servers"]],
             "failover_write_gap_s": srv["changes"][0]["write_gap_s"] if srv["changes"] else None,
+            "failover_server_gap_s": srv["changes"][0]["server_gap_s"] if srv["changes"] else None,
             "split_brain_writes": srv["split_brain_writes"],
             **({"failover_s": window["failover_s"], "expected_failover_window_s": window["expected_s"]}
                if window else {}),

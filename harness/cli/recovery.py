@@ -58,7 +58,8 @@ def register(sub) -> None:
     p.add_argument("--keep", type=int, default=5, help="backups to keep (default 5)")
     _common(p, cmd_art_cleanup)
 
-    p = sub.add_parser("failover", help="promote the standby, fence and rebuild the old primary as its standby")
+    p = sub.add_parser("failover", help="promote the standby, fence and rebuild the old primary as its standby "
+                                        "(on the patroni tier: a Patroni switchover)")
     p.add_argument("--no-rebuild", action="store_true", help="leave the old primary fenced (no standby until the next failover)")
     _common(p, cmd_failover)
 
@@ -238,6 +239,11 @@ def cmd_art_cleanup(args) -> int:
 
 def summary_failover(r: dict) -> str:
     lines = [f"{r['new_primary']} is the primary now (port {r['new_primary_port']})"]
+    if r.get("how") == "Patroni switchover":
+        lines[0] += (f": Patroni switched over in {r['switchover_s']} s, first write {r['first_write_s']} s "
+                     f"after the start")
+        lines.append(f"{r['old_primary']} streams from it again after {r['rebuild_s']} s more")
+        return "\n".join(lines)
     if "first_write_s" in r:
         lines[0] += (f": first write {r['first_write_s']} s after the start (fence {r['fence_s']} s, "
                      f"promotion → write {r['promote_to_first_write_s']} s)")

@@ -10,13 +10,18 @@ and the scenario watches Patroni recover it.
     synchronous_replication Patroni's synchronous_mode on or off
     pause_failover         Patroni's maintenance mode: nobody promotes (the negative twins' switch)
     resume_failover        its rollback
-    switchover             a planned change of leader, under load
+    lose_consensus         two of the three etcd members stopped for 2 x ttl, then started again
+    bring_back_consensus   every etcd member started; waits for the quorum (rollback)
+    failsafe_mode          Patroni's failsafe_mode on or off (off: the twin of consensus lost)
+    hold_back_the_replica  the leader's WAL senders SIGSTOPped until the replica is N bytes behind
+    release_the_replica    every WAL sender resumed (rollback)
 
 Each undo is registered before the fault, and in the fault ledger with the run's lease, so a
 SIGKILLed harness never leaves a node down or Patroni paused (harness/targets/reaper.py)."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -24,12 +29,13 @@ from chaoslib.exceptions import ActivityFailed
 
 from harness.core import procs
 from harness.faults import clear_undo, register_undo
-from harness.faults._common import duration, lease, local_target, stop_for
+from harness.faults._common import duration, effect, freeze, lease, local_target, stop_for
 from harness.targets.embedded.ha import nodes
-from harness.targets.embedded.ha.config import HAError
+from harness.targets.embedded.ha.config import ETCD, HAError
 
 __all__ = ["lose_the_leader_node", "wait_for_a_new_leader", "bring_back_lost_nodes", "freeze_the_leader_node",
-           "synchronous_replication", "pause_failover", "resume_failover", "switchover"]
+           "synchronous_replication", "pause_failover", "resume_failover", "lose_consensus",
+           "bring_back_consensus", "failsafe_mode", "hold_back_the_replica", "release_the_replica"]
 
 
 def lose_the_leader_node(target: str | None = None, configuration: dict = None) -> dict:
@@ -67,10 +73,11 @@ def wait_for_a_new_leader(timeout_s: float = 60.0, target: str | None = None) ->
 
 def bring_back_lost_nodes(timeout_s: float = 120.0, target: str | None = None) -> dict:
     """Start every node kept down (its hold released), then wait until one member leads and every
-    other streams from it (Patroni rewinds or rebuilds the old leader). Returns the nodes started
-    and the leader."""
+    other streams from it (Patroni rewinds or rebuilds the old leader). Returns the nodes started,
+    the leader and `rebuilt_s`, the time to a rebuilt standby (None when no node was down)."""
     _, cluster = _ha(target)
     started = []
+    t0 = time.monotonic()
     for name, member in cluster["members"].items():
         if Path(member["hold_file"]).exists():
             nodes.start_node(cluster, name)
@@ -80,7 +87,8 @@ def bring_back_lost_nodes(timeout_s: float = 120.0, target: str | None = None) -
         leader = nodes.wait_healthy(cluster, float(timeout_s))
     except HAError as e:
         raise ActivityFailed(str(e)) from None
-    return {"started": started, "leader": leader}
+    # The time to a rebuilt standby: from the node's start to it streaming from the new leader.
+    return {"started": started, "leader": leader, "rebuilt_s": round(time.monotonic() - t0, 3) if started else None}
 
 
 def pause_failover(target: str | None = None, configuration: dict = None) -> dict:
@@ -107,16 +115,6 @@ def resume_failover(target: str | None = None) -> dict:
         raise ActivityFailed(str(e)) from None
     clear_undo("ha-pause")
     return {"paused": False}
-
-
-def switchover(target: str | None = None) -> dict:
-    """A planned change of leader (Patroni's REST switchover to the streaming replica): the leader
-    stops cleanly, the replica promotes, the old leader follows it."""
-    _, cluster = _ha(target)
-    try:
-        return nodes.switchover(cluster)
-    except HAError as e:
-        raise ActivityFailed(str(e)) from None
 
 
 def freeze_the_leader_node(duration_s: float = 40.0, target: str | None = None, configuration: dict = None) -> dict:
@@ -146,18 +144,8 @@ def synchronous_replication(on: bool = True, timeout_s: float = 30.0, target: st
     has it) or off; with it on, wait until a member is the synchronous standby. Turning it on
     registers turning it back off (in the fault ledger too)."""
     t, cluster = _ha(target)
-    before = _synchronous(cluster)
-    if on and not before:
-        cluster_file = str(Path(cluster["home"]) / "cluster.json")
-        register_undo("ha-synchronous", lambda: nodes.patch_config(cluster, {"synchronous_mode": False}),
-                      spec={"kind": "patroni_config", "cluster_file": cluster_file,
-                            "config": {"synchronous_mode": False}}, **_setting_lease(t, configuration))
-    try:
-        nodes.patch_config(cluster, {"synchronous_mode": bool(on)})
-    except HAError as e:
-        raise ActivityFailed(str(e)) from None
+    before = _set_dynamic(t, cluster, "synchronous_mode", bool(on), configuration)
     if not on:
-        clear_undo("ha-synchronous")
         return {"synchronous_mode": False, "was": before}
     deadline = time.monotonic() + float(timeout_s)
     while not any(m.get("role") == "sync_standby" for m in nodes.members(cluster)):
@@ -165,6 +153,124 @@ def synchronous_replication(on: bool = True, timeout_s: float = 30.0, target: st
             raise ActivityFailed(f"no member became the synchronous standby within {timeout_s:g} s ({_members(cluster)})")
         time.sleep(0.2)
     return {"synchronous_mode": True, "was": before}
+
+
+def failsafe_mode(on: bool = True, target: str | None = None, configuration: dict = None) -> dict:
+    """Patroni's failsafe_mode on (the BCP's choice: without etcd's quorum a leader that every
+    member still confirms keeps its role) or off (it demotes once it cannot refresh its key: the
+    twin of consensus lost). A change away from the cluster's setting registers putting it back."""
+    t, cluster = _ha(target)
+    return {"failsafe_mode": bool(on), "was": _set_dynamic(t, cluster, "failsafe_mode", bool(on), configuration)}
+
+
+def lose_consensus(duration_s: float = 40.0, members: int = 2, target: str | None = None,
+                   configuration: dict = None) -> dict:
+    """Consensus lost: `members` of the three etcd members (default 2: no quorum left) stopped for
+    `duration_s` (default 2 x ttl), then started again; returns once the quorum is whole. Patroni
+    can neither refresh nor take the leader key meanwhile: with failsafe_mode the leader keeps its
+    role, without it the leader demotes. Its effect: the members left said they had no quorum.
+    Each stopped member's start is in the fault ledger, so a SIGKILLed harness never leaves etcd
+    without its quorum."""
+    duration_s = duration(duration_s)
+    if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= len(ETCD):
+        raise ActivityFailed(f"members must be a whole number from 1 to {len(ETCD)}, got {members!r}")
+    t, cluster = _ha(target)
+    lost = ETCD[len(ETCD) - members:]
+    ledger = lease(t, configuration)
+    for e in lost:
+        program = f"etcd-{e}"
+        register_undo(f"ha-etcd:{e}", lambda e=e: nodes.restore_consensus(cluster, (e,)),
+                      spec={"kind": "supervisor_start", "url": cluster["supervisor_url"], "program": program}, **ledger)
+    roles_before = nodes.local_roles(cluster)
+    try:
+        nodes.lose_consensus(cluster, lost)
+    except HAError as e:
+        raise ActivityFailed(str(e)) from None
+    landed = time.time()
+    start = time.monotonic()
+    try:
+        # etcd elects no leader without a majority: its members say so within an election timeout.
+        no_quorum = False
+        while time.monotonic() - start < min(duration_s, 5.0) and not no_quorum:
+            no_quorum = not any(nodes.etcd_health(cluster).values())
+            time.sleep(0.2)
+        time.sleep(max(0.0, duration_s - (time.monotonic() - start)))
+        roles_during = nodes.local_roles(cluster)  # as the agents saw it at the end, quorum still lost
+    finally:
+        nodes.restore_consensus(cluster, lost)
+        for e in lost:
+            clear_undo(f"ha-etcd:{e}")
+    held = round(time.monotonic() - start, 3)
+    try:
+        nodes.wait_quorum(cluster, 30.0)
+    except HAError as e:
+        raise ActivityFailed(str(e)) from None
+    return {"stopped": [f"etcd-{e}" for e in lost], "landed_at": landed, "held_s": held,
+            "roles_before": roles_before, "roles_at_end": roles_during,
+            "failsafe_mode": _dynamic(cluster, "failsafe_mode"),
+            "effect": effect(no_quorum, f"{len(lost)} of {len(ETCD)} etcd members stopped for {held:g} s; "
+                                        + ("no member left had a quorum" if no_quorum else
+                                           "a member left still reported a healthy quorum"))}
+
+
+def bring_back_consensus(timeout_s: float = 30.0, target: str | None = None) -> dict:
+    """Rollback of lose_consensus: every etcd member started (a running one is left as it is),
+    then wait until all answer healthy."""
+    _, cluster = _ha(target)
+    nodes.restore_consensus(cluster, ETCD)
+    for e in ETCD:
+        clear_undo(f"ha-etcd:{e}")
+    try:
+        nodes.wait_quorum(cluster, float(timeout_s))
+    except HAError as e:
+        raise ActivityFailed(str(e)) from None
+    return {"etcd": nodes.etcd_health(cluster)}
+
+
+def hold_back_the_replica(wal_bytes: int = 262144, timeout_s: float = 20.0, target: str | None = None,
+                          configuration: dict = None) -> dict:
+    """A replica falling behind: the leader's WAL senders are SIGSTOPped until the leader has
+    written `wal_bytes` more WAL than the streaming replica received (under load), and left
+    stopped: whatever the leader acknowledges meanwhile exists on the leader alone. Below
+    Patroni's maximum_lag_on_failover (1 MiB), so the replica may still be promoted.
+
+    The sender, not the replica's WAL receiver: a stopped receiver holds back nothing here, since
+    the kernel keeps taking what the sender writes (hundreds of KiB on loopback) and the receiver
+    reads it all when resumed, even after the leader is dead (measured: 316 KiB "behind", nothing
+    lost). release_the_replica resumes the senders; a detached timer does at the run's lease end
+    whatever happens to this harness."""
+    if isinstance(wal_bytes, bool) or not isinstance(wal_bytes, int) or wal_bytes < 1:
+        raise ActivityFailed(f"wal_bytes must be a whole number of at least 1, got {wal_bytes!r}")
+    t, cluster = _ha(target)
+    leader = nodes.leader(cluster)
+    replica = next((m["name"] for m in nodes.members(cluster)
+                    if m["name"] != leader and m.get("state") == "streaming"), None)
+    if leader is None or replica is None:
+        raise ActivityFailed(f"no leader with a streaming replica to hold back ({_members(cluster)})")
+    pids = nodes.walsender_pids(cluster, leader)
+    if not pids:
+        raise ActivityFailed(f"{leader} has no WAL sender running")
+    landed = freeze(pids, f"ha-walsender:{leader}", lease(t, configuration))
+    deadline = time.monotonic() + float(timeout_s)
+    behind = 0
+    while behind < wal_bytes and time.monotonic() < deadline:
+        time.sleep(0.1)
+        behind = nodes.wal_behind(cluster, leader, replica)
+    return {"leader": leader, "replica": replica, "walsender_pids": pids, "landed_at": landed,
+            "behind_bytes": behind,
+            "effect": effect(behind >= wal_bytes, f"{replica} {behind} bytes of WAL behind {leader} "
+                                                  f"(asked for {wal_bytes}) after {timeout_s:g} s at most")}
+
+
+def release_the_replica(target: str | None = None) -> dict:
+    """Resume every member's WAL senders (rollback of hold_back_the_replica; harmless when none
+    is stopped, and after the leader's node is lost there is none left to resume)."""
+    _, cluster = _ha(target)
+    resumed = []
+    for name in cluster["members"]:
+        resumed += procs.signal_all(nodes.walsender_pids(cluster, name), signal.SIGCONT)
+        clear_undo(f"ha-walsender:{name}")
+    return {"resumed_pids": resumed}
 
 
 # A setting changed before the fault must outlast the fault itself (a freeze of up to 2 x ttl and
@@ -178,11 +284,36 @@ def _setting_lease(t: dict, configuration: dict | None) -> dict:
     return {**ledger, "lease_s": ledger["lease_s"] + SETTING_LEASE_EXTRA_S}
 
 
-def _synchronous(cluster: dict) -> bool:
+def _set_dynamic(t: dict, cluster: dict, key: str, value: bool, configuration: dict | None) -> bool:
+    """Set one of Patroni's dynamic settings; a change away from what the cluster was built with
+    registers putting it back (in the fault ledger too, with a lease that outlasts the fault).
+    Returns the value before."""
+    before = _dynamic(cluster, key)
+    built = bool((cluster.get("settings") or {}).get(key))
+    undo = f"ha-{key}"
+    if value != built:
+        cluster_file = str(Path(cluster["home"]) / "cluster.json")
+        register_undo(undo, lambda: nodes.patch_config(cluster, {key: built}),
+                      spec={"kind": "patroni_config", "cluster_file": cluster_file, "config": {key: built}},
+                      **_setting_lease(t, configuration))
     try:
-        return bool(nodes.dynamic_config(cluster).get("synchronous_mode"))
+        nodes.patch_config(cluster, {key: value})
+    except HAError as e:
+        raise ActivityFailed(str(e)) from None
+    if value == built:
+        clear_undo(undo)
+    return before
+
+
+def _dynamic(cluster: dict, key: str) -> bool:
+    try:
+        return bool(nodes.dynamic_config(cluster).get(key))
     except HAError:
         return False
+
+
+def _synchronous(cluster: dict) -> bool:
+    return _dynamic(cluster, "synchronous_mode")
 
 
 def _ha(target: str | None) -> tuple[dict, dict]:

@@ -10,6 +10,12 @@ it still up after the promotion, clients holding connections to it would go on w
 those acknowledged writes would vanish when it is rebuilt (split brain). A clean stop also ships
 its last WAL to the standby first, so a failover from a live primary loses nothing; from a dead
 one it loses only what never reached the standby (asynchronous replication).
+
+On the patroni tier (`--db-tier patroni`) the harness never promotes: Patroni holds the leader key
+and would fight a promotion behind its back (a split brain, tests/test_ha_cluster.py). There
+`failover` asks Patroni for a switchover instead: the leader stops cleanly, the replica promotes,
+the old leader follows it; the same timings are measured from the application's DSN.
+`promote_standby`, the runbook's half step, has no Patroni equivalent and is refused.
 """
 from __future__ import annotations
 
@@ -25,6 +31,8 @@ from harness.core.errors import first_line
 from harness.core.pgroles import PROGRAMS, server_dsn, server_role
 from harness.recovery.runbook import RecoveryInputError, exclusive, load_local, wait_streaming
 from harness.targets.embedded import stack as embedded, postgres, supervisor
+from harness.targets.embedded.ha import nodes as ha_nodes
+from harness.targets.embedded.ha.config import HAError
 from harness.targets.embedded.launchers import hold, release
 from harness.targets.embedded.layout import Layout
 
@@ -50,6 +58,10 @@ def promote_standby(target: str | None = None, timeout_s: float = 60.0) -> dict:
     the time to the first write and rewrite target.json. The old primary stays fenced (held and
     stopped) and the stack has no standby until `failover()` is called, which then rebuilds it:
     put that call in the experiment's rollbacks."""
+    t, _ = load_local(target)
+    if t.get("db_tier") == "patroni":
+        raise RecoveryInputError("the patroni tier promotes by itself: the runbook's promotion would be a split brain "
+                                 "behind Patroni's back; use 'gameday failover' (a Patroni switchover)")
     return _failover(target, rebuild=False, timeout_s=float(timeout_s))
 
 
@@ -134,8 +146,46 @@ def _save_roles(t: dict, layout: Layout, target: str | None, roles: dict) -> dic
 
 def _failover(target: str | None, rebuild: bool, timeout_s: float) -> dict:
     t, layout = load_local(target)
+    patroni = t.get("db_tier") == "patroni"
+    if patroni and not rebuild:
+        raise RecoveryInputError("--no-rebuild: on the patroni tier the old leader always follows the new one "
+                                 "(Patroni's switchover); nothing to leave fenced")
     with exclusive(t, "failover"):
+        if patroni:
+            return _switchover_locked(t, layout, target, timeout_s)
         return _failover_locked(t, layout, target, rebuild, timeout_s)
+
+
+def _switchover_locked(t: dict, layout: Layout, target: str | None, timeout_s: float) -> dict:
+    """`failover` on the patroni tier: Patroni's switchover to the streaming replica, then the
+    first write on the application's DSN, then the old leader streaming from the new one."""
+    cluster = t["ha"]
+    t0 = time.monotonic()
+    try:
+        done = ha_nodes.switchover(cluster, timeout_s=timeout_s)
+    except HAError as e:
+        raise ActivityFailed(f"{first_line(e)}; nothing was changed") from None
+    new, old = done["to"], done["from"]
+    new_port, old_port = cluster["members"][new]["port"], cluster["members"][old]["port"]
+    result = {"step": "switchover", "how": "Patroni switchover", "new_primary": new, "new_primary_port": new_port,
+              "old_primary": old, "old_primary_port": old_port, "switchover_s": round(time.monotonic() - t0, 3),
+              "message": done.get("message")}
+    _, port = _first_write(t["app_dsn"], WRITE_WAIT_S)
+    result["first_write_s"] = round(time.monotonic() - t0, 3)
+    result["first_write_port"] = port
+    if port != new_port:
+        raise ActivityFailed(f"the first write after the switchover landed on port {port}, not on the new leader "
+                             f"{new} ({new_port}): check for split brain")
+    t_rb = time.monotonic()
+    try:
+        ha_nodes.wait_streaming(cluster, old, timeout_s)
+    except HAError as e:
+        raise ActivityFailed(f"{new} leads now, but {old} does not stream from it: {first_line(e)}") from None
+    result["rebuild_s"] = round(time.monotonic() - t_rb, 3)
+    t = _save_roles(t, layout, target, embedded.current_roles(layout))
+    result.update(standby_streaming=True, primary=t["primary"]["program"], standby=t["standby"]["program"],
+                  target_file=str(_target_file(target)), total_s=round(time.monotonic() - t0, 3))
+    return result
 
 
 def _failover_locked(t: dict, layout: Layout, target: str | None, rebuild: bool, timeout_s: float) -> dict:

@@ -142,7 +142,23 @@ def _cards(verdict: dict) -> list[dict]:
                  "ok" if judged.get("rpo_warning") else "bad")] if "rpo_warning" in judged else []),
         _card("Writes in doubt / failed", f"{fmt_int(m.get('in_doubt_writes'))} / {fmt_int(m.get('failed_writes'))}",
               f"{fmt_int(m.get('recovered_writes'))} recovered, {fmt_int(m.get('duplicate_writes'))} duplicated"),
+        *([_failover_card(m)] if len(m.get("servers") or []) > 1 else []),
     ]
+
+
+def _failover_card(m: dict) -> dict:
+    """A change of database server: the failover from the fault (against the HA settings' window
+    when declared), the gap on the servers' own clocks and the clients', and any split brain."""
+    window = m.get("expected_failover_window_s")
+    split = m.get("split_brain_writes") or 0
+    sub = [f"servers' clocks: last old commit → first new {fmt_s(m.get('failover_server_gap_s'))}",
+           f"clients: write gap {fmt_s(m.get('failover_write_gap_s'))}"]
+    if isinstance(window, list) and len(window) == 2:
+        sub.insert(0, f"window {fmt_s(window[0])}–{fmt_s(window[1])}")
+    if split:
+        sub.append(f"{fmt_int(split)} split-brain writes")
+    value = fmt_s(m.get("failover_s")) if "failover_s" in m else f"{len(m['servers'])} servers"
+    return _card("Failover", value, "; ".join(sub), "bad" if split else "")
 
 
 def _fault_times(m: dict) -> list[str]:

@@ -21,7 +21,10 @@ this the exposure grew one second a second while nothing was written (a held-dow
 night) and read as an archive at risk.
 
 A server that does not answer leaves its last facts in place, so the exposure keeps growing: what
-that way held then is all it is known to hold. Also exported: svg_ai_wal_archiver_failed_count.
+that way held then is all it is known to hold. Also exported: svg_ai_wal_archiver_failed_count, and
+svg_ai_wal_segments_awaiting_archive (the primary's .ready files): when the archive stops moving
+without a failure, it tells a stuck archive_command (segments waiting) from segments never
+switched out (none waiting), the two causes of a stall seen once in CI and not yet explained.
 
     python -m harness.targets.embedded.rpo_exporter --port PORT --servers P1,P2 [--passfile FILE] [--period 1]
 """
@@ -86,6 +89,7 @@ class Facts:
         self.archived_end_lsn: int | None = None
         self.primary_lsn: int | None = None
         self.failed_count: int | None = None
+        self.awaiting_archive: int | None = None
         self.replay_lsn: int | None = None
         self.last_replay_epoch: float | None = None
         self.primary_seen = False
@@ -125,6 +129,8 @@ class Facts:
             for standby, c in sorted(roles, key=lambda r: r[0]):  # False (primary) first
                 try:
                     self._read_standby(c) if standby else self._read_primary(c)
+                    if not standby:
+                        self._read_archive_status(c)
                 except psycopg.Error:
                     continue
         finally:
@@ -157,6 +163,11 @@ class Facts:
                 # WAL was written since, but no write transaction began: no data is at risk.
                 self.archive_caught_up_epoch = time.time() if now is None else now
 
+    def _read_archive_status(self, c) -> None:
+        ready = c.execute("select count(*) from pg_ls_archive_statusdir() where name like '%.ready'").fetchone()[0]
+        with self.lock:
+            self.awaiting_archive = int(ready)
+
     def _read_standby(self, c, now: float | None = None) -> None:
         lsn, replay_epoch = c.execute(
             "select (pg_last_wal_replay_lsn() - '0/0')::bigint, "
@@ -184,6 +195,10 @@ class _Collector:
             yield GaugeMetricFamily("svg_ai_wal_archiver_failed_count",
                                     "Failed archive_command runs since the primary's statistics were reset",
                                     value=self.facts.failed_count)
+        if self.facts.awaiting_archive is not None:
+            yield GaugeMetricFamily("svg_ai_wal_segments_awaiting_archive",
+                                    "WAL segments the primary has finished and not yet archived (.ready files)",
+                                    value=self.facts.awaiting_archive)
 
 
 def main(argv: list[str] | None = None) -> int:

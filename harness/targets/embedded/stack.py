@@ -430,10 +430,10 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
         primary_port = layout.port(roles["primary"])
         postgres.create_app_database(layout, primary_port)
         _run_py(["-m", "svgai.migrate", "--dsn", layout.dsn(roles["primary"])], "schema migration")
-        if not layout.db:  # (Patroni cloned its replica; base backups of that tier are not taken yet: README)
-            if not any(layout.backup_dir.iterdir()):
-                step("taking the first base backup")
-                postgres.take_base_backup(layout, port=primary_port)
+        if not any(layout.backup_dir.iterdir()):
+            step("taking the first base backup")
+            postgres.take_base_backup(layout, port=primary_port)
+        if not layout.db:  # (Patroni cloned its replica itself)
             if "postgres-standby" not in pg_programs:
                 step("cloning the streaming standby")
                 postgres.clone_standby(layout, primary_port, layout.standby_dir, layout.port("postgres-standby"))

@@ -2,10 +2,12 @@
 this machine (harness/targets/embedded/stack.py brings them up and down)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from chaoslib.exceptions import ActivityFailed
 
+from harness.core import procs
 from harness.targets.base import Target
 from harness.targets.embedded import stack, supervisor
 from harness.targets.description import TargetError
@@ -44,7 +46,16 @@ class EmbeddedTarget(Target):
         stack.down(self.home, port_base, log=log)
 
     def program_pid(self, program: str) -> int:
-        """The main pid of a supervised program, asked of supervisord (it must be RUNNING)."""
+        """The main pid of a supervised program, asked of supervisord (it must be RUNNING). On the
+        patroni tier PostgreSQL is Patroni's to run and restart, not supervisord's: a database
+        program's pid is its server's postmaster (its data folder's postmaster.pid)."""
+        servers = {s["program"]: s for s in (self.data.get(r) for r in ("primary", "standby")) if isinstance(s, dict)}
+        if self.data.get("db_tier") == "patroni" and program in servers:
+            data_dir = Path(servers[program]["data_dir"])
+            pid = procs.read_pid(data_dir / "postmaster.pid")
+            if not pid or not procs.running(pid):
+                raise ActivityFailed(f"{program} is not running (no live postmaster for {data_dir})")
+            return pid
         try:
             info = supervisor.process_info(self.data["supervisor_url"], program)
         except Exception as e:

@@ -212,9 +212,11 @@ def etcd_command(layout: HaLayout, member: str, etcd_bin: str = "etcd") -> str:
 
 # Loopback only. Over TCP every role gives its password (scram-sha-256): clients, replication,
 # pg_rewind (as the superuser). Over the unix socket only the database's OS user, as postgres:
-# that is how Patroni talks to its own server.
+# that is how Patroni talks to its own server, and how the stack takes its base backups
+# (pg_basebackup streams its WAL over a replication connection).
 PG_HBA = [
     "local all postgres peer",
+    "local replication postgres peer",
     f"host replication {REPLICATION_USER} 127.0.0.1/32 scram-sha-256",
     "host all all 127.0.0.1/32 scram-sha-256",
 ]
@@ -250,6 +252,10 @@ def patroni_config(layout: HaLayout, member: str, passwords: dict[str, str], set
                     "wal_retrieve_retry_interval": "500ms",
                     "archive_mode": "on",
                     "archive_command": f"test ! -f {archive}/%f && cp %p {archive}/%f",
+                    # As on the plain tier: a segment is archived at least this often, or a quiet
+                    # primary's archive lags until 16 MB of WAL fill one (the RPO exposure of the
+                    # archive then grew past the 30 s warning within a minute of light load).
+                    "archive_timeout": "5s",
                     "log_line_prefix": "%m [%p] ",
                 }}},
             "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, {"auth-local": "peer"},

@@ -24,7 +24,8 @@ from harness.targets.embedded.ha.config import ETCD, REST_USER, HAError
 
 __all__ = ["members", "leader", "wait_leader", "wait_streaming", "wait_healthy", "switchover", "kill_node",
            "start_node", "lose_consensus", "restore_consensus", "freeze_node", "thaw_node", "agent_pid", "timeline",
-           "timeline_of", "system_identifier", "system_identifier_of", "rest_call", "server_streams", "reinitialize"]
+           "timeline_of", "system_identifier", "system_identifier_of", "rest_call", "server_streams", "reinitialize",
+           "etcd_health", "wait_quorum", "local_roles", "walsender_pids", "wal_behind"]
 
 REST_TIMEOUT_S = 1.0  # a frozen member's REST API never answers: do not wait long for it
 DEFAULT_HOLD_S = 900.0  # a lost node stays down at most this long if start_node never comes
@@ -277,6 +278,62 @@ def restore_consensus(cluster: dict, lost: tuple[str, ...] = ETCD[1:]) -> None:
     """Start the etcd members lose_consensus stopped; they rejoin from their data folders."""
     for e in lost:
         supervisor.start(cluster["supervisor_url"], f"etcd-{e}")
+
+
+def etcd_health(cluster: dict) -> dict[str, bool]:
+    """Each etcd member's own word on its health (`GET /health`): true only while it belongs to a
+    quorum with a leader; a stopped member or one without quorum says false."""
+    out = {}
+    for name, url in zip(ETCD, cluster["etcd_endpoints"]):
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=REST_TIMEOUT_S) as r:
+                out[name] = json.load(r).get("health") == "true"
+        except (OSError, ValueError):
+            out[name] = False
+    return out
+
+
+def wait_quorum(cluster: dict, timeout_s: float = 30.0) -> None:
+    """Until every etcd member answers healthy (the quorum is whole again)."""
+    _until(lambda: all(etcd_health(cluster).values()), timeout_s, "etcd's quorum did not come back",
+           lambda: json.dumps(etcd_health(cluster)))
+
+
+def local_roles(cluster: dict) -> dict[str, str | None]:
+    """Each member's role as its own agent sees it (`GET /patroni`: answered from the agent's own
+    state, so it still answers while etcd has no quorum); None for a member that does not answer."""
+    out = {}
+    for name in cluster["members"]:
+        try:
+            status, body = rest_call(cluster, name, "/patroni")
+            out[name] = body.get("role") if isinstance(body, dict) else None
+        except OSError:
+            out[name] = None
+    return out
+
+
+def walsender_pids(cluster: dict, member: str) -> list[int]:
+    """The member's WAL senders (a leader's processes that stream to its replicas); [] on a replica
+    with none of its own."""
+    _check_member(cluster, member)
+    return [p for p in _postgres_pids(cluster, member) if "walsender" in (procs.cmdline(p) or "")]
+
+
+def wal_behind(cluster: dict, leader: str, replica: str) -> int:
+    """Bytes of WAL the leader has written that the replica has not received."""
+    def lsn(member: str, sql: str):
+        info = cluster["members"][member]
+        with psycopg.connect(host="127.0.0.1", port=info["port"], dbname="postgres", user="postgres",
+                             passfile=cluster["passfile"], connect_timeout=2, autocommit=True) as c:
+            return c.execute(sql).fetchone()[0]
+    head = lsn(leader, "select pg_current_wal_lsn()")
+    received = lsn(replica, "select coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())")
+    return _lsn_bytes(head) - _lsn_bytes(received)
+
+
+def _lsn_bytes(lsn: str) -> int:
+    high, low = str(lsn).split("/")
+    return (int(high, 16) << 32) + int(low, 16)
 
 
 def freeze_node(cluster: dict, member: str) -> dict:
