@@ -6,13 +6,17 @@ from harness.checkers.verdict import verdict
 from synthetic import History, healthy_run, objectives
 
 
-def failover(h: History, old_after: list[float] = (), gap: tuple[float, float] = (10.0, 14.0)) -> History:
+def failover(h: History, old_after: list[float] = (), gap: tuple[float, float] = (10.0, 14.0),
+             clocks: tuple[float, float] | None = None) -> History:
     """Writes every 0.1 s on timeline 1 until gap[0], on timeline 2 from gap[1]; plus writes sent
-    at `old_after` times that the old server (timeline 1) acknowledged."""
+    at `old_after` times that the old server (timeline 1) acknowledged. With `clocks`, each
+    server's own clock reads its offset plus the write's time as it executes it."""
+    def at(server: int, t: float) -> dict:
+        return {"server_at": clocks[server] + t} if clocks else {}
     for i in range(int(gap[0] * 10)):
-        h.write(f"a{i}", i / 10, timeline=1)
+        h.write(f"a{i}", i / 10, timeline=1, **at(0, i / 10))
     for i in range(int(gap[1] * 10), 300):
-        h.write(f"b{i}", i / 10, timeline=2)
+        h.write(f"b{i}", i / 10, timeline=2, **at(1, i / 10))
     for i, t in enumerate(old_after):
         h.write(f"old{i}", t, timeline=1)
     return h
@@ -35,11 +39,7 @@ def test_a_clean_failover_measures_its_write_gap():
 def test_the_failover_on_the_servers_own_clocks_is_last_execution_to_first():
     # The clients' acknowledgements say 9.91 → 14.01; the servers executed the last old write at
     # 1009.9 and the first new one at 1014.2 (their clocks, here 1000 s ahead): 4.3 s.
-    h = History()
-    for i in range(100):
-        h.write(f"a{i}", i / 10, timeline=1, server_at=1000 + i / 10)
-    for i in range(140, 300):
-        h.write(f"b{i}", i / 10, timeline=2, server_at=1000.2 + i / 10)
+    h = failover(History(), clocks=(1000.0, 1000.2))
     [change] = servers(h.events())["changes"]
     assert change["server_gap_s"] == pytest.approx(4.3, abs=1e-6)
     assert change["write_gap_s"] == pytest.approx(4.1, abs=0.02)
@@ -69,11 +69,7 @@ def test_the_servers_clocks_settle_a_write_in_doubt_either_way():
     # Both sent at 13.9, before the new server's first acknowledgement (14.01), both acknowledged
     # by the old server after it. The servers' clocks (epoch-like values here) say which one the
     # old primary executed while the new one was already executing writes.
-    h = History()
-    for i in range(100):
-        h.write(f"a{i}", i / 10, timeline=1, server_at=1000 + i / 10)
-    for i in range(140, 300):
-        h.write(f"b{i}", i / 10, timeline=2, server_at=1000 + i / 10)  # the new server's first: 1014.0
+    h = failover(History(), clocks=(1000.0, 1000.0))  # the new server's first: 1014.0
     h.write("executed-before", 13.9, timeline=1, latency_s=0.5, server_at=1013.95)
     h.write("executed-after", 13.9, timeline=1, latency_s=0.6, server_at=1014.2)
     s = servers(h.events())
