@@ -126,6 +126,22 @@ def test_the_verdict_fails_a_split_brain_and_names_the_keys():
     assert not [c for c in verdict(healthy_run().events(), objectives())["criteria"] if c["name"] == "split_brain"]
 
 
+def test_the_failover_measured_is_this_runs_not_an_earlier_ones_the_heartbeat_remembers():
+    # The heartbeat's ledger window reaches back before this run: beats on two earlier servers
+    # (an earlier run's failover, 10 s before this run began) precede this run's fault at 10 s
+    # and its failover at 14 s.
+    h = failover(healthy_run(), clocks=(1000.0, 1000.2))
+    h.heartbeats(30.0, [("hb-old-1", -20.0, 5), ("hb-old-2", -10.0, 6)])
+    s = servers(h.events())
+    assert [c["to"] for c in s["changes"]] == ["7000/tl6", "7000/tl1", "7000/tl2"], s["changes"]
+    m = verdict(h.events(), objectives())["measured"]
+    assert m["failover_write_gap_s"] == pytest.approx(4.1, abs=0.02)
+    assert m["failover_server_gap_s"] == pytest.approx(4.3, abs=1e-6)
+    # No change of server after the fault: nothing to report, whatever came before.
+    m = verdict(failover(healthy_run(), gap=(5.0, 8.0)).events(), objectives())["measured"]
+    assert m["failover_write_gap_s"] is None and m["failover_server_gap_s"] is None
+
+
 def _with_window(h: History, t_fault: float, window=(18.3, 24.0)) -> History:
     h.add("fault", t_fault, phase="start", name="lose-the-leader-node")
     h.add("fault", t_fault + 0.1, phase="end", name="lose-the-leader-node", ok=True,
