@@ -95,7 +95,7 @@ def test_dr_testing_maps_test_types_to_experiments(tmp_path):
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["failover", "--no-rebuild"], "on the patroni tier the old leader always follows the new one"),
+    (["failover", "--no-rebuild"], "the patroni tier promotes by itself and its old leader always follows the new one"),
 ])
 def test_the_runbooks_promotion_is_refused_on_the_patroni_tier(capsys, tmp_path, argv, says):
     """Patroni holds the leader key: a promotion behind its back is a split brain. Refused with

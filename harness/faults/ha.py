@@ -135,7 +135,7 @@ def freeze_the_leader_node(duration_s: float = 40.0, target: str | None = None, 
         raise ActivityFailed(f"no process of {leader} runs")
     held = stop_for(pids, duration_s, f"ha-freeze:{leader}", lease(t, configuration))
     return {"node": leader, "pids": pids, **held, "expected_failover_window_s": cluster.get("expected_failover_window_s"),
-            "settings": {**(cluster.get("settings") or {}), "synchronous_mode": _synchronous(cluster)}}
+            "settings": {**(cluster.get("settings") or {}), "synchronous_mode": _dynamic(cluster, "synchronous_mode")}}
 
 
 def synchronous_replication(on: bool = True, timeout_s: float = 30.0, target: str | None = None,
@@ -310,10 +310,6 @@ def _dynamic(cluster: dict, key: str) -> bool:
         return bool(nodes.dynamic_config(cluster).get(key))
     except HAError:
         return False
-
-
-def _synchronous(cluster: dict) -> bool:
-    return _dynamic(cluster, "synchronous_mode")
 
 
 def _ha(target: str | None) -> tuple[dict, dict]:

@@ -15,7 +15,7 @@ On the patroni tier (`--db-tier patroni`) the harness never promotes: Patroni ho
 and would fight a promotion behind its back (a split brain, tests/test_ha_cluster.py). There
 `failover` asks Patroni for a switchover instead: the leader stops cleanly, the replica promotes,
 the old leader follows it; the same timings are measured from the application's DSN.
-`promote_standby`, the runbook's half step, has no Patroni equivalent and is refused.
+`promote_standby` and `--no-rebuild`, the runbook's half step, have no Patroni equivalent and are refused.
 """
 from __future__ import annotations
 
@@ -58,10 +58,6 @@ def promote_standby(target: str | None = None, timeout_s: float = 60.0) -> dict:
     the time to the first write and rewrite target.json. The old primary stays fenced (held and
     stopped) and the stack has no standby until `failover()` is called, which then rebuilds it:
     put that call in the experiment's rollbacks."""
-    t, _ = load_local(target)
-    if t.get("db_tier") == "patroni":
-        raise RecoveryInputError("the patroni tier promotes by itself: the runbook's promotion would be a split brain "
-                                 "behind Patroni's back; use 'gameday failover' (a Patroni switchover)")
     return _failover(target, rebuild=False, timeout_s=float(timeout_s))
 
 
@@ -147,9 +143,10 @@ def _save_roles(t: dict, layout: Layout, target: str | None, roles: dict) -> dic
 def _failover(target: str | None, rebuild: bool, timeout_s: float) -> dict:
     t, layout = load_local(target)
     patroni = t.get("db_tier") == "patroni"
-    if patroni and not rebuild:
-        raise RecoveryInputError("--no-rebuild: on the patroni tier the old leader always follows the new one "
-                                 "(Patroni's switchover); nothing to leave fenced")
+    if patroni and not rebuild:  # promote_standby, or gameday failover --no-rebuild
+        raise RecoveryInputError("the patroni tier promotes by itself and its old leader always follows the new one: "
+                                 "a promotion that leaves it fenced would be a split brain behind Patroni's back; "
+                                 "use 'gameday failover' (a Patroni switchover)")
     with exclusive(t, "failover"):
         if patroni:
             return _switchover_locked(t, layout, target, timeout_s)

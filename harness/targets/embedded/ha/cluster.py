@@ -308,11 +308,7 @@ def _start_supervisord(layout: HaLayout) -> None:
 
 
 def _etcd_healthy(layout: HaLayout, member: str) -> bool:
-    try:
-        with urllib.request.urlopen(etcd_url(layout, member) + "/health", timeout=1) as r:
-            return json.load(r).get("health") == "true"
-    except (OSError, ValueError):
-        return False
+    return nodes.etcd_member_healthy(etcd_url(layout, member))
 
 
 def _etcd_leader(layout: HaLayout) -> str | None:

@@ -19,13 +19,14 @@ from typing import Callable
 import psycopg
 
 from harness.core import procs
+from harness.core.pgroles import server_dsn
 from harness.targets.embedded import supervisor
 from harness.targets.embedded.ha.config import ETCD, REST_USER, HAError
 
 __all__ = ["members", "leader", "wait_leader", "wait_streaming", "wait_healthy", "switchover", "kill_node",
            "start_node", "lose_consensus", "restore_consensus", "freeze_node", "thaw_node", "agent_pid", "timeline",
            "timeline_of", "system_identifier", "system_identifier_of", "rest_call", "server_streams", "reinitialize",
-           "etcd_health", "wait_quorum", "local_roles", "walsender_pids", "wal_behind"]
+           "etcd_health", "etcd_member_healthy", "wait_quorum", "local_roles", "walsender_pids", "wal_behind"]
 
 REST_TIMEOUT_S = 1.0  # a frozen member's REST API never answers: do not wait long for it
 DEFAULT_HOLD_S = 900.0  # a lost node stays down at most this long if start_node never comes
@@ -280,17 +281,19 @@ def restore_consensus(cluster: dict, lost: tuple[str, ...] = ETCD[1:]) -> None:
         supervisor.start(cluster["supervisor_url"], f"etcd-{e}")
 
 
-def etcd_health(cluster: dict) -> dict[str, bool]:
-    """Each etcd member's own word on its health (`GET /health`): true only while it belongs to a
+def etcd_member_healthy(url: str) -> bool:
+    """One etcd member's own word on its health (`GET /health`): true only while it belongs to a
     quorum with a leader; a stopped member or one without quorum says false."""
-    out = {}
-    for name, url in zip(ETCD, cluster["etcd_endpoints"]):
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=REST_TIMEOUT_S) as r:
-                out[name] = json.load(r).get("health") == "true"
-        except (OSError, ValueError):
-            out[name] = False
-    return out
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=REST_TIMEOUT_S) as r:
+            return json.load(r).get("health") == "true"
+    except (OSError, ValueError):
+        return False
+
+
+def etcd_health(cluster: dict) -> dict[str, bool]:
+    """Each etcd member's health (etcd_member_healthy), by name."""
+    return {name: etcd_member_healthy(url) for name, url in zip(ETCD, cluster["etcd_endpoints"])}
 
 
 def wait_quorum(cluster: dict, timeout_s: float = 30.0) -> None:
@@ -321,19 +324,12 @@ def walsender_pids(cluster: dict, member: str) -> list[int]:
 
 def wal_behind(cluster: dict, leader: str, replica: str) -> int:
     """Bytes of WAL the leader has written that the replica has not received."""
-    def lsn(member: str, sql: str):
-        info = cluster["members"][member]
-        with psycopg.connect(host="127.0.0.1", port=info["port"], dbname="postgres", user="postgres",
-                             passfile=cluster["passfile"], connect_timeout=2, autocommit=True) as c:
-            return c.execute(sql).fetchone()[0]
-    head = lsn(leader, "select pg_current_wal_lsn()")
-    received = lsn(replica, "select coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())")
-    return _lsn_bytes(head) - _lsn_bytes(received)
-
-
-def _lsn_bytes(lsn: str) -> int:
-    high, low = str(lsn).split("/")
-    return (int(high, 16) << 32) + int(low, 16)
+    def position(member: str, lsn_sql: str) -> int:
+        dsn = server_dsn(cluster["members"][member]["port"], passfile=cluster["passfile"])
+        with psycopg.connect(dsn, autocommit=True) as c:
+            return int(c.execute(f"select {lsn_sql} - '0/0'::pg_lsn").fetchone()[0])
+    return (position(leader, "pg_current_wal_lsn()")
+            - position(replica, "coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())"))
 
 
 def freeze_node(cluster: dict, member: str) -> dict:
