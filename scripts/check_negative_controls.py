@@ -1,5 +1,5 @@
-"""Runs every negative control (experiments/negative/ on the embedded stack; experiments/ha/negative/
-on its patroni tier, in a home of its own, side by side) through `gameday run` and checks that each
+"""Runs every negative control (experiments/negative/ on the embedded stack of the default home;
+experiments/ha/negative/ on a second patroni-tier stack in a home of its own, side by side) through `gameday run` and checks that each
 one came out FAIL for the reason it names: every criterion in its `expect_failure` failed. A twin
 that comes out PASS, ERROR or INTERRUPTED, or FAIL on other criteria only, proves nothing about
 the criterion it was built for. A harness that cannot fail is worthless: exit 0 only if every
@@ -38,8 +38,8 @@ def nothing_injected(verdict: dict) -> bool:
     return verdict.get("status") == "error" and str(verdict.get("reason", "")).startswith("target not healthy before fault")
 
 
-# The HA scenarios' twins run on the embedded stack's patroni tier, in the home `make gameday-ha`
-# uses (the Makefile's HA_HOME and HA_PORT_BASE).
+# The HA scenarios' twins run in a second home of the patroni tier (the Makefile's HA_HOME), on its
+# own ports, beside the BCP scenarios' twins in the default home.
 HA_HOME = os.environ.get("HA_HOME", ".gameday-ha")
 HA_PORT_BASE = os.environ.get("HA_PORT_BASE", "15420")
 
@@ -58,7 +58,7 @@ def run(files: list[str], reports: Path, home: str | None = None, out=None) -> l
 
 def run_ha(files: list[str], reports: Path, log: Path) -> list[dict]:
     """The HA twins on the patroni tier: brought up for them, and down again unless it was up.
-    What they print goes to `log` (they run beside the plain tier's twins)."""
+    What they print goes to `log` (they run beside the BCP scenarios' twins)."""
     if not files:
         return []
     with open(log, "w") as out:
@@ -88,7 +88,7 @@ def main() -> int:
           f"their output follows the others' (and is in {log.relative_to(ROOT)})", flush=True)
     with ThreadPoolExecutor(1) as pool:
         ha = pool.submit(run_ha, ha_files, reports / "patroni", log)
-        verdicts = run(files, reports / "plain")
+        verdicts = run(files, reports / "bcp")
         verdicts += ha.result()
     print(f"\n--- the HA twins, on the patroni tier ({HA_HOME}) ---\n{log.read_text() if log.exists() else ''}", flush=True)
     # A twin that injected nothing is run once more, alone, after the others: it has not yet shown

@@ -23,7 +23,9 @@ def stack():
     home.chmod(0o755)
     old = os.environ.get("GAMEDAY_TARGET")
     try:
-        target = embedded.up(home, TEST_PORT_BASE, log=lambda m: None)
+        # The plain tier: the runbook's own fencing, promotion and restore are what these tests
+        # put on trial; the patroni tier runs in the game day and in test_ha_cluster.py.
+        target = embedded.up(home, TEST_PORT_BASE, log=lambda m: None, db_tier="plain")
         os.environ["GAMEDAY_TARGET"] = str(home / "target.json")
         yield target
     finally:

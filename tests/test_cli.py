@@ -112,7 +112,7 @@ def test_down_leaves_no_process_or_listener():
         gameday("target", "down", "--home", str(home))
         import shutil
         shutil.rmtree(home, ignore_errors=True)
-    for offset in range(8):
+    for offset in range(18):  # the stack's 8, and the default patroni tier's 10 from base + 8 (etcd, PostgreSQL, REST)
         with socket.socket() as s:
             s.settimeout(1)
             assert s.connect_ex(("127.0.0.1", base + offset)) != 0, f"port {base + offset} still listens"

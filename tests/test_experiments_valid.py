@@ -111,3 +111,26 @@ def test_it_runs_the_recovery_its_scenario_prescribes(path):
     tagged = [a["name"] for a in _activities(experiment, "recovery")]
     if kind == "manual":
         assert tagged, f"{path.name}: its scenario's recovery is manual, and no action is tagged recovery"
+
+
+def test_the_patroni_tiers_suite_holds_every_bcp_and_ha_scenario_with_the_cold_start_last():
+    from harness.run import runner
+    suite = [p.stem for p in runner.discover("patroni")]
+    assert sorted(suite) == sorted(p.stem for p in SCENARIOS)
+    assert suite[-1] == "full-stack"  # the cold start last: it is followed by nothing it may have broken
+    assert [p.stem for p in runner.discover("plain")] == [p.stem for p in runner.discover(None)]
+    assert not {p.parent for p in runner.discover("plain")} & {HA}  # the HA faults refuse the plain tier
+
+
+def test_a_new_home_gets_the_patroni_tier_and_an_old_home_keeps_its_own(tmp_path):
+    from harness.targets.embedded import stack
+    from harness.targets.embedded.layout import Layout
+    layout = Layout(tmp_path / "new", 15400)
+    assert stack._check_tier(layout, None) == "patroni"
+    assert stack._check_tier(layout, "plain") == "plain"
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / ".gameday-home").write_text('{"port_base": 15400}\n')  # no db: a plain home set up before
+    with pytest.raises(stack.StackError, match="runs the plain database tier, not patroni"):
+        stack._check_tier(Layout(old, 15400), "patroni")
+    assert stack._check_tier(Layout(old, 15400), None) == "plain"

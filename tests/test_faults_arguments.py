@@ -73,6 +73,14 @@ def test_ha_faults_refuse_a_stack_without_patroni_and_inject_nothing(plain_stack
     assert not [k for k in pending() if k.startswith("ha-")]
 
 
+def test_keeping_the_failover_manual_touches_nothing_on_the_plain_tier(plain_stack_target):
+    # The plain tier promotes only through the runbook: the failover twins' defect is already there.
+    from harness.faults import database
+    assert database.keep_failover_manual()["paused"] is None
+    assert database.end_manual_failover()["paused"] is None
+    assert not pending()
+
+
 @pytest.mark.parametrize("fault, kwargs, words", [
     ("lose_consensus", {"members": 0}, "members must be a whole number from 1 to 3"),
     ("lose_consensus", {"members": True}, "members must be a whole number from 1 to 3"),

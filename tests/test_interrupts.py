@@ -72,6 +72,32 @@ def test_signal_interrupts_and_rolls_back(healthy_stack, tmp_path, sig):
     pytest.fail("the API did not come back after the interrupted run was rolled back")
 
 
+def test_a_sigterm_inside_a_long_action_ends_the_run_and_the_game_day(healthy_stack, tmp_path):
+    # Chaos Toolkit puts its own SIGTERM handler in place for an experiment: a SIGTERM inside an
+    # activity became that activity's failure, the run a FAIL, and the game day went on to inject
+    # the next fault (seen in a run of the negative controls). The control puts ours back.
+    run = [sys.executable, "-m", "harness.cli", "run", str(HERE / "long-freeze.yaml"), str(HERE / "held-outage.yaml"),
+           "--calibration-s", "0", "--home", healthy_stack["home"], "--port-base", str(healthy_stack["port_base"]),
+           "--reports-dir", str(tmp_path)]
+    proc = subprocess.Popen(run, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not any('"kind":"fault"' in h.read_text() for h in tmp_path.rglob("history.jsonl")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the first run never reached its fault"
+            time.sleep(0.2)
+        time.sleep(2.0)  # inside the 10 s freeze action
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, out
+    verdicts = [json.loads(p.read_text()) for p in tmp_path.rglob("verdict.json")]
+    assert [v["scenario"] for v in verdicts] == ["api-hang"], out  # the second experiment never ran
+    assert verdicts[0]["status"] == "interrupted", verdicts[0]["reason"]
+    assert _api_back(healthy_stack["api_url"])
+
+
 def _wait_for_fault(tmp_path: Path, proc) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -47,7 +47,7 @@ def _missing_subcommand(args: argparse.Namespace) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    paths = args.experiments or runner.discover()
+    paths = args.experiments or runner.discover(target_of(args).suite_db_tier())
     try:
         planned = runner.plan(paths)
         start, end = gameday_plan.parse_window(args.start, args.hours)

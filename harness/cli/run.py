@@ -64,7 +64,7 @@ def register(sub) -> None:
 def cmd_run(args) -> int:
     approved = _approved_plan(args)
     paths = args.experiments or ([PROJECT_ROOT / s["experiment"] for s in approved[0]["scenarios"]] if approved
-                                 else runner.discover())
+                                 else runner.discover(target_of(args).suite_db_tier()))
     if not paths:
         raise UsageError(f"no experiments given and none found in {runner.EXPERIMENTS_DIR}")
     try:

@@ -23,9 +23,9 @@ def register(sub) -> None:
                    help="local: the embedded stack (default for a new home); containers: Docker containers "
                         "(testcontainers)")
     p.add_argument("--db-tier", choices=("plain", "patroni"), default=None,
-                   help="the embedded stack's database tier, for a new home: plain (default; the BCP's "
-                        "failover runbook promotes the standby) or patroni (Patroni on a 3-member etcd "
-                        "quorum fails over by itself); a home keeps the tier it was set up with")
+                   help="the embedded stack's database tier, for a new home: patroni (default: Patroni on a "
+                        "3-member etcd quorum fails over by itself) or plain (the BCP's failover runbook "
+                        "promotes the standby); a home keeps the tier it was set up with")
     p.set_defaults(func=cmd_up)
     p = tsub.add_parser("down", help="stop everything the stack started")
     add_home_options(p, port_base=True, target=False)

@@ -5,6 +5,7 @@ recover from:
   corrupt_table_pages   damaged data pages         → restore --backup-id latest (restore_database)
   bad_statement         a destructive statement    → point-in-time recovery to just before it
   lose_primary          the primary is gone for good → failover to the standby
+  keep_failover_manual  nothing promotes by itself (the failover twins' defect; end_manual_failover)
 
 Every fault returns a JSON-able record of exactly what it did. The bad statement also writes an
 incident record, `<home>/incidents/latest.json` (harness.targets.description.incident_path), that the
@@ -27,13 +28,14 @@ from chaoslib.exceptions import ActivityFailed
 from harness import targets
 from harness.core import pgroles, procs
 from harness.core.errors import first_line
-from harness.faults import containers, register_undo
+from harness.faults import containers, ha, register_undo
 from harness.faults._common import effect, gone_effect, lease, local_target, positive_int, program_pid, server
 from harness.faults.process import disable_restart, enable_restart
 from harness.targets.description import incident_path
 from harness.core.amcheck import amcheck
 
-__all__ = ["corrupt_table_pages", "bad_statement", "lose_primary", "end_primary_loss", "incident_record"]
+__all__ = ["corrupt_table_pages", "bad_statement", "lose_primary", "end_primary_loss", "keep_failover_manual",
+           "end_manual_failover", "incident_record"]
 
 LOST_PRIMARY_FILE = "lost-primary.json"  # next to the incident record
 PAGE_BYTES = 8192
@@ -177,10 +179,17 @@ def lose_primary(target: str | None = None, configuration: dict = None) -> dict:
     """The primary is lost for good: its restart is disabled (hold file) and its postmaster and
     every backend are SIGKILLed, so it stays down. The recovery is the failover to the standby
     (harness.recovery.failover.failover); `end_primary_loss` is the rollback. On the container
-    target the primary's container is stopped and stays down (harness.faults.containers)."""
+    target the primary's container is stopped and stays down (harness.faults.containers). On the
+    patroni tier the primary is a node: the leader's Patroni agent goes with its server, and the
+    node stays down (harness.faults.ha.lose_the_leader_node)."""
     if targets.for_activity(target).fault_family == "docker":
         return containers.lose_primary(target, configuration)
     t = local_target(target)
+    if t.get("db_tier") == "patroni":
+        lost = ha.lose_the_leader_node(target, configuration)
+        landed = time.time()
+        pids = [p for p in (lost["agent_pid"], *lost["postgres_pids"]) if p]
+        return {**lost, "landed_at": landed, "effect": gone_effect(pids, f"the leader node {lost['node']}")}
     primary = server(t, "primary")
     program = primary["program"]
     hold = disable_restart(program, target=target, configuration=configuration)
@@ -220,6 +229,8 @@ def end_primary_loss(target: str | None = None) -> dict:
     if targets.for_activity(target).fault_family == "docker":
         return containers.end_primary_loss(target)
     t = local_target(target)
+    if t.get("db_tier") == "patroni":  # the node comes back and Patroni makes it a replica (pg_rewind)
+        return ha.bring_back_lost_nodes(target=target)
     path = _lost_primary_path(t)
     try:
         record = json.loads(path.read_text())
@@ -237,6 +248,23 @@ def end_primary_loss(target: str | None = None) -> dict:
     return {"released": result["released"], "program": program,
             "detail": "hold released: supervision starts the server again" if result["released"] else
                       "no hold left (a failover already released it)"}
+
+
+def keep_failover_manual(target: str | None = None, configuration: dict = None) -> dict:
+    """The defect of a lost primary's negative twins: nothing promotes the standby by itself. On
+    the patroni tier that is Patroni's maintenance mode (harness.faults.ha.pause_failover, undone
+    by end_manual_failover or the run's lease); the plain tier has no automatic failover at all,
+    so there is nothing to switch off (nor has the container target)."""
+    if targets.for_activity(target).data.get("db_tier") == "patroni":
+        return ha.pause_failover(target, configuration)
+    return {"paused": None, "detail": "the plain tier promotes only through the runbook: nothing to switch off"}
+
+
+def end_manual_failover(target: str | None = None) -> dict:
+    """Rollback of keep_failover_manual: Patroni acts again (a leader lost meanwhile is replaced)."""
+    if targets.for_activity(target).data.get("db_tier") == "patroni":
+        return ha.resume_failover(target)
+    return {"paused": None}
 
 
 def incident_record(target: str | None = None) -> dict:

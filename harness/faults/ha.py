@@ -81,8 +81,8 @@ def bring_back_lost_nodes(timeout_s: float = 120.0, target: str | None = None) -
     for name, member in cluster["members"].items():
         if Path(member["hold_file"]).exists():
             nodes.start_node(cluster, name)
-            clear_undo(f"ha-node:{name}")
             started.append(name)
+        clear_undo(f"ha-node:{name}")  # up now, also a node a runbook failover started earlier
     try:
         leader = nodes.wait_healthy(cluster, float(timeout_s))
     except HAError as e:

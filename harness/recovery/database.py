@@ -24,9 +24,9 @@ from chaoslib.exceptions import ActivityFailed
 from harness.core.pgroles import passfile_of, server_dsn, server_role
 from harness.recovery.backup import (ARCHIVE_WAIT_S, archive_history, choose_backup, create_backup, install_backup,
                                      scan_backups, switch_and_wait)
-from harness.recovery.runbook import RecoveryInputError, exclusive, load_local, primary_roles, wait_streaming
-from harness.targets.embedded import postgres, supervisor
-from harness.targets.embedded.launchers import hold, release
+from harness.recovery.runbook import RecoveryInputError, exclusive, load_local, primary_roles
+from harness.recovery import restore_tiers
+from harness.targets.embedded import postgres
 from harness.targets.embedded.layout import Layout
 
 __all__ = ["restore_database"]
@@ -45,10 +45,11 @@ def restore_database(backup_id: str = "latest", target_time: str | None = None,
     state. When the primary still answers its current WAL is archived first, so a restore after
     page corruption loses no acknowledged write.
 
-    Steps: archive the primary's WAL; hold and stop both PostgreSQL programs; move the primary's
+    Steps: archive the primary's WAL; fence the servers (plain tier: hold and stop both programs;
+    patroni tier: Patroni's maintenance mode, the leader stopped); move the primary's
     data folder aside (the newest one is kept for forensics); copy the base backup in; recover
     (restore_command from the archive, latest timeline, optional target time) and promote; rebuild
-    the standby from it; take a fresh base backup of the new timeline. If the recovery itself
+    the standby from it (patroni tier: Patroni's reinitialize, then maintenance mode ends); take a fresh base backup of the new timeline. If the recovery itself
     fails, the previous data folder is put back and both servers are started again.
 
     Returns what happened: backup used, restore_s (primary down → writable again), replay end LSN,
@@ -68,12 +69,12 @@ def _restore(t: dict, layout: Layout, chosen: dict, when: datetime | None, targe
              timeout_s: float) -> dict:
     roles = primary_roles(t, layout)
     prog, other = roles["primary"], roles["standby"]
-    port, other_port = layout.port(prog), layout.port(other)
-    data, other_data = layout.data_dir(prog), layout.data_dir(other)
-    sup = t["supervisor_url"]
+    port = layout.port(prog)
+    data = layout.data_dir(prog)
+    servers = restore_tiers.for_target(t, layout, prog, other)
 
     result: dict = {"backup_id": chosen["id"], "backup_ended": chosen["ended"], "target_time":
-                    when.isoformat() if when else None, "primary": prog, "port": port}
+                    when.isoformat() if when else None, "primary": prog, "port": port, "db_tier": layout.db_tier}
     t_start = time.monotonic()
 
     # 1. Make the archive complete while the primary can still help: a commit stamped now (a
@@ -87,49 +88,36 @@ def _restore(t: dict, layout: Layout, chosen: dict, when: datetime | None, targe
     else:
         result["archived_before_restore"] = {"error": f"primary on port {port} is {roles['primary_state']}"}
 
-    # 2. Fence both servers: the standby would follow a timeline that is being discarded.
+    # 2. Fence the servers (see restore_tiers: what fencing means on each tier).
     t_down = time.monotonic()
-    log_path = Path(t["logs_dir"]) / f"{prog}.log"
     aside = None
     steps: dict = {}
     try:
-        for name in (prog, other):
-            hold(layout, name)
-        for name in (prog, other):
-            supervisor.stop(sup, name)
+        servers.fence()
         steps["stop_s"] = round(time.monotonic() - t_down, 3)
         aside = _move_aside(data)
         # 3. Base backup into place, recovery settings, start, wait for promotion.
         install_backup(Path(chosen["path"]), data)
         copied = _copy_unarchived_wal(aside / "pg_wal", data / "pg_wal", Path(t["archive_dir"])) if aside else []
         result["unarchived_wal_copied"] = copied
-        postgres.configure(layout, data, port)
-        _append_recovery_settings(data, Path(t["archive_dir"]), when)
-        (data / "recovery.signal").touch()
-        postgres.chown_to_server_user(data)
-        data.chmod(0o700)
+        servers.configure(data, aside, restore_tiers.recovery_settings(Path(t["archive_dir"]), when))
         steps["install_s"] = round(time.monotonic() - t_down - steps["stop_s"], 3)
-        recovery = _recover(t, layout, prog, data, log_path, timeout_s)
+        recovery = _recover(t, servers, data, aside, port, timeout_s)
     except Exception as e:
         reason = str(e) if isinstance(e, ActivityFailed) else f"{type(e).__name__}: {e}"
-        _put_back(t, layout, prog, other, data, aside)
+        _put_back(t, layout, servers, data, aside)
         raise ActivityFailed(f"restore of {chosen['id']} failed: {reason}; the previous data folder "
                              f"was put back and both servers started again") from None
     result["restore_s"] = round(time.monotonic() - t_down, 3)
     steps["recover_s"] = round(result["restore_s"] - steps["stop_s"] - steps["install_s"], 3)
     result["steps"] = steps
     result.update(recovery)
-    # The settings stay in the running server's memory; the files must not carry them on (a
-    # standby cloned from here would otherwise stop at the target time and promote itself).
-    postgres.configure(layout, data, port)
+    servers.promoted(data)
 
     # 4. A standby from the restored primary; a base backup on the new timeline.
     t_sb = time.monotonic()
     try:
-        postgres.clone_standby(layout, port, other_data, other_port)
-        release(layout, other)
-        supervisor.start(sup, other)
-        wait_streaming(other_port, 60, passfile_of(t))
+        result["standby_rebuilt_by"] = servers.rebuild_standby()
         result["standby_rebuilt"] = True
     except Exception as e:
         result["standby_rebuilt"] = False
@@ -203,16 +191,6 @@ def _copy_unarchived_wal(old_wal: Path, new_wal: Path, archive: Path) -> list[st
     return copied
 
 
-def _append_recovery_settings(data: Path, archive: Path, when: datetime | None, with_target: bool = True) -> None:
-    lines = ["", "# Point-in-time recovery (written by harness.recovery; removed after promotion).",
-             f"restore_command = 'cp {archive}/%f %p'", "recovery_target_timeline = 'latest'"]
-    if when is not None and with_target:
-        lines += [f"recovery_target_time = '{when.isoformat()}'", "recovery_target_inclusive = off",
-                  "recovery_target_action = 'promote'"]
-    with open(data / "gameday.conf", "a") as f:
-        f.write("\n".join(lines) + "\n")
-
-
 def _log_size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -229,14 +207,13 @@ def _read_from(path: Path, offset: int) -> str:
         return ""
 
 
-def _recover(t: dict, layout: Layout, prog: str, data: Path, log_path: Path, timeout_s: float) -> dict:
-    """Start the held, prepared server and wait until recovery ended and it was promoted. If the
+def _recover(t: dict, servers, data: Path, aside: Path | None, port: int, timeout_s: float) -> dict:
+    """Start the prepared server and wait until recovery ended and it was promoted. If the
     target time lies after the newest archived commit, recover everything there is instead."""
-    sup, port = t["supervisor_url"], layout.port(prog)
+    log_path = servers.log_path
     target_reached = True
     offset = _log_size(log_path)
-    release(layout, prog)
-    supervisor.start(sup, prog)
+    servers.start()
     deadline = time.monotonic() + timeout_s
     while True:
         state = server_role(port, passfile=passfile_of(t))
@@ -245,17 +222,13 @@ def _recover(t: dict, layout: Layout, prog: str, data: Path, log_path: Path, tim
         text = _read_from(log_path, offset)
         if TARGET_NOT_REACHED in text and target_reached:
             # Every archived commit is older than the target: the newest state IS the target state.
-            hold(layout, prog)
-            supervisor.stop(sup, prog)
-            postgres.configure(layout, data, port)
-            _append_recovery_settings(data, Path(t["archive_dir"]), None)
-            postgres.chown_to_server_user(data / "gameday.conf")
+            servers.stop()
+            servers.configure(data, aside, restore_tiers.recovery_settings(Path(t["archive_dir"]), None))
             target_reached = False
             offset = _log_size(log_path)
-            release(layout, prog)
-            supervisor.start(sup, prog)
+            servers.start()
             continue
-        if STARTUP_FAILED in text:
+        if STARTUP_FAILED in text or servers.exited():
             fatal = [ln for ln in text.splitlines() if "FATAL:" in ln and "starting up" not in ln
                      and "not yet accepting" not in ln]
             raise ActivityFailed(f"recovery failed: {fatal[-1].split('FATAL:', 1)[1].strip() if fatal else STARTUP_FAILED} "
@@ -270,21 +243,15 @@ def _recover(t: dict, layout: Layout, prog: str, data: Path, log_path: Path, tim
             "timeline": int(wal[:8], 16), "target_reached": target_reached}
 
 
-def _put_back(t: dict, layout: Layout, prog: str, other: str, data: Path, aside: Path | None) -> None:
+def _put_back(t: dict, layout: Layout, servers, data: Path, aside: Path | None) -> None:
     """A failed recovery: the previous data folder goes back and both servers start again."""
-    sup = t["supervisor_url"]
     try:
-        hold(layout, prog)
-        supervisor.stop(sup, prog)
+        servers.stop()
         if aside is not None and aside.exists():
             if data.exists():
                 shutil.rmtree(data)
             aside.rename(data)
-            postgres.configure(layout, data, layout.port(prog))
+            if layout.db_tier == "plain":
+                postgres.configure(layout, data, layout.port(servers.primary))
     finally:
-        for name in (prog, other):
-            release(layout, name)
-            try:
-                supervisor.start(sup, name)
-            except Exception:
-                pass
+        servers.put_back()

@@ -13,8 +13,13 @@ one it loses only what never reached the standby (asynchronous replication).
 
 On the patroni tier (`--db-tier patroni`) the harness never promotes: Patroni holds the leader key
 and would fight a promotion behind its back (a split brain, tests/test_ha_cluster.py). There
-`failover` asks Patroni for a switchover instead: the leader stops cleanly, the replica promotes,
-the old leader follows it; the same timings are measured from the application's DSN.
+`failover` is what a Patroni shop's runbook does:
+  - the leader runs: Patroni's switchover (the leader stops cleanly, the replica promotes, the
+    old leader follows it);
+  - the leader's node is lost (kept down): Patroni's own failover, once the leader key expires;
+    the runbook only waits for it and checks where writes land, then brings the lost node back,
+    which Patroni rewinds into a replica.
+The same timings are measured from the application's DSN.
 `promote_standby` and `--no-rebuild`, the runbook's half step, have no Patroni equivalent and are refused.
 """
 from __future__ import annotations
@@ -148,6 +153,8 @@ def _failover(target: str | None, rebuild: bool, timeout_s: float) -> dict:
                                  "a promotion that leaves it fenced would be a split brain behind Patroni's back; "
                                  "use 'gameday failover' (a Patroni switchover)")
     with exclusive(t, "failover"):
+        if patroni and _lost_nodes(t["ha"]):
+            return _patroni_failover_locked(t, layout, target, timeout_s)
         if patroni:
             return _switchover_locked(t, layout, target, timeout_s)
         return _failover_locked(t, layout, target, rebuild, timeout_s)
@@ -163,21 +170,61 @@ def _switchover_locked(t: dict, layout: Layout, target: str | None, timeout_s: f
     except HAError as e:
         raise ActivityFailed(f"{first_line(e)}; nothing was changed") from None
     new, old = done["to"], done["from"]
-    new_port, old_port = cluster["members"][new]["port"], cluster["members"][old]["port"]
-    result = {"step": "switchover", "how": "Patroni switchover", "new_primary": new, "new_primary_port": new_port,
-              "old_primary": old, "old_primary_port": old_port, "switchover_s": round(time.monotonic() - t0, 3),
+    result = {"step": "switchover", "how": "Patroni switchover", "new_primary": new,
+              "new_primary_port": cluster["members"][new]["port"], "old_primary": old,
+              "old_primary_port": cluster["members"][old]["port"], "switchover_s": round(time.monotonic() - t0, 3),
               "message": done.get("message")}
+    return _patroni_led(t, layout, target, result, t0, timeout_s, rejoining=[old], lost=[])
+
+
+def _lost_nodes(cluster: dict) -> list[str]:
+    """Members kept down (a lost node's hold file: harness.targets.embedded.ha.nodes.kill_node)."""
+    return [n for n, m in cluster["members"].items() if Path(m["hold_file"]).exists()]
+
+
+def _patroni_failover_locked(t: dict, layout: Layout, target: str | None, timeout_s: float) -> dict:
+    """`failover` on the patroni tier after the leader's node was lost: wait for Patroni to promote
+    a member that was not lost, check that the application's first write lands there, then bring
+    the lost node back and wait until it streams from the new leader."""
+    cluster = t["ha"]
+    lost = _lost_nodes(cluster)
+    t0 = time.monotonic()
+    new = None
+    while time.monotonic() - t0 < timeout_s:
+        name = ha_nodes.leader(cluster)
+        if name is not None and name not in lost:
+            new = name
+            break
+        time.sleep(0.2)
+    if new is None:
+        raise ActivityFailed(f"Patroni promoted no member within {timeout_s:.0f} s of the failover's start (lost: "
+                             f"{', '.join(lost)}); is it paused? nothing was changed")
+    result = {"step": "Patroni failover", "how": "Patroni promoted the replica when the lost leader's key expired",
+              "new_primary": new, "new_primary_port": cluster["members"][new]["port"], "lost": lost,
+              "promote_wait_s": round(time.monotonic() - t0, 3)}
+    return _patroni_led(t, layout, target, result, t0, timeout_s, rejoining=lost, lost=lost)
+
+
+def _patroni_led(t: dict, layout: Layout, target: str | None, result: dict, t0: float, timeout_s: float,
+                 rejoining: list[str], lost: list[str]) -> dict:
+    """After Patroni moved the leader: the application's first write must land on the new leader;
+    then the `lost` nodes start again and every `rejoining` member must stream from it."""
+    cluster, new, new_port = t["ha"], result["new_primary"], result["new_primary_port"]
     _, port = _first_write(t["app_dsn"], WRITE_WAIT_S)
     result["first_write_s"] = round(time.monotonic() - t0, 3)
     result["first_write_port"] = port
     if port != new_port:
-        raise ActivityFailed(f"the first write after the switchover landed on port {port}, not on the new leader "
-                             f"{new} ({new_port}): check for split brain")
+        raise ActivityFailed(f"the first write after the {result['step']} landed on port {port}, not on the new "
+                             f"leader {new} ({new_port}): check for split brain")
     t_rb = time.monotonic()
+    for name in lost:
+        ha_nodes.start_node(cluster, name)
     try:
-        ha_nodes.wait_streaming(cluster, old, timeout_s)
+        for name in rejoining:
+            ha_nodes.wait_streaming(cluster, name, timeout_s)
     except HAError as e:
-        raise ActivityFailed(f"{new} leads now, but {old} does not stream from it: {first_line(e)}") from None
+        raise ActivityFailed(f"{new} leads now, but {', '.join(rejoining)} does not stream from it: "
+                             f"{first_line(e)}") from None
     result["rebuild_s"] = round(time.monotonic() - t_rb, 3)
     t = _save_roles(t, layout, target, embedded.current_roles(layout))
     result.update(standby_streaming=True, primary=t["primary"]["program"], standby=t["standby"]["program"],

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -79,9 +80,12 @@ def configure_control(experiment: dict = None, configuration: dict = None, **kwa
 
 
 def before_experiment_control(context: dict, configuration: dict = None, **kwargs) -> None:
-    if _session(configuration) is None:
+    s = _session(configuration)
+    if s is None:
         why = (configuration or {}).get(_ERROR_KEY) or "control not configured"
         raise InterruptExecution(f"bcp: {why}; nothing was injected")
+    if s.on_sigterm is not None:  # chaoslib installed its own SIGTERM handler a moment ago
+        signal.signal(signal.SIGTERM, s.on_sigterm)
 
 
 def before_hypothesis_control(context: dict, configuration: dict = None, **kwargs) -> None:

@@ -34,12 +34,14 @@ from harness.run.session import SESSION_KEY, RunSession
 from harness.targets import TARGET_ENV, Target
 
 EXPERIMENTS_DIR = PROJECT_ROOT / "experiments" / "local"
+HA_EXPERIMENTS_DIR = PROJECT_ROOT / "experiments" / "ha"  # the HA manager on trial: the patroni tier's
 CALIBRATION_EXPERIMENT = PROJECT_ROOT / "experiments" / "calibration" / "api-freeze.yaml"
 # The monthly suite's order: light faults first, destructive ones later, the cold start last, so a
 # scenario that leaves damage behind is followed by as few others as possible.
 SUITE_ORDER = ("api-replica-crash", "api-crash", "api-hang", "config-drift", "model-corruption", "storage-failure",
                "monitoring-failure", "archive-stopped", "database-failure", "database-corruption", "database-logical-corruption",
-               "database-failover", "full-stack")
+               "database-failover", "database-switchover", "database-node-lost", "database-node-lost-synchronous",
+               "database-primary-frozen", "consensus-lost", "full-stack")
 
 
 SETTLE_STEADY_STATE_S = 60.0  # how long the next experiment's steady state may take to come back
@@ -60,8 +62,10 @@ class Planned:
         return self.plan.objectives["scenario"]
 
 
-def discover(folder: Path = EXPERIMENTS_DIR) -> list[Path]:
-    files = sorted(p for p in folder.glob("*.y*ml")) + sorted(folder.glob("*.json"))
+def discover(db_tier: str | None = None) -> list[Path]:
+    """The monthly suite: every BCP scenario, and on the patroni tier the HA scenarios too."""
+    folders = [EXPERIMENTS_DIR] + ([HA_EXPERIMENTS_DIR] if db_tier == "patroni" else [])
+    files = [p for folder in folders for p in sorted(folder.glob("*.y*ml")) + sorted(folder.glob("*.json"))]
     rank = {name: i for i, name in enumerate(SUITE_ORDER)}
     return sorted(files, key=lambda p: (rank.get(p.stem, len(rank)), p.name))
 
@@ -144,10 +148,10 @@ class _Signals:
 
     def __enter__(self):
         for s in (signal.SIGINT, signal.SIGTERM):
-            self._old[s] = signal.signal(s, self._handle)
+            self._old[s] = signal.signal(s, self.handler)
         return self
 
-    def _handle(self, signum, frame):
+    def handler(self, signum, frame):
         if self.received:
             print(f"\n{signal.Signals(signum).name} again: still rolling back, please wait", file=sys.stderr)
             return
@@ -177,6 +181,7 @@ def run_one(p: Planned, reports_dir: Path, target_file: Path, signals: _Signals,
     `on_session(session, experiment)` is told of the run folder as soon as it exists (the
     terminal's progress follows its history). Returns the verdict (with `_run_dir`, where its files are)."""
     session = RunSession.open(p.plan, target_path=target_file, reports_dir=reports_dir, owned_by_runner=True)
+    session.on_sigterm = signals.handler
     if on_session is not None:
         on_session(session, p.experiment)
     _quiet_chaoslib(session.run_dir / "chaostoolkit.log")

@@ -73,6 +73,10 @@ class RunSession:
     sampler: Sampler | None = None
     load: LoadGenerator | None = None
     stop_watch: StopWatch | None = None  # from the fault on
+    # The runner's SIGTERM handler. Chaos Toolkit puts its own in place for the experiment, which
+    # turns SIGTERM into a failed activity: the run would end as FAIL and a game day go on to the
+    # next fault. The control puts the runner's back (harness.run.runner._Signals).
+    on_sigterm: object = None
 
     @classmethod
     def open(cls, plan: RunPlan, *, target_path: str | os.PathLike | None, reports_dir: str | os.PathLike | None = None,

@@ -83,6 +83,10 @@ class Target:
                                  f"(kind {self.kind!r})")
         return self
 
+    def suite_db_tier(self) -> str | None:
+        """The embedded stack's database tier the suite will meet (None: not an embedded stack)."""
+        return None
+
     def program_pid(self, program: str) -> int:
         raise ActivityFailed(f"{self.label} (kind {self.kind!r}) has no processes on this machine to find "
                              f"{program!r} among")

@@ -68,6 +68,9 @@ def user_can_traverse(user: str, folder: Path) -> bool:
 # by the BCP's runbook) or "patroni" (an HA cluster of its own: Patroni on an etcd quorum,
 # harness/targets/embedded/ha, in <home>/ha, from this offset of the port base).
 DB_TIERS = ("plain", "patroni")
+# What a new home runs: the system's HA put on trial by a real HA manager. The plain tier stays for
+# the runbook's own mechanics (the harness fences and promotes), which the integration tests need.
+DEFAULT_DB_TIER = "patroni"
 HA_PORT_OFFSET = 8
 
 

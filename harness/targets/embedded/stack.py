@@ -33,7 +33,7 @@ from harness.records.heartbeat_ledger import freshness
 from harness.targets import description as target_mod
 from harness.core.errors import first_line
 from harness.targets.embedded import artifact_backup, ha, launchers, monitoring, postgres, supervisor
-from harness.targets.embedded.layout import (DB_TIERS, HA_PORT_OFFSET, PG_BIN, PORT_OFFSETS, Layout, port_base_from_env,
+from harness.targets.embedded.layout import (DB_TIERS, DEFAULT_DB_TIER, HA_PORT_OFFSET, PG_BIN, PORT_OFFSETS, Layout, port_base_from_env,
                                              server_user)
 from harness.targets.description import PROJECT_ROOT
 
@@ -362,7 +362,7 @@ def _start_supervisord(layout: Layout) -> None:
 def up(home: str | os.PathLike | None = None, port_base: int | None = None,
        log: Callable[[str], None] = print, db_tier: str | None = None) -> dict:
     """Bring the embedded stack up (idempotent) and return its target description. `db_tier`:
-    "plain" or "patroni" for a new home (default plain); a home keeps the tier it was set up with."""
+    "plain" or "patroni" for a new home (default patroni); a home keeps the tier it was set up with."""
     home_path = Path(home) if home else target_mod.default_home()
     layout = Layout(home_path, port_base_from_env(port_base if port_base is not None else recorded_port_base(home_path)))
     t_start = time.monotonic()
@@ -474,7 +474,7 @@ def up(home: str | os.PathLike | None = None, port_base: int | None = None,
 
 
 def _check_tier(layout: Layout, asked: str | None) -> str:
-    """The database tier this `up` brings: the home's own, else the one asked for (plain by default)."""
+    """The database tier this `up` brings: the home's own, else the one asked for (patroni by default)."""
     if asked is not None and asked not in DB_TIERS:
         raise StackError(f"database tier must be one of {', '.join(DB_TIERS)}, got {asked!r}")
     if layout.marker.exists():
@@ -482,7 +482,7 @@ def _check_tier(layout: Layout, asked: str | None) -> str:
         if asked is not None and asked != have:
             raise StackError(f"home {layout.home} runs the {have} database tier, not {asked}; choose another --home")
         return have
-    return asked or "plain"
+    return asked or DEFAULT_DB_TIER
 
 
 def _up_patroni_tier(layout: Layout, step: Callable[[str], None]) -> None:

@@ -11,7 +11,7 @@ from harness.core import procs
 from harness.targets.base import Target
 from harness.targets.embedded import stack, supervisor
 from harness.targets.description import TargetError
-from harness.targets.embedded.layout import DB_TIERS, LayoutError, port_base_from_env
+from harness.targets.embedded.layout import DB_TIERS, DEFAULT_DB_TIER, LayoutError, port_base_from_env
 
 __all__ = ["EmbeddedTarget"]
 
@@ -38,6 +38,12 @@ class EmbeddedTarget(Target):
 
     db_tiers = DB_TIERS
     db_tier: str | None = None  # for a new home: "plain" or "patroni" (gameday target up --db-tier)
+
+    def suite_db_tier(self) -> str | None:
+        """The database tier the suite will meet: the home's, else what a new home gets."""
+        if self.exists():
+            return self.data.get("db_tier", "plain")
+        return self.db_tier or DEFAULT_DB_TIER
 
     def _up(self, port_base: int | None, log: Callable[[str], None]) -> dict:
         return stack.up(self.home, port_base, log=log, db_tier=self.db_tier)
