@@ -228,6 +228,7 @@ def _with(values: dict, steps: list) -> list:
 class _NoSignals:
     received = None
     reason = None
+    handler = None  # no SIGTERM handler of the runner's for the control to put back
 
     def aborted(self) -> bool:
         return False
