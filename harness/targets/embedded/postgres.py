@@ -69,6 +69,18 @@ log_line_prefix = '%m [%p] '
 """
 
 
+def archive_command(archive_dir) -> str:
+    """Copy a finished WAL segment into the archive, never over another one, and succeed when
+    the archive already holds that very file. A promoted server marks for archiving the old
+    segments it got from a base backup or from streaming, which its former primary archived
+    already: byte for byte the same file. With a plain `test ! -f && cp` each such segment failed
+    forever and the archiver, which goes oldest first, archived nothing newer (the RPO exposure
+    stalls found in CI: a timeline-3 segment held back a timeline-8 primary's archive). A file
+    that differs still fails, loudly: two histories under one name."""
+    a = f"{archive_dir}/%f"
+    return f"test ! -f {a} && cp %p {a} || cmp -s %p {a}"
+
+
 def server_settings(layout: Layout, port: int) -> str:
     return f"""# Written by gameday target up.
 listen_addresses = '127.0.0.1'
@@ -76,7 +88,7 @@ port = {port}
 unix_socket_directories = '{layout.socket_dir}'
 {COMMON_SETTINGS}# WAL archiving: base backups + archive are what point-in-time recovery restores from.
 archive_mode = on
-archive_command = 'test ! -f {layout.archive_dir}/%f && cp %p {layout.archive_dir}/%f'
+archive_command = '{archive_command(layout.archive_dir)}'
 # A segment is archived at least this often, which bounds RPO for archive-based restores.
 archive_timeout = 5s
 logging_collector = off

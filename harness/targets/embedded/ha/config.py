@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core.pgroles import conninfo_value
-from harness.targets.embedded import supervisor
+from harness.targets.embedded import postgres, supervisor
 from harness.targets.embedded.layout import MAX_PORT, PG_BIN
 
 __all__ = ["SETTINGS", "PROMOTION_S", "SCOPE", "ETCD", "MEMBERS", "MARKER", "REST_USER", "HAError", "HaLayout",
@@ -251,7 +251,7 @@ def patroni_config(layout: HaLayout, member: str, passwords: dict[str, str], set
                     # slow promotions in the embedded stack's failovers.
                     "wal_retrieve_retry_interval": "500ms",
                     "archive_mode": "on",
-                    "archive_command": f"test ! -f {archive}/%f && cp %p {archive}/%f",
+                    "archive_command": postgres.archive_command(archive),  # the plain tier's, same reasons
                     # As on the plain tier: a segment is archived at least this often, or a quiet
                     # primary's archive lags until 16 MB of WAL fill one (the RPO exposure of the
                     # archive then grew past the 30 s warning within a minute of light load).
