@@ -26,7 +26,6 @@ from harness.recovery.backup import (ARCHIVE_WAIT_S, archive_history, choose_bac
                                      scan_backups, switch_and_wait)
 from harness.recovery.runbook import RecoveryInputError, exclusive, load_local, primary_roles
 from harness.recovery import restore_tiers
-from harness.targets.embedded import postgres
 from harness.targets.embedded.layout import Layout
 
 __all__ = ["restore_database"]
@@ -105,14 +104,14 @@ def _restore(t: dict, layout: Layout, chosen: dict, when: datetime | None, targe
         recovery = _recover(t, servers, data, aside, port, timeout_s)
     except Exception as e:
         reason = str(e) if isinstance(e, ActivityFailed) else f"{type(e).__name__}: {e}"
-        _put_back(t, layout, servers, data, aside)
+        _put_back(servers, data, aside)
         raise ActivityFailed(f"restore of {chosen['id']} failed: {reason}; the previous data folder "
                              f"was put back and both servers started again") from None
     result["restore_s"] = round(time.monotonic() - t_down, 3)
     steps["recover_s"] = round(result["restore_s"] - steps["stop_s"] - steps["install_s"], 3)
     result["steps"] = steps
     result.update(recovery)
-    servers.promoted(data)
+    servers.own_settings(data)
 
     # 4. A standby from the restored primary; a base backup on the new timeline.
     t_sb = time.monotonic()
@@ -243,7 +242,7 @@ def _recover(t: dict, servers, data: Path, aside: Path | None, port: int, timeou
             "timeline": int(wal[:8], 16), "target_reached": target_reached}
 
 
-def _put_back(t: dict, layout: Layout, servers, data: Path, aside: Path | None) -> None:
+def _put_back(servers, data: Path, aside: Path | None) -> None:
     """A failed recovery: the previous data folder goes back and both servers start again."""
     try:
         servers.stop()
@@ -251,7 +250,6 @@ def _put_back(t: dict, layout: Layout, servers, data: Path, aside: Path | None) 
             if data.exists():
                 shutil.rmtree(data)
             aside.rename(data)
-            if layout.db_tier == "plain":
-                postgres.configure(layout, data, layout.port(servers.primary))
+            servers.own_settings(data)
     finally:
         servers.put_back()

@@ -11,7 +11,7 @@ folder; what it must not do is fight whatever supervises the servers:
                own command line (its postmaster.opts) plus the recovery settings, promoted; then
                the replica rebuilt by Patroni (`reinitialize`) and the automation back on (`resume`).
 
-Each class has the same six steps; a step that fails raises and the restore puts things back.
+Each class has the same steps; a step that fails raises and the restore puts things back.
 """
 from __future__ import annotations
 
@@ -115,9 +115,10 @@ class Supervised:
         hold(self.layout, self.primary)
         supervisor.stop(self.sup, self.primary)
 
-    def promoted(self, data: Path) -> None:
-        # The settings stay in the running server's memory; the files must not carry them on (a
-        # standby cloned from here would otherwise stop at the target time and promote itself).
+    def own_settings(self, data: Path) -> None:
+        # After promotion the recovery settings stay in the running server's memory; the files must
+        # not carry them on (a standby cloned from here would otherwise stop at the target time and
+        # promote itself). After a put-back the old folder gets this server's settings again.
         postgres.configure(self.layout, data, self.layout.port(self.primary))
 
     def rebuild_standby(self) -> str:
@@ -141,7 +142,6 @@ class Patroni:
     """The patroni tier: Patroni's maintenance mode around a restore of its leader's folder."""
 
     def __init__(self, t: dict, layout: Layout, primary: str, standby: str):
-        self.t, self.layout = t, layout
         self.cluster = t["ha"]
         self.member = layout.db["members"][primary]
         self.replica = layout.db["members"][standby]
@@ -194,8 +194,8 @@ class Patroni:
             return time.monotonic() - self.started_at > 3.0
         return not procs.running(pid)
 
-    def promoted(self, data: Path) -> None:
-        pass  # the recovery settings were only on this server's command line
+    def own_settings(self, data: Path) -> None:
+        pass  # the recovery settings were only on this server's command line; the files are Patroni's
 
     def rebuild_standby(self) -> str:
         # Paused, Patroni dropped the leader lock when the leader stopped; the restored primary
