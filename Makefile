@@ -35,6 +35,7 @@ gameday: setup
 # The negative controls of the HA scenarios run in a second home of the patroni tier, beside the
 # others (scripts/check_negative_controls.py).
 HA_HOME ?= .gameday-ha
+CONTAINERS_HOME ?= .gameday-containers
 
 ## Every test: unit tests and integration tests against one real embedded stack.
 test: setup
@@ -64,5 +65,6 @@ bench: setup
 
 clean: down
 	-$(GAMEDAY) target down --home $(HA_HOME)
-	rm -rf .gameday $(HA_HOME)
+	-$(GAMEDAY) target down --home $(CONTAINERS_HOME)
+	rm -rf .gameday $(HA_HOME) $(CONTAINERS_HOME)
 	find reports -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +

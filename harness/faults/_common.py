@@ -68,8 +68,10 @@ def check_program(program: str) -> None:
 
 def program_pid(t: dict, program: str) -> int:
     """The main pid of a program of the target this description belongs to (on the embedded stack
-    asked of supervisord, on the container target its container's main process)."""
-    check_program(program)
+    asked of supervisord, on the container target its container's main process: a container's
+    name is its program's, pg0 and pg1 for the database nodes)."""
+    if program not in (t.get("containers") or {}):
+        check_program(program)
     return targets.load(t["home"]).program_pid(program)
 
 

@@ -12,8 +12,8 @@
   clear_database_delay  rollback of delay_database_link
 
 The local experiments reach the first ones through the faults they already call (kill_database,
-crash_api, hang_api, freeze_database, lose_primary …): those resolve the target's kind and come
-here for a container target. Every fault that leaves state registers its undo before injecting:
+crash_api, hang_api, freeze_database …): those resolve the target's kind and come here for a
+container target; its database nodes' faults are harness.faults.ha's, as on the embedded patroni tier. Every fault that leaves state registers its undo before injecting:
 in this process, and in the home's fault ledger with a deadline and a detached timer
 (harness/targets/reaper.py carries out the container undo kinds of harness/targets/containers/engine.py), so
 a harness that dies, even by SIGKILL, never leaves a container paused, stopped, cut off or slowed.
@@ -31,12 +31,12 @@ from harness import targets
 from harness.targets.containers import engine
 from harness.targets.containers.engine import EngineError
 from harness.faults import clear_undo, register_undo
-from harness.faults._common import duration, effect, gone_effect, lease, positive_int, server
+from harness.faults._common import duration, effect, gone_effect, lease, positive_int
 from harness.targets import reaper
 
 __all__ = ["kill_container", "pause_container", "resume_container", "stop_container", "start_container",
            "partition_database", "rejoin_database", "delay_database_link", "clear_database_delay",
-           "container_target", "lose_primary", "end_primary_loss", "KIND"]
+           "container_target", "KIND"]
 
 KIND = "containers"
 MAX_DELAY_MS = 60_000
@@ -50,8 +50,8 @@ def container_target(target: str | None) -> dict:
 def kill_container(component: str, target: str | None = None) -> dict:
     """SIGKILL the main process (PID 1) of `component`'s container from the host: the container
     crashes, and its restart policy brings it back on its own files (for PostgreSQL, crash
-    recovery replays the WAL). `component`: postgres-primary, postgres-standby, api, prometheus,
-    alertmanager, alert-receiver or heartbeat."""
+    recovery replays the WAL). `component`: one of the target's containers (etcd-e0..2, pg0, pg1,
+    api, prometheus, alertmanager, alert-receiver, heartbeat)."""
     t = container_target(target)
     container = _container(t, component)
     pid = _pid(container)
@@ -197,22 +197,6 @@ def clear_database_delay(component: str = "api", target: str | None = None) -> d
     container = _container(t, component)
     spec = {"kind": "netem_clear", "container": container.id, "network": _database_network(t)}
     return {"component": component, "detail": _undo_now(f"delay:{component}", spec)}
-
-
-# The embedded faults' container forms (they dispatch here on kind: containers) --------------
-
-def lose_primary(target: str | None = None, configuration: dict = None) -> dict:
-    """The primary is lost for good: its container is stopped and stays down (no restart). The
-    rollback is end_primary_loss."""
-    program = server(container_target(target), "primary")["program"]
-    return stop_container(program, target=target, configuration=configuration)
-
-
-def end_primary_loss(target: str | None = None) -> dict:
-    """Rollback of lose_primary on a container target: start the stopped server's container again."""
-    t = container_target(target)
-    done = [start_container(p, target=target) for p in ("postgres-primary", "postgres-standby") if p in t["containers"]]
-    return {"released": True, "detail": "; ".join(d["detail"] for d in done)}
 
 
 # Internals ---------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from chaoslib.exceptions import ActivityFailed
 from harness import targets
 from harness.core import pgroles, procs
 from harness.core.errors import first_line
-from harness.faults import containers, ha, register_undo
+from harness.faults import ha, register_undo
 from harness.faults._common import effect, gone_effect, lease, local_target, positive_int, program_pid, server
 from harness.faults.process import disable_restart, enable_restart
 from harness.targets.description import incident_path
@@ -178,18 +178,15 @@ def bad_statement(sql: str | None = None, fraction: float = 0.5, target: str | N
 def lose_primary(target: str | None = None, configuration: dict = None) -> dict:
     """The primary is lost for good: its restart is disabled (hold file) and its postmaster and
     every backend are SIGKILLed, so it stays down. The recovery is the failover to the standby
-    (harness.recovery.failover.failover); `end_primary_loss` is the rollback. On the container
-    target the primary's container is stopped and stays down (harness.faults.containers). On the
-    patroni tier the primary is a node: the leader's Patroni agent goes with its server, and the
-    node stays down (harness.faults.ha.lose_the_leader_node)."""
-    if targets.for_activity(target).fault_family == "docker":
-        return containers.lose_primary(target, configuration)
-    t = local_target(target)
-    if t.get("db_tier") == "patroni":
+    (harness.recovery.failover.failover); `end_primary_loss` is the rollback. On the patroni tier
+    (the embedded stack's, and the container target's) the primary is a node: the leader's
+    Patroni agent goes with its server, and the node stays down (harness.faults.ha.lose_the_leader_node)."""
+    if targets.for_activity(target).data.get("db_tier") == "patroni":
         lost = ha.lose_the_leader_node(target, configuration)
         landed = time.time()
         pids = [p for p in (lost["agent_pid"], *lost["postgres_pids"]) if p]
         return {**lost, "landed_at": landed, "effect": gone_effect(pids, f"the leader node {lost['node']}")}
+    t = local_target(target)
     primary = server(t, "primary")
     program = primary["program"]
     hold = disable_restart(program, target=target, configuration=configuration)
@@ -226,11 +223,10 @@ def end_primary_loss(target: str | None = None) -> dict:
     happened, the old primary comes back as the primary. But if another server was promoted while
     the old primary's folder is still a primary's (no standby.signal), starting it would make two
     primaries: then the hold stays and the answer says why (rebuild it as a standby first)."""
-    if targets.for_activity(target).fault_family == "docker":
-        return containers.end_primary_loss(target)
-    t = local_target(target)
-    if t.get("db_tier") == "patroni":  # the node comes back and Patroni makes it a replica (pg_rewind)
+    if targets.for_activity(target).data.get("db_tier") == "patroni":
+        # The node comes back and Patroni makes it a replica (pg_rewind).
         return ha.bring_back_lost_nodes(target=target)
+    t = local_target(target)
     path = _lost_primary_path(t)
     try:
         record = json.loads(path.read_text())
@@ -254,7 +250,7 @@ def keep_failover_manual(target: str | None = None, configuration: dict = None) 
     """The defect of a lost primary's negative twins: nothing promotes the standby by itself. On
     the patroni tier that is Patroni's maintenance mode (harness.faults.ha.pause_failover, undone
     by end_manual_failover or the run's lease); the plain tier has no automatic failover at all,
-    so there is nothing to switch off (nor has the container target)."""
+    so there is nothing to switch off."""
     if targets.for_activity(target).data.get("db_tier") == "patroni":
         return ha.pause_failover(target, configuration)
     return {"paused": None, "detail": "the plain tier promotes only through the runbook: nothing to switch off"}

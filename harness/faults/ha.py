@@ -1,5 +1,6 @@
-"""Faults on the HA database tier (the embedded stack brought up with `--db-tier patroni`:
-Patroni on a 3-member etcd quorum, harness/targets/embedded/ha). Where the plain tier's failover
+"""Faults on the HA database tier (Patroni on a 3-member etcd quorum: the embedded stack's patroni
+tier, harness/targets/embedded/ha, or the container target's, where each node and each etcd
+member is a container: harness/targets/containers/ha.py). Where the plain tier's failover
 is the BCP's runbook run by the harness, here nothing of ours promotes: the faults break a node
 and the scenario watches Patroni recover it.
 
@@ -16,6 +17,9 @@ and the scenario watches Patroni recover it.
     hold_back_the_replica  the leader's WAL senders SIGSTOPped until the replica is N bytes behind
     release_the_replica    every WAL sender resumed (rollback)
 
+A node is lost, frozen or started the runtime's way (the cluster handle's `runtime`): on this
+machine through its launcher's hold and supervisord, in containers through the engine (a node
+killed through the engine stays down: Docker does not restart a container it was told to kill).
 Each undo is registered before the fault, and in the fault ledger with the run's lease, so a
 SIGKILLed harness never leaves a node down or Patroni paused (harness/targets/reaper.py)."""
 from __future__ import annotations
@@ -27,9 +31,10 @@ from pathlib import Path
 
 from chaoslib.exceptions import ActivityFailed
 
+from harness import targets
 from harness.core import procs
 from harness.faults import clear_undo, register_undo
-from harness.faults._common import duration, effect, freeze, lease, local_target, stop_for
+from harness.faults._common import duration, effect, freeze, lease, stop_for
 from harness.targets.embedded.ha import nodes
 from harness.targets.embedded.ha.config import ETCD, HAError
 
@@ -48,9 +53,8 @@ def lose_the_leader_node(target: str | None = None, configuration: dict = None) 
     if leader is None:
         raise ActivityFailed(f"no running leader to lose ({_members(cluster)})")
     ledger = lease(t, configuration)
-    hold = cluster["members"][leader]["hold_file"]
     register_undo(f"ha-node:{leader}", lambda: nodes.start_node(cluster, leader),
-                  spec={"kind": "unlink", "path": hold}, **ledger)
+                  spec=nodes.node_start_spec(cluster, leader), **ledger)
     killed = nodes.kill_node(cluster, leader, hold_s=ledger["lease_s"])
     return {"node": leader, **killed, "expected_failover_window_s": cluster.get("expected_failover_window_s"),
             "settings": cluster.get("settings")}
@@ -60,7 +64,7 @@ def wait_for_a_new_leader(timeout_s: float = 60.0, target: str | None = None) ->
     """Wait until a member other than the one lost leads (Patroni promoted it): the probe a
     node-lost scenario's method waits on before the node comes back. Returns the new leader."""
     _, cluster = _ha(target)
-    lost = [n for n, m in cluster["members"].items() if Path(m["hold_file"]).exists()]
+    lost = nodes.lost_nodes(cluster)
     deadline = time.monotonic() + float(timeout_s)
     while time.monotonic() < deadline:
         leader = nodes.leader(cluster)
@@ -76,12 +80,11 @@ def bring_back_lost_nodes(timeout_s: float = 120.0, target: str | None = None) -
     other streams from it (Patroni rewinds or rebuilds the old leader). Returns the nodes started,
     the leader and `rebuilt_s`, the time to a rebuilt standby (None when no node was down)."""
     _, cluster = _ha(target)
-    started = []
+    started = nodes.lost_nodes(cluster)
     t0 = time.monotonic()
-    for name, member in cluster["members"].items():
-        if Path(member["hold_file"]).exists():
+    for name in cluster["members"]:
+        if name in started:
             nodes.start_node(cluster, name)
-            started.append(name)
         clear_undo(f"ha-node:{name}")  # up now, also a node a runbook failover started earlier
     try:
         leader = nodes.wait_healthy(cluster, float(timeout_s))
@@ -128,9 +131,7 @@ def freeze_the_leader_node(duration_s: float = 40.0, target: str | None = None, 
     leader = nodes.leader(cluster)
     if leader is None:
         raise ActivityFailed(f"no running leader to freeze ({_members(cluster)})")
-    agent = nodes.agent_pid(cluster, leader)
-    pids = sorted(set(procs.pids_in(cluster["members"][leader]["data_dir"])
-                      + (procs.group_members(agent) if agent else [])))
+    pids = nodes.node_pids(cluster, leader)
     if not pids:
         raise ActivityFailed(f"no process of {leader} runs")
     held = stop_for(pids, duration_s, f"ha-freeze:{leader}", lease(t, configuration))
@@ -178,9 +179,8 @@ def lose_consensus(duration_s: float = 40.0, members: int = 2, target: str | Non
     lost = ETCD[len(ETCD) - members:]
     ledger = lease(t, configuration)
     for e in lost:
-        program = f"etcd-{e}"
         register_undo(f"ha-etcd:{e}", lambda e=e: nodes.restore_consensus(cluster, (e,)),
-                      spec={"kind": "supervisor_start", "url": cluster["supervisor_url"], "program": program}, **ledger)
+                      spec=nodes.etcd_start_spec(cluster, e), **ledger)
     roles_before = nodes.local_roles(cluster)
     try:
         nodes.lose_consensus(cluster, lost)
@@ -313,7 +313,7 @@ def _dynamic(cluster: dict, key: str) -> bool:
 
 
 def _ha(target: str | None) -> tuple[dict, dict]:
-    t = local_target(target)
+    t = targets.for_activity(target).require(("processes", "docker"), "this fault").data
     cluster = t.get("ha")
     if t.get("db_tier") != "patroni" or not isinstance(cluster, dict):
         raise ActivityFailed("the target's database tier is not Patroni: bring the stack up with "

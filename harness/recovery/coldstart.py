@@ -53,8 +53,14 @@ def ensure_healthy(timeout_s: float = 60.0, target: str | None = None) -> dict:
         raise ActivityFailed(f"timeout_s must be a number of seconds, got {timeout_s!r}") from None
     if not 0 <= timeout_s <= 3600:
         raise ActivityFailed(f"timeout_s must be between 0 and 3600 seconds, got {timeout_s!r}")
-    t = targets.for_activity(target).require("processes", "waiting for a healthy stack").data
+    adapter = targets.for_activity(target).require(("processes", "docker"), "waiting for a healthy stack")
+    t = adapter.data
     started = time.monotonic()
+    if adapter.fault_family == "docker":
+        # The container target's cold start is its own `up`: it starts what is stopped, unpauses
+        # what is frozen and reconnects what was cut off (Target.settle repairs after waiting).
+        healthy = adapter.settle(timeout_s, log=lambda m: None)
+        return {"healthy": healthy, "waited_s": round(time.monotonic() - started, 3), "cold_start": None}
     while True:
         status = embedded.status(t["home"])
         if status["healthy"]:

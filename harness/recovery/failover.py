@@ -145,15 +145,25 @@ def _save_roles(t: dict, layout: Layout, target: str | None, roles: dict) -> dic
     return new
 
 
+def _save_leader(t: dict, target: str | None, leader: str) -> dict:
+    """The container target's description with `leader` as its primary (its members keep their names)."""
+    if t["primary"]["program"] != leader:
+        t = {**t, "primary": t["standby"], "standby": t["primary"]}
+        target_mod.save(t, _target_file(target))
+    return t
+
+
 def _failover(target: str | None, rebuild: bool, timeout_s: float) -> dict:
-    t, layout = load_local(target)
+    # Patroni's failover and switchover are REST calls and node starts: they need no layout, so
+    # the container target's cluster takes them too (layout None).
+    t, layout = load_local(target, patroni_anywhere=True)
     patroni = t.get("db_tier") == "patroni"
     if patroni and not rebuild:  # promote_standby, or gameday failover --no-rebuild
         raise RecoveryInputError("the patroni tier promotes by itself and its old leader always follows the new one: "
                                  "a promotion that leaves it fenced would be a split brain behind Patroni's back; "
                                  "use 'gameday failover' (a Patroni switchover)")
     with exclusive(t, "failover"):
-        if patroni and _lost_nodes(t["ha"]):
+        if patroni and ha_nodes.lost_nodes(t["ha"]):
             return _patroni_failover_locked(t, layout, target, timeout_s)
         if patroni:
             return _switchover_locked(t, layout, target, timeout_s)
@@ -177,17 +187,12 @@ def _switchover_locked(t: dict, layout: Layout, target: str | None, timeout_s: f
     return _patroni_led(t, layout, target, result, t0, timeout_s, rejoining=[old], lost=[])
 
 
-def _lost_nodes(cluster: dict) -> list[str]:
-    """Members kept down (a lost node's hold file: harness.targets.embedded.ha.nodes.kill_node)."""
-    return [n for n, m in cluster["members"].items() if Path(m["hold_file"]).exists()]
-
-
 def _patroni_failover_locked(t: dict, layout: Layout, target: str | None, timeout_s: float) -> dict:
     """`failover` on the patroni tier after the leader's node was lost: wait for Patroni to promote
     a member that was not lost, check that the application's first write lands there, then bring
     the lost node back and wait until it streams from the new leader."""
     cluster = t["ha"]
-    lost = _lost_nodes(cluster)
+    lost = ha_nodes.lost_nodes(cluster)
     t0 = time.monotonic()
     new = None
     while time.monotonic() - t0 < timeout_s:
@@ -226,7 +231,7 @@ def _patroni_led(t: dict, layout: Layout, target: str | None, result: dict, t0: 
         raise ActivityFailed(f"{new} leads now, but {', '.join(rejoining)} does not stream from it: "
                              f"{first_line(e)}") from None
     result["rebuild_s"] = round(time.monotonic() - t_rb, 3)
-    t = _save_roles(t, layout, target, embedded.current_roles(layout))
+    t = _save_leader(t, target, new) if layout is None else _save_roles(t, layout, target, embedded.current_roles(layout))
     result.update(standby_streaming=True, primary=t["primary"]["program"], standby=t["standby"]["program"],
                   target_file=str(_target_file(target)), total_s=round(time.monotonic() - t0, 3))
     return result

@@ -37,12 +37,15 @@ def load_target(target: str | None) -> dict:
         raise RecoveryInputError(str(e)) from None
 
 
-def load_local(target: str | None) -> tuple[dict, Layout]:
-    """The target description and the embedded stack's layout; bad input if it is not one."""
+def load_local(target: str | None, patroni_anywhere: bool = False) -> tuple[dict, Layout | None]:
+    """The target description and the embedded stack's layout; bad input if it is not one. With
+    `patroni_anywhere`, a container target on the patroni tier too, without a layout (None)."""
     try:
         t = targets.load(target)
     except targets.TargetError as e:
         raise RecoveryInputError(str(e)) from None
+    if patroni_anywhere and t.fault_family == "docker" and t.data.get("db_tier") == "patroni":
+        return t.data, None
     if t.fault_family != "processes":
         raise RecoveryInputError(f"database recovery automates the embedded stack; this target is {t.label} "
                                  f"(kind {t.kind!r})")

@@ -3,6 +3,7 @@
 never a password, so nothing the harness writes or prints carries one."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -41,3 +42,29 @@ def read(passfile: Path) -> dict[str, str]:
         if len(parts) == 5:
             out[parts[3]] = parts[4]
     return out
+
+
+HA_ROLES = ("replicator", "rest")  # Patroni's replication role; its REST API's user
+
+
+def ensure_ha(secrets_dir: Path, passfile: Path, host: str = "127.0.0.1") -> dict[str, str]:
+    """ensure()'s passwords plus the HA tier's (replication, Patroni's REST API), generated once
+    into secrets/ha.json (0600)."""
+    passwords = ensure(secrets_dir, passfile, host)
+    path = Path(secrets_dir) / "ha.json"
+    try:
+        extra = json.loads(path.read_text())
+    except (OSError, ValueError):
+        extra = {}
+    if not all(extra.get(k) for k in HA_ROLES):
+        extra = {k: extra.get(k) or secrets.token_urlsafe(24) for k in HA_ROLES}
+        write_private(path, json.dumps(extra))
+    return {**passwords, **extra}
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner reads (0600 from its creation)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)

@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 
-__all__ = ["HOME_LABEL", "COMPONENT_LABEL", "EngineError", "client", "home_labels", "owned", "find", "main_pid",
+__all__ = ["HOME_LABEL", "COMPONENT_LABEL", "EngineError", "client", "home_labels", "owned", "find", "main_pid", "pids",
            "interface_on", "netem", "netem_clear", "undo", "UNDO_KINDS"]
 
 HOME_LABEL = "org.gameday.home"
@@ -88,6 +88,14 @@ def main_pid(container) -> int:
     if state.get("Paused"):
         raise EngineError(f"container {container.name} is paused")
     return int(state["Pid"])
+
+
+def pids(container) -> list[int]:
+    """The host pids of every process in a running container (`docker top`)."""
+    main_pid(container)
+    top = container.top()
+    column = top["Titles"].index("PID")
+    return [int(row[column]) for row in top.get("Processes") or []]
 
 
 def interface_on(container, network: str) -> str:

@@ -1,8 +1,13 @@
 """The project's own container image, built from Debian packages: no registry is reachable and no
-image is pulled. A `debootstrap --variant=minbase` root file system with PostgreSQL 15,
-Prometheus, Alertmanager, Python 3.11 (the shared libraries the project's .venv interpreter
-needs; the .venv itself is mounted read-only at run time) and iproute2 (tc netem), imported with
+image is pulled. A `debootstrap --variant=minbase` root file system with PostgreSQL 15, etcd,
+Prometheus, Alertmanager, Python 3.11 (the shared libraries the project's .venv interpreter needs;
+the .venv itself is mounted read-only at run time) and iproute2 (tc netem), imported with
 `docker import`. One image for every component: one build, one cache.
+
+Patroni is the .venv's, the one the embedded stack and bench/failover.py run: its packages are
+mounted read-only at /opt/gameday-site and run by the image's own python3.11 as the database's
+OS user (a .venv mounted at its host path may lie under a folder that user cannot traverse, such
+as /root; the mount point cannot).
 
 The tag is a content hash of the recipe (suite, packages, the files added, the import changes),
 so a second set-up finds the image and returns at once; any change to the recipe builds anew.
@@ -24,14 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.targets.embedded.postgres import COMMON_SETTINGS
 
 __all__ = ["IMAGE_REPO", "image_tag", "image_exists", "build", "remove_stale", "mirror", "ImageError"]
 
 IMAGE_REPO = "gameday/svgai"
 SUITE = "bookworm"
 PACKAGES = (
-    "postgresql-15",            # primary and standby
+    "postgresql-15",            # the two Patroni members' servers
+    "etcd-server",              # Patroni's consensus store: three containers, one Raft quorum
     "prometheus",               # Debian 2.42
     "prometheus-alertmanager",
     "python3.11",               # brings the shared libraries a CPython 3.11 needs (ssl, ffi, sqlite, …)
@@ -44,57 +49,23 @@ PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
          "var/lib/apt/lists", "var/lib/postgresql/15/main", "etc/postgresql/15/main")
 DEBOOTSTRAP_CACHE = Path("/var/cache/gameday-debootstrap")  # downloaded .debs kept for the next cold build
 
-# The database's entrypoint: initdb (primary) or a streaming clone of the primary (standby) on the
-# first start only, then the server as PID 1 of the container (a SIGKILL of it is a crash, and the
-# restart policy brings the container back on the same files: crash recovery replays the WAL).
-PG_ENTRYPOINT = r"""#!/bin/bash
-# gameday-pg primary|standby
+# A Patroni node's entrypoint: its configuration (it holds passwords) copied from the home's
+# secrets, mounted read-only, into a file only the database's OS user reads; the shared WAL
+# archive (a volume) made that user's; then Patroni as PID 1, which makes it reap its children
+# and pass signals on (Patroni's own init mode). Patroni runs and restarts PostgreSQL. -S: only
+# the mounted packages, none of the image's own (as the embedded stack runs it with a system Python).
+PATRONI_ENTRYPOINT = r"""#!/bin/bash
+# gameday-patroni MEMBER
 set -eu
-ROLE="$1"
-BIN=/usr/lib/postgresql/15/bin
-DATA=/var/lib/gameday/pg
-as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
-mkdir -p "$DATA" /var/run/postgresql
-chown postgres:postgres "$DATA" /var/run/postgresql
-chmod 700 "$DATA"
-# The home's password file (generated at target up), mounted read-only: the server's user gets
-# its own 0600 copy, since libpq ignores a password file it cannot call private.
-install -o postgres -g postgres -m 600 /run/gameday-secrets/pgpass /var/run/postgresql/pgpass
-export PGPASSFILE=/var/run/postgresql/pgpass
-if [ ! -s "$DATA/PG_VERSION" ]; then
-  if [ "$ROLE" = primary ]; then
-    # 1 MB WAL segments, as the embedded stack: cheap segment switches. The superuser's password
-    # from the file; the application role's is set by the harness when it creates the role.
-    PW=/var/run/postgresql/pw
-    (umask 077; awk -F: '$4 == "postgres" { print $5 }' "$PGPASSFILE" > "$PW"); chown postgres "$PW"
-    as_pg "$BIN/initdb" -D "$DATA" --auth-local=trust --auth-host=scram-sha-256 --pwfile="$PW" -U postgres \
-      --wal-segsize=1 -E UTF8 --locale=C.UTF-8 >/dev/null
-    rm -f "$PW"
-  else
-    until as_pg "$BIN/pg_basebackup" -w -h "${PRIMARY_HOST:?}" -U postgres -D "$DATA" -R -X stream -c fast; do
-      find "$DATA" -mindepth 1 -delete; sleep 0.5
-    done
-  fi
-fi
-cat > "$DATA/gameday.conf" <<'CONF'
-listen_addresses = '*'
-port = 5432
-""" + COMMON_SETTINGS + r"""CONF
-# Published on 127.0.0.1 only, and still every TCP connection gives its password: any local user
-# can reach loopback. The socket inside the container is for the container's own processes.
-cat > "$DATA/pg_hba.conf" <<HBA
-local all all trust
-local replication all trust
-host all all all scram-sha-256
-host replication all all scram-sha-256
-HBA
-grep -q "include_if_exists = 'gameday.conf'" "$DATA/postgresql.conf" \
-  || echo "include_if_exists = 'gameday.conf'" >> "$DATA/postgresql.conf"
-chown postgres:postgres "$DATA/gameday.conf" "$DATA/pg_hba.conf"
-exec setpriv --reuid=postgres --regid=postgres --init-groups "$BIN/postgres" -D "$DATA"
+M="$1"
+install -d -o postgres -g postgres -m 700 /var/lib/gameday /var/lib/gameday/pg /var/lib/gameday/archive
+install -d -o postgres -g postgres -m 755 /var/run/postgresql
+install -o postgres -g postgres -m 600 "/run/gameday-ha/$M.yml" /var/lib/gameday/patroni.yml
+export PYTHONPATH=/opt/gameday-site PYTHONDONTWRITEBYTECODE=1
+exec setpriv --reuid=postgres --regid=postgres --init-groups python3.11 -S -m patroni /var/lib/gameday/patroni.yml
 """
 
-FILES = {"usr/local/bin/gameday-pg": (PG_ENTRYPOINT, 0o755)}
+FILES = {"usr/local/bin/gameday-patroni": (PATRONI_ENTRYPOINT, 0o755)}
 CHANGES = ("ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "ENV LANG=C.UTF-8",
            "LABEL org.gameday.image=svgai")
 

@@ -1,8 +1,10 @@
 """The container target: the SVG AI reference system as Docker containers, started with
 testcontainers on two Docker networks, every port published on 127.0.0.1 only.
 
-  postgres-primary  PostgreSQL 15 (network db)                           gameday-pg primary
-  postgres-standby  streaming replica of postgres-primary (network db)   gameday-pg standby
+  etcd-e0 etcd-e1 etcd-e2   Patroni's consensus store, one Raft quorum (network db)
+  pg0 pg1         Patroni nodes: the agent (PID 1) and the PostgreSQL 15 it runs; one leads, the
+                  other streams from it; a WAL archive volume shared by both (network db).
+                  The embedded stack's patroni tier in containers (harness/targets/containers/ha.py)
   api             gunicorn + uvicorn workers (the replicas) from the project's .venv, mounted
                   read-only (networks db and front)
   prometheus      scrapes the API every second; the embedded stack's alert rules (network front)
@@ -13,17 +15,19 @@ testcontainers on two Docker networks, every port published on 127.0.0.1 only.
 Every port is published on 127.0.0.1, which any local user can reach, so the databases ask every
 TCP connection for a password (scram-sha-256): generated at the first `up` into the home's
 `secrets/pgpass` (0600 in a 0700 folder), as the embedded stack's, and mounted read-only into the
-database and API containers. Prometheus runs without its lifecycle API.
+API's container; the Patroni nodes read their configuration (it holds the passwords) from
+`secrets/ha/`, mounted read-only. Prometheus runs without its lifecycle API.
 
 The database network (db) is what the network faults cut or slow: the API loses its database
-while everything else, the harness included, still reaches the API.
+while everything else, the harness included, still reaches the API. The harness reaches the
+servers, Patroni's REST APIs and etcd through their published ports.
 
 `up` is idempotent: a stack already up is only checked; a broken one (a container stopped, paused
 or cut off by a harness that died) is repaired; anything else starts from scratch, and a failed
 start takes down what it started. Every container and network carries the label
 `org.gameday.home=<home>` and `down` removes by that label: no container, network or volume is
 left. Containers restart by themselves (restart policy `always`: the supervision analogue), on
-their own files, so a killed database recovers its WAL.
+their own files; a PostgreSQL that dies is Patroni's to restart, as on the embedded patroni tier.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import time
 import urllib.error
 import urllib.parse
@@ -41,12 +46,15 @@ from typing import Callable
 
 from harness.targets import description as target_mod
 from harness.targets.containers import engine
+from harness.targets.containers import ha
 from harness.targets.containers import images
 from harness.targets.containers.engine import EngineError
 from harness.records.heartbeat_ledger import freshness
 from harness.core import ports
 from harness.core.pgroles import conninfo_value
 from harness.targets import credentials
+from harness.targets.embedded.ha import nodes
+from harness.targets.embedded.ha.config import ETCD, MEMBERS, HAError
 from harness.targets.embedded.monitoring import RULES, alertmanager_config
 from harness.targets.embedded.stack import HARNESS_ENTRIES
 from harness.targets.description import PROJECT_ROOT
@@ -56,23 +64,29 @@ for _k, _v in engine.TESTCONTAINERS_ENV.items():
 os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"  # always: its image cannot be pulled; `down` does its job
 
 __all__ = ["KIND", "COMPONENTS", "ContainersError", "up", "down", "status", "describe", "is_containers_home",
-           "DEFAULT_PORT_BASE", "API_REPLICAS"]
+           "DEFAULT_PORT_BASE", "API_REPLICAS", "DB_TIER"]
 
 KIND = "containers"
+DB_TIER = "patroni"  # the only one: the plain pair stays the embedded stack's, for the runbook's own tests
 DEFAULT_PORT_BASE = 17400  # beside an embedded stack on its default 15400
 API_REPLICAS = 2
 SECRETS_MOUNT = "/run/gameday-secrets"  # the home's secrets folder, read-only, in the database and API containers
 API_WORKER_TIMEOUT_S = 10
 HEARTBEAT_FRESH_S = 10.0
-# Container port, host-port offset from the base (the embedded stack's offsets: one numbering).
-PORTS = {"api": (8000, 0), "postgres-primary": (5432, 1), "postgres-standby": (5432, 2), "prometheus": (9090, 3),
-         "alertmanager": (9093, 4), "alert-receiver": (9095, 5)}
-COMPONENTS = ("postgres-primary", "postgres-standby", "api", "alert-receiver", "alertmanager", "prometheus", "heartbeat")
+# Published listeners: name -> (component, container port, host-port offset from the base). The
+# first six are the embedded stack's offsets (one numbering); the servers by member name.
+PORTS = {"api": ("api", 8000, 0), "pg0": ("pg0", ha.PG_PORT, 1), "pg1": ("pg1", ha.PG_PORT, 2),
+         "prometheus": ("prometheus", 9090, 3), "alertmanager": ("alertmanager", 9093, 4),
+         "alert-receiver": ("alert-receiver", 9095, 5),
+         "rest-pg0": ("pg0", ha.REST_PORT, 6), "rest-pg1": ("pg1", ha.REST_PORT, 7),
+         **{f"etcd-{e}": (f"etcd-{e}", ha.ETCD_CLIENT_PORT, 8 + i) for i, e in enumerate(ETCD)}}
+COMPONENTS = (*ha.ETCD_COMPONENTS, *MEMBERS, "api", "alert-receiver", "alertmanager", "prometheus", "heartbeat")
 NETWORKS = ("db", "front")
-ON_NETWORKS = {"postgres-primary": ("db",), "postgres-standby": ("db",), "api": ("db", "front"), "prometheus": ("front",),
-               "alertmanager": ("front",), "alert-receiver": ("front",), "heartbeat": ("front",)}
-START_TIMEOUT_S = {"postgres-primary": 60, "postgres-standby": 60, "api": 120, "alert-receiver": 30, "alertmanager": 30,
-                   "prometheus": 30, "heartbeat": 30}
+ON_NETWORKS = {**{c: ("db",) for c in (*ha.ETCD_COMPONENTS, *MEMBERS)}, "api": ("db", "front"),
+               "prometheus": ("front",), "alertmanager": ("front",), "alert-receiver": ("front",), "heartbeat": ("front",)}
+START_TIMEOUT_S = {**{c: 30 for c in ha.ETCD_COMPONENTS}, **{m: 90 for m in MEMBERS}, "api": 120,
+                   "alert-receiver": 30, "alertmanager": 30, "prometheus": 30, "heartbeat": 30}
+ARCHIVE_VOLUME = "archive"
 MAX_PORT = 32767  # 32768+ is the kernel's range for outgoing connections
 
 
@@ -101,7 +115,7 @@ def port_base(value: str | int | None, home: Path) -> int:
         base = int(raw)
     except (TypeError, ValueError):
         raise ContainersError(f"port base must be a whole number, got {raw!r}") from None
-    top = base + max(off for _, off in PORTS.values())
+    top = base + max(off for _, _, off in PORTS.values())
     if base < 1024 or top > MAX_PORT:
         raise ContainersError(f"port base {base} puts ports outside 1024..{MAX_PORT} (uses {base}..{top})")
     return base
@@ -120,8 +134,8 @@ class _Names:
     def network(self, which: str) -> str:
         return f"{self.prefix}-{which}"
 
-    def port(self, component: str) -> int:
-        return self.base + PORTS[component][1]
+    def port(self, listener: str) -> int:
+        return self.base + PORTS[listener][2]
 
     def url(self, component: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.port(component)}{path}"
@@ -140,19 +154,30 @@ class _Names:
     def secrets_dir(self) -> Path: return self.home / "secrets"  # 0700, as the embedded stack's
     @property
     def passfile(self) -> Path: return self.secrets_dir / "pgpass"  # mounted read-only where needed
+    @property
+    def ha_configs(self) -> Path: return self.secrets_dir / "ha"  # each member's Patroni YAML, mounted read-only
+    @property
+    def ha_home(self) -> Path: return self.home / "ha"  # the cluster handle (cluster.json)
+
+    def volume(self, which: str) -> str:
+        return f"{self.prefix}-{which}"
 
     def dsn(self, component: str, dbname: str, user: str) -> str:
         return _dsn(self.port(component), dbname, user, self.passfile)
 
 
-def describe(n: _Names) -> dict:
+def describe(n: _Names, leader: str | None = None) -> dict:
     """The target description (target.json): the same fields probes, recorders and checkers read
-    for the embedded stack, plus where each container is."""
-    def server(component: str) -> dict:
-        return {"port": n.port(component), "dsn": n.dsn(component, "svgai", "svgai"),
-                "admin_dsn": n.dsn(component, "svgai", "postgres"), "container": n.container(component),
-                "program": component}
-    p, s = n.port("postgres-primary"), n.port("postgres-standby")
+    for the embedded stack's patroni tier, plus where each container is. `primary` and `standby`
+    are the members in those roles when it was written; the faults ask the servers again (roles
+    move with every failover)."""
+    def server(member: str) -> dict:
+        return {"port": n.port(member), "dsn": n.dsn(member, "svgai", "svgai"),
+                "admin_dsn": n.dsn(member, "svgai", "postgres"), "container": n.container(member),
+                "program": member, "member": member}
+    first = leader if leader in MEMBERS else MEMBERS[0]
+    second = next(m for m in MEMBERS if m != first)
+    cluster = _handle(n)
     return {
         "kind": KIND,
         "name": "svg-ai (container target)",
@@ -162,11 +187,12 @@ def describe(n: _Names) -> dict:
         "api_url": n.url("api"),
         "api_replicas": API_REPLICAS,
         # Multi-host: whichever server accepts writes, as the embedded stack's.
-        "app_dsn": f"host=127.0.0.1,127.0.0.1 port={p},{s} dbname=svgai user=svgai "
-                   f"target_session_attrs=read-write connect_timeout=2 passfile={conninfo_value(n.passfile)}",
+        "app_dsn": cluster["dsn"],
         "passfile": str(n.passfile),
-        "primary": server("postgres-primary"),
-        "standby": server("postgres-standby"),
+        "primary": server(first),
+        "standby": server(second),
+        "db_tier": DB_TIER,
+        "ha": cluster,
         "model_dir": str(n.model_dir),
         "config_path": str(n.config_path),
         "prometheus_url": n.url("prometheus"),
@@ -179,6 +205,14 @@ def describe(n: _Names) -> dict:
         "database_network": n.network("db"),
         "logs_hint": f"docker logs {n.container('api')} (and the other {n.prefix}-* containers)",
     }
+
+
+def _handle(n: _Names) -> dict:
+    return ha.handle(home=n.home, ha_home=n.ha_home, pg_ports={m: n.port(m) for m in MEMBERS},
+                     rest_ports={m: n.port(f"rest-{m}") for m in MEMBERS},
+                     etcd_ports={e: n.port(f"etcd-{e}") for e in ETCD},
+                     containers={c: n.container(c) for c in COMPONENTS}, passfile=n.passfile,
+                     rest_secrets=n.secrets_dir / "ha.json")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,7 +241,7 @@ def up(home: str | os.PathLike | None = None, base: int | str | None = None,
         _repair(c, n, existing, step)
         st = status(n.home)
         if st["healthy"]:
-            target = describe(n)
+            target = _save_description(n)
             target_mod.save(target, n.home / target_mod.TARGET_FILE)
             step(f"container target up: API {target['api_url']}")
             return target
@@ -225,20 +259,30 @@ def up(home: str | os.PathLike | None = None, base: int | str | None = None,
             _run_py(["-m", "svgai.train", "--model-dir", str(n.model_dir), "--config", str(n.config_path)],
                     "model training")
         _write_monitoring_configs(n)
-        credentials.ensure(n.secrets_dir, n.passfile, host="*")
-        step(f"creating networks {n.network('db')}, {n.network('front')}")
+        passwords = credentials.ensure_ha(n.secrets_dir, n.passfile, host="*")
+        _write_ha_configs(n, passwords)
+        step(f"creating networks {n.network('db')}, {n.network('front')} and the WAL archive's volume")
         nets = {w: _network(n, w) for w in NETWORKS}
-        _start(n, nets, "postgres-primary", step)
-        _start(n, nets, "postgres-standby", step)
-        step("creating the application database and schema")
-        _create_app_database(n)
-        _run_py(["-m", "svgai.migrate", "--dsn", n.dsn("postgres-primary", "svgai", "svgai")], "schema migration")
+        _volume(n, ARCHIVE_VOLUME)
+        for component in ha.ETCD_COMPONENTS:
+            _start(n, nets, component, step)
+        _wait_healthy(n, ha.ETCD_COMPONENTS, 30)
+        for member in MEMBERS:  # pg0 first: it initialises the cluster, pg1 then clones it
+            _start(n, nets, member, step)
+        step("waiting for Patroni: a leader, and a replica streaming from it")
+        cluster = _handle(n)
+        try:
+            leader = nodes.wait_healthy(cluster, 90.0)
+        except HAError as e:
+            raise ContainersError(f"the Patroni cluster did not form: {e}; see docker logs {n.container('pg0')}") from None
+        step(f"creating the application database and schema on the leader {leader}")
+        _create_app_database(n, leader, passwords["svgai"])
+        _run_py(["-m", "svgai.migrate", "--dsn", n.dsn(leader, "svgai", "svgai")], "schema migration")
         for component in ("api", "alert-receiver", "alertmanager", "prometheus", "heartbeat"):
             _start(n, nets, component, step)
         step("waiting for Prometheus to scrape the API and the first heartbeats")
-        _wait_healthy(n, ("prometheus", "heartbeat", "postgres-standby"), 60)
-        target = describe(n)
-        target_mod.save(target, n.home / target_mod.TARGET_FILE)
+        _wait_healthy(n, ("prometheus", "heartbeat", *MEMBERS), 60)
+        target = _save_description(n)
         step(f"container target up: API {target['api_url']}, Prometheus {target['prometheus_url']}, "
              f"target description {n.home / target_mod.TARGET_FILE}")
         return target
@@ -324,8 +368,8 @@ def _check_home(n: _Names) -> None:
 
 
 def _check_ports_free(n: _Names) -> None:
-    for component, port in ports.in_use({component: n.port(component) for component in PORTS})[:1]:
-        raise ContainersError(f"port {port} ({component}) on 127.0.0.1 is in use; stop what holds "
+    for listener, port in ports.in_use({listener: n.port(listener) for listener in PORTS})[:1]:
+        raise ContainersError(f"port {port} ({listener}) on 127.0.0.1 is in use; stop what holds "
                               f"it or choose another --port-base")
 
 
@@ -385,25 +429,26 @@ def _network(n: _Names, which: str):
 
 def _spec(n: _Names, component: str) -> tuple[list[str], dict, list[tuple[str, str, str]], object]:
     """(command, environment, volume mounts, wait strategy) of one component."""
-    from testcontainers.core.wait_strategies import (ContainerStatusWaitStrategy, HttpWaitStrategy,
-                                                     LogMessageWaitStrategy)
+    from testcontainers.core.wait_strategies import ContainerStatusWaitStrategy, HttpWaitStrategy
     venv = Path(sys.prefix)
     py = str(venv / "bin" / "python")
     code = [(src, dst, "ro") for src, dst in _venv_mounts()]
     home_rw = [(str(n.home), str(n.home), "rw")]
     secrets = [(str(n.secrets_dir), SECRETS_MOUNT, "ro")]
     env_py = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    if component == "postgres-primary":
-        return (["gameday-pg", "primary"], {}, secrets,
-                LogMessageWaitStrategy("database system is ready to accept connections"))
-    if component == "postgres-standby":
-        return (["gameday-pg", "standby"], {"PRIMARY_HOST": "postgres-primary"}, secrets,
-                LogMessageWaitStrategy("database system is ready to accept read-only connections"))
+    if component in ha.ETCD_COMPONENTS:
+        return ha.etcd_command(component.split("-", 1)[1], n.home), {}, [], ContainerStatusWaitStrategy()
+    if component in MEMBERS:
+        site = sysconfig.get_paths()["purelib"]  # the .venv's packages: Patroni and what it imports
+        mounts = [(str(n.ha_configs), ha.CONFIG_MOUNT, "ro"), (n.volume(ARCHIVE_VOLUME), ha.ARCHIVE_MOUNT, "rw"),
+                  (site, ha.SITE_MOUNT, "ro")]
+        return ["gameday-patroni", component], {}, mounts, ContainerStatusWaitStrategy()
     if component == "api":
         cmd = [str(venv / "bin" / "gunicorn"), "svgai.api:app", "-k", "uvicorn_worker.UvicornWorker",
                "-w", str(API_REPLICAS), "--timeout", str(API_WORKER_TIMEOUT_S), "--graceful-timeout", "2",
                "--backlog", "2048", "--preload", "--no-control-socket", "-b", "0.0.0.0:8000"]
-        env = {**env_py, "SVGAI_DSN": "host=postgres-primary,postgres-standby port=5432,5432 dbname=svgai user=svgai "
+        hosts, ports_ = ",".join(MEMBERS), ",".join(str(ha.PG_PORT) for _ in MEMBERS)
+        env = {**env_py, "SVGAI_DSN": f"host={hosts} port={ports_} dbname=svgai user=svgai "
                                       f"target_session_attrs=read-write connect_timeout=2 passfile={SECRETS_MOUNT}/pgpass",
                "SVGAI_MODEL_DIR": str(n.model_dir), "SVGAI_CONFIG": str(n.config_path),
                "PROMETHEUS_MULTIPROC_DIR": "/run/metrics", "OMP_NUM_THREADS": "1"}
@@ -438,9 +483,10 @@ def _start(n: _Names, nets: dict, component: str, step) -> None:
         container.with_volume_mapping(src, dst, mode)
     if component == "api":
         container.with_tmpfs_mount("/run/metrics")  # fresh at every start: a restarted pod's metrics are new
-    if component in PORTS:
-        # 127.0.0.1 only (testcontainers' own with_bind_ports publishes on every address).
-        container.ports[f"{PORTS[component][0]}/tcp"] = ("127.0.0.1", n.port(component))
+    for listener, (owner, port, _) in PORTS.items():
+        if owner == component:
+            # 127.0.0.1 only (testcontainers' own with_bind_ports publishes on every address).
+            container.ports[f"{port}/tcp"] = ("127.0.0.1", n.port(listener))
     # The restart policy is the supervision: a killed container comes back by itself.
     container.with_kwargs(labels=engine.home_labels(str(n.home), component), restart_policy={"Name": "always"},
                           hostname=component)
@@ -455,19 +501,42 @@ def _start(n: _Names, nets: dict, component: str, step) -> None:
         container.start()
 
 
-def _create_app_database(n: _Names) -> None:
+def _create_app_database(n: _Names, leader: str, svgai_password: str) -> None:
     import psycopg
     from psycopg import sql
-    password = credentials.read(n.passfile)["svgai"]
-    with psycopg.connect(n.dsn("postgres-primary", "postgres", "postgres"), autocommit=True) as c:
+    with psycopg.connect(n.dsn(leader, "postgres", "postgres"), autocommit=True) as c:
         if not c.execute("select 1 from pg_roles where rolname='svgai'").fetchone():
             c.execute("create role svgai login")
-        # Over the connection, never on a command line; the standby gets it by replication.
-        c.execute(sql.SQL("alter role svgai login password {}").format(sql.Literal(password)))
+        # Over the connection, never on a command line; the replica gets it by replication.
+        c.execute(sql.SQL("alter role svgai login password {}").format(sql.Literal(svgai_password)))
         if not c.execute("select 1 from pg_database where datname='svgai'").fetchone():
             c.execute("create database svgai owner svgai")
-    with psycopg.connect(n.dsn("postgres-primary", "svgai", "postgres"), autocommit=True) as c:
+    with psycopg.connect(n.dsn(leader, "svgai", "postgres"), autocommit=True) as c:
         c.execute("create extension if not exists amcheck")
+
+
+def _write_ha_configs(n: _Names, passwords: dict) -> None:
+    """Each member's Patroni configuration into secrets/ha (0700; files 0600), mounted read-only."""
+    import yaml
+    n.ha_configs.mkdir(mode=0o700, exist_ok=True)
+    for member in MEMBERS:
+        credentials.write_private(n.ha_configs / f"{member}.yml",
+                                  yaml.safe_dump(ha.member_yaml_config(member, passwords), sort_keys=False))
+
+
+def _volume(n: _Names, which: str) -> None:
+    c = _client()
+    c.volumes.create(name=n.volume(which), labels=engine.home_labels(str(n.home), which))
+
+
+def _save_description(n: _Names) -> dict:
+    """target.json, and the cluster handle in ha/cluster.json (what the fault ledger's reaper
+    reads to put Patroni's settings back), with the roles as Patroni reports them now."""
+    target = describe(n, nodes.leader(_handle(n)))
+    n.ha_home.mkdir(exist_ok=True)
+    (n.ha_home / "cluster.json").write_text(json.dumps(target["ha"], indent=2) + "\n")
+    target_mod.save(target, n.home / target_mod.TARGET_FILE)
+    return target
 
 
 def _repair(c, n: _Names, containers: list, step) -> None:
@@ -508,17 +577,19 @@ def _http_ok(url: str, timeout_s: float = 2.0) -> tuple[bool, str]:
 
 
 def _health(n: _Names, component: str) -> tuple[bool, str]:
-    import psycopg
-    if component in ("postgres-primary", "postgres-standby"):
-        try:
-            with psycopg.connect(n.dsn(component, "postgres", "postgres")) as conn:
-                if not conn.execute("select pg_is_in_recovery()").fetchone()[0]:
-                    k = conn.execute("select count(*) from pg_stat_replication where state='streaming'").fetchone()[0]
-                    return True, f"primary, {k} streaming standby"
-                row = conn.execute("select status from pg_stat_wal_receiver").fetchone()
-                return (True, "standby, streaming") if row and row[0] == "streaming" else (False, "standby, not streaming")
-        except psycopg.Error as e:
-            return False, f"not accepting connections on {n.port(component)}: {str(e).strip().splitlines()[0]}"
+    if component in ha.ETCD_COMPONENTS:
+        healthy = nodes.etcd_member_healthy(n.url(component))
+        return healthy, "member of a quorum with a leader" if healthy else "no quorum, or not answering"
+    if component in MEMBERS:
+        # Patroni's word (what etcd holds), then the server's own: a leader that accepts
+        # connections, a replica that streams.
+        me = next((m for m in nodes.members(_handle(n)) if m.get("name") == component), None)
+        if me is None:
+            return False, "not in Patroni's cluster view (no member answered, or it is not registered)"
+        if me.get("role") == "leader":
+            return (True, "leader, running") if me.get("state") == "running" else (False, f"leader, {me.get('state')}")
+        streams = nodes.server_streams(_handle(n), component)
+        return (True, f"{me.get('role')}, streaming") if streams else (False, f"{me.get('role')}, {me.get('state')}, not streaming")
     if component == "api":
         return _http_ok(n.url("api", "/ready"))
     if component == "prometheus":

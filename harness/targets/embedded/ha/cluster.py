@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -78,7 +77,7 @@ def up(home: str | os.PathLike, port_base: int, synchronous: bool = False,
     settings = dict(SETTINGS, synchronous_mode=synchronous)
     try:
         python, pythonpath = _patroni_interpreter()
-        passwords = _passwords(layout)
+        passwords = credentials.ensure_ha(layout.secrets_dir, layout.passfile)
         _write_files(layout, passwords, settings, etcd_bin, python, pythonpath)
         if not already:
             step("starting supervisord")
@@ -240,26 +239,6 @@ def _patroni_interpreter() -> tuple[str, str | None]:
     return python, pythonpath
 
 
-def _passwords(layout: HaLayout) -> dict[str, str]:
-    """postgres and svgai from the home's pgpass (as every stack of the project keeps them), plus
-    the replication role's and the REST API's, generated once into secrets/ha.json (0600)."""
-    passwords = credentials.ensure(layout.secrets_dir, layout.passfile)
-    try:
-        extra = json.loads(layout.ha_secrets.read_text())
-    except (OSError, ValueError):
-        extra = {}
-    if not all(extra.get(k) for k in ("replicator", "rest")):
-        extra = {k: extra.get(k) or secrets.token_urlsafe(24) for k in ("replicator", "rest")}
-        _write_private(layout.ha_secrets, json.dumps(extra))
-    return {**passwords, **extra}
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
 def _write_files(layout: HaLayout, passwords: dict, settings: dict, etcd_bin: str, python: str,
                  pythonpath: str | None) -> None:
     layout.home.mkdir(parents=True, exist_ok=True)
@@ -276,7 +255,7 @@ def _write_files(layout: HaLayout, passwords: dict, settings: dict, etcd_bin: st
     layout.launcher.chmod(0o755)
     for m in MEMBERS:
         layout.member_dir(m).mkdir(mode=0o700, exist_ok=True)
-        _write_private(layout.patroni_conf(m), yaml.safe_dump(patroni_config(layout, m, passwords, settings),
+        credentials.write_private(layout.patroni_conf(m), yaml.safe_dump(patroni_config(layout, m, passwords, settings),
                                                               sort_keys=False))
     owned = [layout.srv, layout.archive_dir, layout.socket_dir, layout.bin_dir, layout.holds_dir]
     owned += [p for m in MEMBERS for p in (layout.member_dir(m), layout.patroni_conf(m))]

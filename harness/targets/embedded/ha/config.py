@@ -22,7 +22,8 @@ from harness.targets.embedded import postgres, supervisor
 from harness.targets.embedded.layout import MAX_PORT, PG_BIN
 
 __all__ = ["SETTINGS", "PROMOTION_S", "SCOPE", "ETCD", "MEMBERS", "MARKER", "REST_USER", "HAError", "HaLayout",
-           "check_settings", "expected_failover_window", "port_offsets", "patroni_config", "etcd_command", "etcd_url",
+           "check_settings", "expected_failover_window", "port_offsets", "patroni_config", "member_config",
+           "member_place", "MemberPlace", "REPLICATION_USER", "etcd_command", "etcd_url",
            "programs", "python_isolation", "dsn", "describe", "PATRONI_LAUNCH"]
 
 # Patroni's dynamic settings (written to etcd at bootstrap). The fastest honest values:
@@ -222,18 +223,52 @@ PG_HBA = [
 ]
 
 
-def patroni_config(layout: HaLayout, member: str, passwords: dict[str, str], settings: dict = SETTINGS) -> dict:
-    """Patroni's configuration for one member. `passwords`: postgres, replicator, rest."""
-    check_settings(settings)
+@dataclass(frozen=True)
+class MemberPlace:
+    """Where one Patroni member listens and keeps its files: on this machine (member_place) or in
+    a container (harness/targets/containers/ha_stack.py). The configuration is the same otherwise."""
+    rest_listen: str
+    rest_connect: str
+    pg_listen: str
+    pg_connect: str
+    etcd_hosts: tuple[str, ...]
+    data_dir: str
+    pgpass: str
+    socket_dir: str
+    archive_dir: str
+    pg_bin: str
+    pg_hba: tuple[str, ...]
+
+
+def member_place(layout: HaLayout, member: str) -> MemberPlace:
+    """A member of the embedded cluster: everything on 127.0.0.1, ports from the layout."""
     pg, rest = layout.port(f"postgres-{member}"), layout.port(f"rest-{member}")
-    archive = layout.archive_dir
+    return MemberPlace(
+        rest_listen=f"127.0.0.1:{rest}", rest_connect=f"127.0.0.1:{rest}",
+        pg_listen=f"127.0.0.1:{pg}", pg_connect=f"127.0.0.1:{pg}",
+        etcd_hosts=tuple(f"127.0.0.1:{layout.port(f'etcd-{e}')}" for e in ETCD),
+        data_dir=str(layout.data_dir(member)),
+        pgpass=str(layout.member_dir(member) / "pgpass"),  # Patroni's own, for replication and rewind
+        socket_dir=str(layout.socket_dir), archive_dir=str(layout.archive_dir), pg_bin=str(PG_BIN),
+        pg_hba=tuple(PG_HBA))
+
+
+def patroni_config(layout: HaLayout, member: str, passwords: dict[str, str], settings: dict = SETTINGS) -> dict:
+    """Patroni's configuration for one member of the embedded cluster. `passwords`: postgres,
+    replicator, rest."""
+    return member_config(member_place(layout, member), member, passwords, settings)
+
+
+def member_config(place: MemberPlace, member: str, passwords: dict[str, str], settings: dict = SETTINGS) -> dict:
+    """Patroni's configuration for one member, wherever it runs."""
+    check_settings(settings)
     return {
         "scope": SCOPE,
         "name": member,
         "log": {"level": "INFO", "deduplicate_heartbeat_logs": True},
-        "restapi": {"listen": f"127.0.0.1:{rest}", "connect_address": f"127.0.0.1:{rest}",
+        "restapi": {"listen": place.rest_listen, "connect_address": place.rest_connect,
                     "authentication": {"username": REST_USER, "password": passwords["rest"]}},
-        "etcd3": {"hosts": [f"127.0.0.1:{layout.port(f'etcd-{e}')}" for e in ETCD], "protocol": "http"},
+        "etcd3": {"hosts": list(place.etcd_hosts), "protocol": "http"},
         "bootstrap": {
             # Written to etcd once, when the cluster is initialised; shared by both members.
             "dcs": {**settings, "postgresql": {
@@ -251,7 +286,7 @@ def patroni_config(layout: HaLayout, member: str, passwords: dict[str, str], set
                     # slow promotions in the embedded stack's failovers.
                     "wal_retrieve_retry_interval": "500ms",
                     "archive_mode": "on",
-                    "archive_command": postgres.archive_command(archive),  # the plain tier's, same reasons
+                    "archive_command": postgres.archive_command(place.archive_dir),  # the plain tier's, same reasons
                     # As on the plain tier: a segment is archived at least this often, or a quiet
                     # primary's archive lags until 16 MB of WAL fill one (the RPO exposure of the
                     # archive then grew past the 30 s warning within a minute of light load).
@@ -262,16 +297,16 @@ def patroni_config(layout: HaLayout, member: str, passwords: dict[str, str], set
                        {"auth-host": "scram-sha-256"}],
         },
         "postgresql": {
-            "listen": f"127.0.0.1:{pg}",
-            "connect_address": f"127.0.0.1:{pg}",
-            "data_dir": str(layout.data_dir(member)),
-            "bin_dir": str(PG_BIN),
-            "pgpass": str(layout.member_dir(member) / "pgpass"),  # Patroni's own, for replication and rewind
+            "listen": place.pg_listen,
+            "connect_address": place.pg_connect,
+            "data_dir": place.data_dir,
+            "bin_dir": place.pg_bin,
+            "pgpass": place.pgpass,
             "use_unix_socket": True,
             "authentication": {"superuser": {"username": "postgres", "password": passwords["postgres"]},
                                "replication": {"username": REPLICATION_USER, "password": passwords["replicator"]}},
-            "parameters": {"unix_socket_directories": str(layout.socket_dir)},
-            "pg_hba": PG_HBA,
+            "parameters": {"unix_socket_directories": place.socket_dir},
+            "pg_hba": list(place.pg_hba),
             "basebackup": [{"checkpoint": "fast"}],  # a new replica does not wait for a spread checkpoint
             # A member whose rewind fails, or whose timeline diverged past rewinding, is rebuilt
             # from the leader instead of waiting for a person: a game day must end healed.

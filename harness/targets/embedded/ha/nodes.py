@@ -4,6 +4,11 @@ Roles are always asked of the cluster (Patroni's REST `GET /cluster`, i.e. what 
 never remembered: they move on every failover and switchover. A member is a node: its Patroni
 agent plus its PostgreSQL server. A lost node is both SIGKILLed at once and kept down (its
 launcher holds it) until `start_node`; a frozen node is both stopped with SIGSTOP until `thaw_node`.
+
+The same cluster runs in containers too (the container target: the handle's `runtime` is
+"containers"). There a node is a container and an etcd member another: a lost node is killed
+through the engine (SIGKILL; Docker leaves a container it was told to kill down, restart policy
+or not) and started again by it; its processes are the container's.
 """
 from __future__ import annotations
 
@@ -20,13 +25,15 @@ import psycopg
 
 from harness.core import procs
 from harness.core.pgroles import server_dsn
+from harness.targets.containers import engine
 from harness.targets.embedded import supervisor
 from harness.targets.embedded.ha.config import ETCD, REST_USER, HAError
 
 __all__ = ["members", "leader", "wait_leader", "wait_streaming", "wait_healthy", "switchover", "kill_node",
            "start_node", "lose_consensus", "restore_consensus", "freeze_node", "thaw_node", "agent_pid", "timeline",
            "timeline_of", "system_identifier", "system_identifier_of", "rest_call", "server_streams", "reinitialize",
-           "etcd_health", "etcd_member_healthy", "wait_quorum", "local_roles", "walsender_pids", "wal_behind"]
+           "etcd_health", "etcd_member_healthy", "wait_quorum", "local_roles", "walsender_pids", "wal_behind",
+           "in_containers", "lost_nodes", "node_pids", "node_start_spec", "etcd_start_spec"]
 
 REST_TIMEOUT_S = 1.0  # a frozen member's REST API never answers: do not wait long for it
 DEFAULT_HOLD_S = 900.0  # a lost node stays down at most this long if start_node never comes
@@ -236,6 +243,11 @@ def kill_node(cluster: dict, member: str, hold_s: float = DEFAULT_HOLD_S) -> dic
     `hold_s`). Returns the pids killed."""
     _check_member(cluster, member)
     info = cluster["members"][member]
+    if in_containers(cluster):
+        container = _container(info["container"])
+        pids = _container_pids(container)
+        container.kill()  # through the engine: it stays down until start_node
+        return {"member": member, "agent_pid": pids[0] if pids else None, "postgres_pids": pids[1:]}
     Path(info["hold_file"]).write_text(f"{time.time() + hold_s:.0f}\n")
     agent = agent_pid(cluster, member)
     if agent:
@@ -250,8 +262,35 @@ def start_node(cluster: dict, member: str) -> None:
     """Bring a lost node back: release its hold (its launcher starts Patroni within 0.2 s), and
     start its program if it was stopped. Patroni then rejoins it (pg_rewind or a new base backup)."""
     _check_member(cluster, member)
+    if in_containers(cluster):
+        _start(_container(cluster["members"][member]["container"]))
+        return
     Path(cluster["members"][member]["hold_file"]).unlink(missing_ok=True)
     supervisor.start(cluster["supervisor_url"], cluster["members"][member]["program"])
+
+
+def lost_nodes(cluster: dict) -> list[str]:
+    """Members kept down by kill_node: held by their launcher, or a container that does not run."""
+    if in_containers(cluster):
+        return [name for name, m in cluster["members"].items() if not _running(_container(m["container"]))]
+    return [name for name, m in cluster["members"].items() if Path(m["hold_file"]).exists()]
+
+
+def node_start_spec(cluster: dict, member: str) -> dict:
+    """The fault ledger's undo of kill_node (harness/targets/reaper.py carries it out)."""
+    _check_member(cluster, member)
+    if in_containers(cluster):
+        return {"kind": "docker_start", "container": _container(cluster["members"][member]["container"]).id}
+    return {"kind": "unlink", "path": cluster["members"][member]["hold_file"]}
+
+
+def node_pids(cluster: dict, member: str) -> list[int]:
+    """Every process of the node: its agent (and the agent's process group) and its PostgreSQL."""
+    _check_member(cluster, member)
+    if in_containers(cluster):
+        return sorted(_container_pids(_container(cluster["members"][member]["container"])))
+    agent = agent_pid(cluster, member)
+    return sorted(set(_postgres_pids(cluster, member) + (procs.group_members(agent) if agent else [])))
 
 
 def reinitialize(cluster: dict, member: str) -> None:
@@ -270,15 +309,28 @@ def lose_consensus(cluster: dict, lost: tuple[str, ...] = ETCD[1:]) -> list[str]
     if unknown or len(set(lost)) != len(lost):
         raise HAError(f"etcd members to lose must be distinct ones of {', '.join(ETCD)}, got {', '.join(lost)}")
     programs = [f"etcd-{e}" for e in lost]
-    for name in programs:
-        supervisor.stop(cluster["supervisor_url"], name)
+    for e, name in zip(lost, programs):
+        if in_containers(cluster):
+            _container(cluster["etcd_containers"][e]).stop(timeout=10)  # SIGTERM, as supervisord stops it
+        else:
+            supervisor.stop(cluster["supervisor_url"], name)
     return programs
 
 
 def restore_consensus(cluster: dict, lost: tuple[str, ...] = ETCD[1:]) -> None:
     """Start the etcd members lose_consensus stopped; they rejoin from their data folders."""
     for e in lost:
-        supervisor.start(cluster["supervisor_url"], f"etcd-{e}")
+        if in_containers(cluster):
+            _start(_container(cluster["etcd_containers"][e]))
+        else:
+            supervisor.start(cluster["supervisor_url"], f"etcd-{e}")
+
+
+def etcd_start_spec(cluster: dict, e: str) -> dict:
+    """The fault ledger's undo of lose_consensus for one member."""
+    if in_containers(cluster):
+        return {"kind": "docker_start", "container": _container(cluster["etcd_containers"][e]).id}
+    return {"kind": "supervisor_start", "url": cluster["supervisor_url"], "program": f"etcd-{e}"}
 
 
 def etcd_member_healthy(url: str) -> bool:
@@ -319,7 +371,8 @@ def walsender_pids(cluster: dict, member: str) -> list[int]:
     """The member's WAL senders (a leader's processes that stream to its replicas); [] on a replica
     with none of its own."""
     _check_member(cluster, member)
-    return [p for p in _postgres_pids(cluster, member) if "walsender" in (procs.cmdline(p) or "")]
+    pids = node_pids(cluster, member) if in_containers(cluster) else _postgres_pids(cluster, member)
+    return [p for p in pids if "walsender" in (procs.cmdline(p) or "")]
 
 
 def wal_behind(cluster: dict, leader: str, replica: str) -> int:
@@ -354,6 +407,36 @@ def thaw_node(cluster: dict, member: str) -> dict:
     if agent:
         pids += procs.group_members(agent)
     return {"member": member, "resumed_pids": sorted(set(procs.signal_all(pids, signal.SIGCONT)))}
+
+
+def in_containers(cluster: dict) -> bool:
+    return cluster.get("runtime") == "containers"
+
+
+def _container(name: str):
+    try:
+        return engine.find(engine.client(), name)
+    except engine.EngineError as e:
+        raise HAError(str(e)) from None
+
+
+def _running(container) -> bool:
+    container.reload()
+    return bool(container.attrs["State"].get("Running"))
+
+
+def _start(container) -> None:
+    if not _running(container):
+        container.start()
+
+
+def _container_pids(container) -> list[int]:
+    """The container's processes (host pids), its PID 1 first; [] when it does not run."""
+    try:
+        main = engine.main_pid(container)
+        return [main] + [p for p in engine.pids(container) if p != main]
+    except engine.EngineError:
+        return []
 
 
 def _check_member(cluster: dict, member: str) -> None:
