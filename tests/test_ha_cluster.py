@@ -216,6 +216,9 @@ def test_a_primary_promoted_behind_patronis_back_is_a_split_brain_and_a_reinit_h
 def test_without_etcds_quorum_the_failsafe_leader_keeps_taking_writes_and_a_held_back_replica_lacks_them(cluster):
     """Ground truth for consensus-lost and for the twin of database-node-lost-synchronous."""
     old, other = leader_and_replica(cluster, "quorum_acked")
+    # The replica was rebuilt by the test before: the leader confirms it with every member only
+    # once its failsafe topology names it (else it demotes: seen once in make test).
+    ha.wait_failsafe_topology(cluster, 15)
     lost = ha.lose_consensus(cluster)
     try:
         deadline = time.monotonic() + 5

@@ -181,6 +181,12 @@ def lose_consensus(duration_s: float = 40.0, members: int = 2, target: str | Non
     for e in lost:
         register_undo(f"ha-etcd:{e}", lambda e=e: nodes.restore_consensus(cluster, (e,)),
                       spec=nodes.etcd_start_spec(cluster, e), **ledger)
+    try:
+        # From steady state: a member the leader's failsafe topology does not name yet (just
+        # rejoined) would make it demote, whatever failsafe_mode promises.
+        nodes.wait_failsafe_topology(cluster, 15.0)
+    except HAError as e:
+        raise ActivityFailed(f"{e}: nothing was injected") from None
     roles_before = nodes.local_roles(cluster)
     try:
         nodes.lose_consensus(cluster, lost)

@@ -24,9 +24,11 @@ from harness.targets.embedded.ha.nodes import (agent_pid, etcd_health, freeze_no
                                                lose_consensus, members, reinitialize, wait_quorum, wal_behind,
                                                walsender_pids, restore_consensus, server_streams, set_pause, patch_config, dynamic_config, start_node,
                                                switchover, system_identifier, system_identifier_of, thaw_node,
-                                               timeline, timeline_of, wait_healthy, wait_leader, wait_streaming)
+                                               timeline, timeline_of, wait_failsafe_topology, wait_healthy, wait_leader,
+                                               wait_streaming)
 
 __all__ = ["SETTINGS", "HAError", "expected_failover_window", "up", "down", "layout_for", "members", "leader",
            "switchover", "kill_node", "start_node", "lose_consensus", "restore_consensus", "reinitialize", "server_streams", "set_pause", "patch_config", "dynamic_config", "freeze_node", "thaw_node", "agent_pid", "timeline",
            "timeline_of", "system_identifier", "system_identifier_of", "wait_leader", "wait_streaming",
-           "wait_healthy", "etcd_health", "wait_quorum", "local_roles", "walsender_pids", "wal_behind"]
+           "wait_healthy", "etcd_health", "wait_quorum", "local_roles", "walsender_pids", "wal_behind",
+           "wait_failsafe_topology"]

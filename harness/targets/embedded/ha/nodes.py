@@ -33,7 +33,8 @@ __all__ = ["members", "leader", "wait_leader", "wait_streaming", "wait_healthy",
            "start_node", "lose_consensus", "restore_consensus", "freeze_node", "thaw_node", "agent_pid", "timeline",
            "timeline_of", "system_identifier", "system_identifier_of", "rest_call", "server_streams", "reinitialize",
            "etcd_health", "etcd_member_healthy", "wait_quorum", "local_roles", "walsender_pids", "wal_behind",
-           "in_containers", "lost_nodes", "node_pids", "node_start_spec", "etcd_start_spec"]
+           "in_containers", "lost_nodes", "node_pids", "node_start_spec", "etcd_start_spec",
+           "wait_failsafe_topology"]
 
 REST_TIMEOUT_S = 1.0  # a frozen member's REST API never answers: do not wait long for it
 DEFAULT_HOLD_S = 900.0  # a lost node stays down at most this long if start_node never comes
@@ -331,6 +332,26 @@ def etcd_start_spec(cluster: dict, e: str) -> dict:
     if in_containers(cluster):
         return {"kind": "docker_start", "container": _container(cluster["etcd_containers"][e]).id}
     return {"kind": "supervisor_start", "url": cluster["supervisor_url"], "program": f"etcd-{e}"}
+
+
+def wait_failsafe_topology(cluster: dict, timeout_s: float = 10.0) -> None:
+    """With failsafe_mode on, until the leader's failsafe topology (`GET /failsafe`, written to
+    etcd by the leader each HA loop) names every member: a leader that loses the quorum keeps its
+    role only if every member it knows confirms it, and a member that just joined (a reinit, a
+    rejoined node) may be missing from it for a loop or two. Without failsafe_mode, at once."""
+    if not (cluster.get("settings") or {}).get("failsafe_mode"):
+        return
+
+    def complete() -> bool:
+        name = leader(cluster)
+        if name is None:
+            return False
+        try:
+            status, body = rest_call(cluster, name, "/failsafe")
+        except OSError:
+            return False
+        return status == 200 and isinstance(body, dict) and set(body) >= set(cluster["members"])
+    _until(complete, timeout_s, "the leader's failsafe topology did not name every member", lambda: _summary(cluster))
 
 
 def etcd_member_healthy(url: str) -> bool:
